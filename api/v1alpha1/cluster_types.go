@@ -1,0 +1,130 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ProviderType names how credentials are minted on a target cluster.
+// +kubebuilder:validation:Enum=ServiceAccountToken;SignedCertificate
+type ProviderType string
+
+const (
+	// ProviderServiceAccountToken creates a ServiceAccount and RBAC bindings per
+	// session on the target and mints a bound token with the TokenRequest API.
+	// Revocable: deleting the ServiceAccount invalidates the token server-side.
+	ProviderServiceAccountToken ProviderType = "ServiceAccountToken"
+	// ProviderSignedCertificate signs a client certificate with a CA that the
+	// target's API server trusts. The certificate lives no longer than the
+	// session; RBAC bindings made for it are deleted at the end.
+	ProviderSignedCertificate ProviderType = "SignedCertificate"
+)
+
+// DefaultSessionNamespace is the namespace on a target cluster that holds the
+// per-session ServiceAccounts when a Cluster does not name another.
+const DefaultSessionNamespace = "sessiongate-sessions"
+
+// ClusterSpec says where a target API server is and how the gateway mints
+// credentials there.
+type ClusterSpec struct {
+	// server is the HTTPS URL of the target's API server as the gateway reaches it.
+	// +kubebuilder:validation:Pattern=`^https://`
+	// +kubebuilder:validation:MaxLength=2048
+	// +required
+	Server string `json:"server"`
+
+	// caBundle is the PEM-encoded CA that the target's serving certificate
+	// chains to. TLS to targets is always verified.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	CABundle []byte `json:"caBundle"`
+
+	// kubeconfigSecretRef names a Secret in the Cluster's namespace whose
+	// "kubeconfig" key holds the kubeconfig the gateway uses to mint and revoke
+	// credentials on the target. It needs rights to manage ServiceAccounts,
+	// their tokens and RBAC bindings in the session namespace.
+	// +required
+	KubeconfigSecretRef SecretKeyRef `json:"kubeconfigSecretRef"`
+
+	// provider chooses how credentials are minted.
+	// +kubebuilder:default={type: ServiceAccountToken}
+	// +optional
+	Provider CredentialProvider `json:"provider,omitempty"`
+}
+
+// SecretKeyRef names a key of a Secret in the referring object's namespace.
+type SecretKeyRef struct {
+	// name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Name string `json:"name"`
+	// key inside the Secret; each use documents its default.
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// CredentialProvider configures how credentials are minted on the target.
+// +kubebuilder:validation:XValidation:rule="self.type != 'SignedCertificate' || has(self.signedCertificate)",message="signedCertificate is required when type is SignedCertificate"
+type CredentialProvider struct {
+	// type of provider.
+	// +kubebuilder:default=ServiceAccountToken
+	// +optional
+	Type ProviderType `json:"type,omitempty"`
+
+	// sessionNamespace is the namespace on the target that holds per-session
+	// ServiceAccounts. The gateway creates it when it is missing.
+	// +kubebuilder:default=sessiongate-sessions
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	SessionNamespace string `json:"sessionNamespace,omitempty"`
+
+	// signedCertificate configures the SignedCertificate provider.
+	// +optional
+	SignedCertificate *SignedCertificateProvider `json:"signedCertificate,omitempty"`
+}
+
+// SignedCertificateProvider points at the CA that signs session certificates.
+type SignedCertificateProvider struct {
+	// caSecretRef names a Secret in the Cluster's namespace with "tls.crt" and
+	// "tls.key": a CA that the target's API server trusts for client
+	// certificates (its --client-ca-file).
+	// +required
+	CASecretRef SecretKeyRef `json:"caSecretRef"`
+}
+
+// ClusterStatus is the observed state of a Cluster.
+type ClusterStatus struct {
+	// conditions of the Cluster.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Cluster is a target cluster that Sessions can grant access to. Clusters live
+// in the gateway's own namespace.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Server",type=string,JSONPath=`.spec.server`
+// +kubebuilder:printcolumn:name="Provider",type=string,JSONPath=`.spec.provider.type`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Cluster struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ClusterSpec   `json:"spec"`
+	Status ClusterStatus `json:"status,omitempty"`
+}
+
+// ClusterList is a list of Clusters.
+//
+// +kubebuilder:object:root=true
+type ClusterList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Cluster `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Cluster{}, &ClusterList{})
+}

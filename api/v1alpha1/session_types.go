@@ -1,0 +1,219 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// OwnerType says whether a session belongs to one user or to a group.
+// +kubebuilder:validation:Enum=User;Group
+type OwnerType string
+
+const (
+	OwnerUser  OwnerType = "User"
+	OwnerGroup OwnerType = "Group"
+)
+
+// SessionSpec is what a session asks for. It cannot change once created,
+// except that terminated may go from false to true.
+//
+// +kubebuilder:validation:XValidation:rule="self.ttl == oldSelf.ttl && self.cluster == oldSelf.cluster && self.accessLevel == oldSelf.accessLevel && self.owner == oldSelf.owner && (has(self.reason) ? self.reason : ”) == (has(oldSelf.reason) ? oldSelf.reason : ”)",message="spec is immutable except for terminated"
+// +kubebuilder:validation:XValidation:rule="!(has(oldSelf.terminated) && oldSelf.terminated) || (has(self.terminated) && self.terminated)",message="terminated cannot be set back to false"
+type SessionSpec struct {
+	// ttl is how long the session stays Active, counted from activation.
+	// It must be positive and no longer than the gateway's maximum.
+	// +required
+	TTL metav1.Duration `json:"ttl"`
+
+	// cluster is the name of a Cluster in the gateway's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Cluster string `json:"cluster"`
+
+	// accessLevel is what the session may do on the target.
+	// +required
+	AccessLevel AccessLevel `json:"accessLevel"`
+
+	// owner is the identity allowed to use the session.
+	// +required
+	Owner Owner `json:"owner"`
+
+	// reason says why access is needed, e.g. an incident number. It is written
+	// to the audit log.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Reason string `json:"reason,omitempty"`
+
+	// terminated ends the session early. It may only go from false to true.
+	// +optional
+	Terminated bool `json:"terminated,omitempty"`
+}
+
+// AccessLevel has exactly one shape: a ClusterRole bound cluster-wide, a
+// ClusterRole bound in the listed namespaces, or a group carried in a
+// certificate identity.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.clusterRole) != has(self.group)",message="set exactly one of clusterRole or group"
+// +kubebuilder:validation:XValidation:rule="!has(self.namespaces) || has(self.clusterRole)",message="namespaces can only be used with clusterRole"
+type AccessLevel struct {
+	// clusterRole is the name of a ClusterRole on the target, e.g. view or
+	// edit. The gateway only grants ClusterRoles its policy allows.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ClusterRole string `json:"clusterRole,omitempty"`
+
+	// namespaces limits clusterRole to these namespaces (RoleBindings); empty
+	// means cluster-wide (a ClusterRoleBinding).
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=set
+	// +optional
+	Namespaces []string `json:"namespaces,omitempty"`
+
+	// group is carried as the organisation of a session certificate, for
+	// targets whose RBAC already names that group. Needs the
+	// SignedCertificate provider.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Group string `json:"group,omitempty"`
+}
+
+// Owner is who may use a session.
+type Owner struct {
+	// type is User or Group.
+	// +required
+	Type OwnerType `json:"type"`
+
+	// userPrincipal identifies the user when type is User.
+	// +optional
+	UserPrincipal *UserPrincipal `json:"userPrincipal,omitempty"`
+
+	// group identifies the group when type is Group.
+	// +optional
+	Group *GroupPrincipal `json:"group,omitempty"`
+}
+
+// UserPrincipal matches one claim of the caller's token.
+type UserPrincipal struct {
+	// name the claim must equal, e.g. alice@example.com.
+	// +required
+	Name string `json:"name"`
+	// claim of the caller's OIDC token that holds the name, e.g. sub, email, upn.
+	// +required
+	Claim string `json:"claim"`
+}
+
+// GroupPrincipal matches a member of the caller's groups claim.
+type GroupPrincipal struct {
+	// name of the group.
+	// +required
+	Name string `json:"name"`
+}
+
+// SessionPhase is a summary of a session's conditions.
+// +kubebuilder:validation:Enum=Pending;Active;Expired;Terminated;Failed
+type SessionPhase string
+
+const (
+	PhasePending    SessionPhase = "Pending"
+	PhaseActive     SessionPhase = "Active"
+	PhaseExpired    SessionPhase = "Expired"
+	PhaseTerminated SessionPhase = "Terminated"
+	PhaseFailed     SessionPhase = "Failed"
+)
+
+// Condition types of a Session.
+const (
+	// ConditionReady is True while the session may be used.
+	ConditionReady = "Ready"
+	// ConditionCredentialsAvailable is True while minted credentials exist on
+	// the target and in the session's Secret.
+	ConditionCredentialsAvailable = "CredentialsAvailable"
+)
+
+// Condition reasons of a Session.
+const (
+	ReasonActive             = "Active"
+	ReasonPending            = "Pending"
+	ReasonInvalidSpec        = "InvalidSpec"
+	ReasonClusterNotFound    = "ClusterNotFound"
+	ReasonTargetUnreachable  = "TargetUnreachable"
+	ReasonMintFailed         = "MintFailed"
+	ReasonMinted             = "Minted"
+	ReasonExpired            = "Expired"
+	ReasonTerminated         = "Terminated"
+	ReasonRevoked            = "Revoked"
+	ReasonRevocationRetrying = "RevocationRetrying"
+)
+
+// SessionStatus is the observed state of a Session.
+type SessionStatus struct {
+	// phase summarises the conditions.
+	// +optional
+	Phase SessionPhase `json:"phase,omitempty"`
+
+	// activatedAt is when the session first became Active.
+	// +optional
+	ActivatedAt *metav1.Time `json:"activatedAt,omitempty"`
+
+	// expiresAt is activatedAt plus ttl.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// endpoint is the gateway URL that serves the session:
+	// <ingress base URL>/sessiongate/<name>/kas.
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// credentialsSecretRef names the Secret, in the session's namespace, that
+	// holds the minted credential.
+	// +optional
+	CredentialsSecretRef string `json:"credentialsSecretRef,omitempty"`
+
+	// backendKASURL is the target API server the gateway forwards to.
+	// +optional
+	BackendKASURL string `json:"backendKASURL,omitempty"`
+
+	// observedGeneration is the generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions of the session.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Session grants its owner time-limited access to a target cluster through the
+// gateway.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=sgs
+// +kubebuilder:printcolumn:name="Owner",type=string,JSONPath=`.spec.owner.userPrincipal.name`
+// +kubebuilder:printcolumn:name="Group",type=string,JSONPath=`.spec.owner.group.name`,priority=1
+// +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.spec.cluster`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Expires-At",type=string,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.spec.reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Session struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   SessionSpec   `json:"spec"`
+	Status SessionStatus `json:"status,omitempty"`
+}
+
+// SessionList is a list of Sessions.
+//
+// +kubebuilder:object:root=true
+type SessionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Session `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Session{}, &SessionList{})
+}

@@ -1,0 +1,54 @@
+package controlplane
+
+import (
+	"errors"
+	"net"
+	"net/url"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/credentials"
+)
+
+// errClusterNotFound means spec.cluster names no Cluster.
+var errClusterNotFound = errors.New("cluster not found")
+
+// classify decides once, for every step, what an error means: a permanent
+// error fails the session; anything else is retried with backoff, with a
+// reason that tells an operator where to look.
+func classify(err error) (reason string, permanent bool) {
+	var netErr net.Error
+	var urlErr *url.Error
+	switch {
+	case errors.Is(err, credentials.ErrPermanent):
+		return v1alpha1.ReasonMintFailed, true
+	case errors.Is(err, errClusterNotFound):
+		return v1alpha1.ReasonClusterNotFound, true
+	case apierrors.IsUnauthorized(err), apierrors.IsForbidden(err):
+		return reasonTargetRefused, false
+	case errors.As(err, &netErr), errors.As(err, &urlErr),
+		apierrors.IsTimeout(err), apierrors.IsServerTimeout(err), apierrors.IsServiceUnavailable(err):
+		return v1alpha1.ReasonTargetUnreachable, false
+	default:
+		return reasonMintRetrying, false
+	}
+}
+
+// retry turns a transient error into a result: errors go to controller-runtime's
+// rate limiter, which backs off per session.
+func retry(err error) (ctrl.Result, error) {
+	return reconcile.Result{}, err
+}
+
+// requeueAt asks for another pass at t (and at least a moment from now).
+func requeueAt(now, t time.Time) ctrl.Result {
+	d := t.Sub(now)
+	if d < 100*time.Millisecond {
+		d = 100 * time.Millisecond
+	}
+	return ctrl.Result{RequeueAfter: d}
+}

@@ -1,0 +1,313 @@
+// Package controlplane holds the leader-only reconcilers: the Session
+// controller that validates, mints, activates, expires and revokes sessions,
+// and the sweep that removes target-side objects whose session is gone.
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/credentials"
+	"sessiongate.dev/sessiongate/internal/policy"
+)
+
+// Finalizer keeps a Session until its credentials are revoked on the target.
+const Finalizer = "sessiongate.dev/revoke-credentials"
+
+// refreshBefore is how long before a credential runs out (while its session
+// still lasts) a fresh one is minted.
+const refreshBefore = 2 * time.Minute
+
+// SessionReconciler drives a Session from Pending to Active and on to an end.
+// Every step is idempotent: a crash between two steps leaves nothing that the
+// next pass does not finish or clean up.
+type SessionReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	Policy   policy.Policy
+	// IngressBaseURL is the gateway's external URL, e.g. https://gw.example.com.
+	IngressBaseURL string
+
+	targets *targets
+}
+
+// +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=sessions;clusters,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=sessions/status;clusters/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=sessions/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",namespace=sessiongate,resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,namespace=sessiongate,resources=events,verbs=create;patch
+
+func (r *SessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	s := &v1alpha1.Session{}
+	if err := r.Get(ctx, req.NamespacedName, s); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !s.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, s)
+	}
+	if controllerutil.AddFinalizer(s, Finalizer) {
+		if err := r.Update(ctx, s); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
+	}
+
+	before := s.Status.DeepCopy()
+	res, err := r.reconcile(ctx, s)
+	s.Status.Phase = phaseOf(s.Status.Conditions)
+	s.Status.ObservedGeneration = s.Generation
+	if !equality.Semantic.DeepEqual(before, &s.Status) {
+		if perr := r.patchStatus(ctx, s, before); perr != nil {
+			return ctrl.Result{}, perr
+		}
+		if before.Phase != s.Status.Phase {
+			klog.V(2).InfoS("Session phase changed", "session", klog.KObj(s), "from", before.Phase, "to", s.Status.Phase)
+		}
+	}
+	return res, err
+}
+
+// patchStatus sends only what changed, so it never overwrites a field another
+// writer set since the read.
+func (r *SessionReconciler) patchStatus(ctx context.Context, s *v1alpha1.Session, before *v1alpha1.SessionStatus) error {
+	orig := s.DeepCopy()
+	orig.Status = *before
+	if err := r.Status().Patch(ctx, s, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("patching status of session %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// reconcile runs the steps in order; the first that has more to do returns.
+func (r *SessionReconciler) reconcile(ctx context.Context, s *v1alpha1.Session) (ctrl.Result, error) {
+	now := r.Clock.Now()
+	switch {
+	case isFinal(s):
+		return r.ensureRevoked(ctx, s)
+	case s.Spec.Terminated:
+		return r.end(ctx, s, v1alpha1.ReasonTerminated, "terminated by spec.terminated")
+	case s.Status.ExpiresAt != nil && !now.Before(s.Status.ExpiresAt.Time):
+		return r.end(ctx, s, v1alpha1.ReasonExpired, fmt.Sprintf("TTL of %s ran out at %s", s.Spec.TTL.Duration, s.Status.ExpiresAt.UTC().Format(time.RFC3339)))
+	}
+	if errs := r.Policy.Validate(&s.Spec); len(errs) > 0 {
+		r.fail(s, v1alpha1.ReasonInvalidSpec, errs.ToAggregate().Error(), false)
+		return ctrl.Result{}, nil
+	}
+
+	target, err := r.targets.get(ctx, s.Spec.Cluster)
+	if err != nil {
+		return r.stepFailed(s, err, false)
+	}
+	return r.activate(ctx, s, target, now)
+}
+
+// activate makes sure a fresh credential is stored and the status says Active.
+func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, target credentials.Target, now time.Time) (ctrl.Result, error) {
+	expiresAt := now.Add(s.Spec.TTL.Duration)
+	if s.Status.ExpiresAt != nil {
+		expiresAt = s.Status.ExpiresAt.Time
+	}
+
+	secret, err := r.credentialsSecret(ctx, s)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	notAfter, fresh := time.Time{}, false
+	if secret != nil {
+		notAfter, fresh = credentials.NotAfterOf(secret)
+		fresh = fresh && (!now.Add(refreshBefore).After(notAfter) || !notAfter.Before(expiresAt))
+	}
+	if !fresh {
+		minter, err := credentials.NewMinter(target)
+		if err != nil {
+			return r.stepFailed(s, err, true)
+		}
+		cred, err := minter.Mint(ctx, s, expiresAt)
+		if err != nil {
+			return r.stepFailed(s, fmt.Errorf("minting credentials on cluster %s: %w", s.Spec.Cluster, err), true)
+		}
+		if err := r.storeCredential(ctx, s, secret, target, cred); err != nil {
+			return ctrl.Result{}, err
+		}
+		notAfter = cred.NotAfter
+		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, v1alpha1.ReasonMinted, "Mint",
+			"minted credentials on cluster %s for %s, valid until %s", s.Spec.Cluster, cred.Identity, cred.NotAfter.UTC().Format(time.RFC3339))
+	}
+
+	if s.Status.ActivatedAt == nil {
+		s.Status.ActivatedAt = &metav1.Time{Time: now}
+		s.Status.ExpiresAt = &metav1.Time{Time: expiresAt}
+		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, v1alpha1.ReasonActive, "Activate",
+			"session active on cluster %s until %s", s.Spec.Cluster, expiresAt.UTC().Format(time.RFC3339))
+	}
+	s.Status.Endpoint = strings.TrimRight(r.IngressBaseURL, "/") + "/sessiongate/" + s.Name + "/kas"
+	s.Status.BackendKASURL = target.Cluster.Spec.Server
+	s.Status.CredentialsSecretRef = secretName(s)
+	setCondition(s, v1alpha1.ConditionCredentialsAvailable, metav1.ConditionTrue, v1alpha1.ReasonMinted,
+		"credentials valid until "+notAfter.UTC().Format(time.RFC3339))
+	setCondition(s, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonActive,
+		"session active until "+expiresAt.UTC().Format(time.RFC3339))
+
+	next := expiresAt
+	if refresh := notAfter.Add(-refreshBefore); notAfter.Before(expiresAt) && refresh.Before(next) {
+		next = refresh
+	}
+	return requeueAt(now, next), nil
+}
+
+// stepFailed records why a step did not finish: permanent errors fail the
+// session, transient ones keep it Pending and retry with backoff.
+func (r *SessionReconciler) stepFailed(s *v1alpha1.Session, err error, targetTouched bool) (ctrl.Result, error) {
+	reason, permanent := classify(err)
+	if permanent {
+		r.fail(s, reason, err.Error(), targetTouched)
+		return ctrl.Result{}, nil
+	}
+	if s.Status.ActivatedAt == nil {
+		setCondition(s, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, err.Error())
+	}
+	setCondition(s, v1alpha1.ConditionCredentialsAvailable, metav1.ConditionFalse, reason, err.Error())
+	r.Recorder.Eventf(s, nil, corev1.EventTypeWarning, reason, "Mint", "%s (retrying)", err.Error())
+	return retry(err)
+}
+
+// fail ends the session as Failed. When the target may already hold objects
+// for it, they are revoked on the next pass.
+func (r *SessionReconciler) fail(s *v1alpha1.Session, reason, msg string, targetTouched bool) {
+	setCondition(s, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	credReason := reasonNotMinted
+	if targetTouched {
+		credReason = reason
+	}
+	setCondition(s, v1alpha1.ConditionCredentialsAvailable, metav1.ConditionFalse, credReason, msg)
+	r.Recorder.Eventf(s, nil, corev1.EventTypeWarning, reason, "Validate", "%s", msg)
+	klog.V(2).InfoS("Session failed", "session", klog.KObj(s), "reason", reason, "message", msg)
+}
+
+// end marks the session Expired or Terminated and revokes its credentials.
+func (r *SessionReconciler) end(ctx context.Context, s *v1alpha1.Session, reason, msg string) (ctrl.Result, error) {
+	setCondition(s, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, reason, "End", "%s", msg)
+	return r.ensureRevoked(ctx, s)
+}
+
+// ensureRevoked deletes the session's objects on the target and its Secret.
+func (r *SessionReconciler) ensureRevoked(ctx context.Context, s *v1alpha1.Session) (ctrl.Result, error) {
+	if !needsRevocation(s) {
+		return ctrl.Result{}, nil
+	}
+	if err := r.revoke(ctx, s); err != nil {
+		setCondition(s, v1alpha1.ConditionCredentialsAvailable, metav1.ConditionFalse, v1alpha1.ReasonRevocationRetrying, err.Error())
+		return retry(err)
+	}
+	setCondition(s, v1alpha1.ConditionCredentialsAvailable, metav1.ConditionFalse, v1alpha1.ReasonRevoked,
+		"credentials deleted on the target and in the gateway")
+	r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, v1alpha1.ReasonRevoked, "Revoke", "credentials revoked on cluster %s", s.Spec.Cluster)
+	return ctrl.Result{}, nil
+}
+
+func (r *SessionReconciler) revoke(ctx context.Context, s *v1alpha1.Session) error {
+	target, err := r.targets.get(ctx, s.Spec.Cluster)
+	switch {
+	case err == nil:
+		if err := credentials.Revoke(ctx, target, s.UID); err != nil {
+			return fmt.Errorf("revoking on cluster %s: %w", s.Spec.Cluster, err)
+		}
+	case isClusterNotFound(err):
+		// Nothing of this gateway can reach that target any more; the gateway
+		// itself refuses the session, which is what counts.
+		klog.V(2).InfoS("Cluster gone; nothing to revoke there", "session", klog.KObj(s), "cluster", s.Spec.Cluster)
+	default:
+		return err
+	}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: secretName(s)}}
+	if err := r.Delete(ctx, sec); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting credentials Secret %s: %w", sec.Name, err)
+	}
+	klog.V(2).InfoS("Revoked session credentials", "session", klog.KObj(s), "cluster", s.Spec.Cluster)
+	return nil
+}
+
+// finalize revokes a deleted session and lets it go.
+func (r *SessionReconciler) finalize(ctx context.Context, s *v1alpha1.Session) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(s, Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	if err := r.revoke(ctx, s); err != nil {
+		r.Recorder.Eventf(s, nil, corev1.EventTypeWarning, v1alpha1.ReasonRevocationRetrying, "Revoke", "%s (retrying)", err.Error())
+		return retry(err)
+	}
+	orig := s.DeepCopy()
+	controllerutil.RemoveFinalizer(s, Finalizer)
+	if err := r.Patch(ctx, s, client.MergeFrom(orig)); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	return ctrl.Result{}, nil
+}
+
+func isClusterNotFound(err error) bool {
+	reason, _ := classify(err)
+	return reason == v1alpha1.ReasonClusterNotFound
+}
+
+// SecretName is the name of a session's credentials Secret.
+func secretName(s *v1alpha1.Session) string { return s.Name + "-credentials" }
+
+// credentialsSecret returns the session's Secret, or nil when there is none.
+func (r *SessionReconciler) credentialsSecret(ctx context.Context, s *v1alpha1.Session) (*corev1.Secret, error) {
+	sec := &corev1.Secret{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: secretName(s)}, sec)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading credentials Secret: %w", err)
+	case !metav1.IsControlledBy(sec, s):
+		return nil, fmt.Errorf("Secret %s/%s exists and does not belong to session %s; delete or rename it", sec.Namespace, sec.Name, s.Name)
+	}
+	return sec, nil
+}
+
+// storeCredential writes the credential to the session's Secret, creating it
+// on first use. The Secret is the only place a credential is kept.
+func (r *SessionReconciler) storeCredential(ctx context.Context, s *v1alpha1.Session, existing *corev1.Secret, t credentials.Target, cred *credentials.Credential) error {
+	sec := existing
+	if sec == nil {
+		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: secretName(s)}}
+	}
+	sec.Type = credentials.SecretType
+	sec.Labels = map[string]string{credentials.LabelManagedBy: credentials.ManagedByValue, credentials.LabelSessionName: s.Name}
+	sec.Annotations = map[string]string{
+		credentials.AnnotationNotAfter: cred.NotAfter.UTC().Format(time.RFC3339),
+		credentials.AnnotationIdentity: cred.Identity,
+	}
+	sec.Data = cred.SecretData(t.Cluster.Spec.Server, t.Cluster.Spec.CABundle)
+	if err := controllerutil.SetControllerReference(s, sec, r.Scheme()); err != nil {
+		return err
+	}
+	var err error
+	if existing == nil {
+		err = r.Create(ctx, sec)
+	} else {
+		err = r.Update(ctx, sec)
+	}
+	if err != nil {
+		return fmt.Errorf("storing credentials in Secret %s: %w", sec.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,291 @@
+package controlplane_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/credentials"
+	"sessiongate.dev/sessiongate/internal/testenv"
+)
+
+// sessionClient talks to the target with the credential the gateway stored.
+func (e *env) sessionClient(s *v1alpha1.Session) (kubernetes.Interface, *corev1.Secret) {
+	e.t.Helper()
+	sec := &corev1.Secret{}
+	testenv.Must(e.t, mgmt.Client.Get(e.ctx, client.ObjectKey{Namespace: e.namespace, Name: s.Status.CredentialsSecretRef}, sec))
+	cfg := &rest.Config{
+		Host:            string(sec.Data[credentials.KeyServer]),
+		TLSClientConfig: rest.TLSClientConfig{CAData: sec.Data[credentials.KeyCA], CertData: sec.Data[credentials.KeyClientCert], KeyData: sec.Data[credentials.KeyClientKey]},
+		BearerToken:     string(sec.Data[credentials.KeyToken]),
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	testenv.Must(e.t, err)
+	return kube, sec
+}
+
+func whoami(ctx context.Context, kube kubernetes.Interface) (authenticationv1.UserInfo, error) {
+	r, err := kube.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return authenticationv1.UserInfo{}, err
+	}
+	return r.Status.UserInfo, nil
+}
+
+// onTarget reports whether anything of session s is left on the target.
+func (e *env) onTarget(s *v1alpha1.Session) bool {
+	e.t.Helper()
+	uids, err := credentials.SessionUIDsOnTarget(e.ctx, credentials.Target{Client: target.Kube, Gateway: e.namespace})
+	testenv.Must(e.t, err)
+	return uids.Has(s.UID)
+}
+
+func targetNamespace(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	err := target.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+func configMap(ns, name string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+}
+
+func TestActiveViewSessionGrantsReadOnlyClusterWide(t *testing.T) {
+	e := newEnv(t)
+	targetNamespace(t, e.ctx, "team-a")
+	e.create(e.viewSession("view"))
+	s := e.waitPhase("view", v1alpha1.PhaseActive, 20*time.Second)
+
+	if want := "https://gateway.test/sessiongate/view/kas"; s.Status.Endpoint != want {
+		t.Errorf("endpoint = %q, want %q", s.Status.Endpoint, want)
+	}
+	if s.Status.BackendKASURL != target.Config.Host {
+		t.Errorf("backendKASURL = %q, want %q", s.Status.BackendKASURL, target.Config.Host)
+	}
+	if s.Status.ActivatedAt == nil || s.Status.ExpiresAt == nil || s.Status.ExpiresAt.Sub(s.Status.ActivatedAt.Time) != time.Hour {
+		t.Errorf("expiresAt %v is not activatedAt %v + ttl 1h", s.Status.ExpiresAt, s.Status.ActivatedAt)
+	}
+	if !meta.IsStatusConditionTrue(s.Status.Conditions, v1alpha1.ConditionCredentialsAvailable) {
+		t.Errorf("CredentialsAvailable is not True: %+v", s.Status.Conditions)
+	}
+
+	kube, sec := e.sessionClient(s)
+	if !metav1.IsControlledBy(sec, s) {
+		t.Errorf("credentials Secret is not owned by the session: %+v", sec.OwnerReferences)
+	}
+	user, err := whoami(e.ctx, kube)
+	testenv.Must(t, err)
+	if want := "system:serviceaccount:sessiongate-sessions:sessiongate." + e.namespace + ".view"; user.Username != want {
+		t.Errorf("target sees %q, want %q", user.Username, want)
+	}
+	if _, err := kube.CoreV1().Pods("team-a").List(e.ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("view session cannot list pods: %v", err)
+	}
+	if _, err := kube.CoreV1().Namespaces().List(e.ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("view session cannot list namespaces: %v", err)
+	}
+	_, err = kube.CoreV1().ConfigMaps("team-a").Create(e.ctx, configMap("team-a", "x"), metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) {
+		t.Errorf("view session creating a ConfigMap: got %v, want 403 Forbidden", err)
+	}
+	if _, err := kube.CoreV1().Secrets("team-a").List(e.ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("view session listing Secrets: got %v, want 403 Forbidden", err)
+	}
+}
+
+func TestEditSessionIsBoundOnlyInItsNamespaces(t *testing.T) {
+	e := newEnv(t)
+	targetNamespace(t, e.ctx, "team-a")
+	targetNamespace(t, e.ctx, "team-b")
+	s := e.viewSession("edit-a")
+	s.Spec.AccessLevel = v1alpha1.AccessLevel{ClusterRole: "edit", Namespaces: []string{"team-a"}}
+	e.create(s)
+	s = e.waitPhase("edit-a", v1alpha1.PhaseActive, 20*time.Second)
+	kube, _ := e.sessionClient(s)
+
+	if _, err := kube.CoreV1().ConfigMaps("team-a").Create(e.ctx, configMap("team-a", "edit-a"), metav1.CreateOptions{}); err != nil {
+		t.Errorf("edit session cannot create a ConfigMap in its namespace: %v", err)
+	}
+	if _, err := kube.CoreV1().ConfigMaps("team-b").Create(e.ctx, configMap("team-b", "edit-a"), metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("edit session creating a ConfigMap in another namespace: got %v, want 403", err)
+	}
+	if _, err := kube.CoreV1().Pods(metav1.NamespaceAll).List(e.ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("namespaced edit session listing pods cluster-wide: got %v, want 403", err)
+	}
+}
+
+// ended checks that nothing of s is left: not on the target, not in the
+// gateway's namespace, and the old token no longer works.
+func (e *env) assertRevoked(s *v1alpha1.Session, kube kubernetes.Interface) {
+	e.t.Helper()
+	if e.onTarget(s) {
+		e.t.Errorf("objects of session %s are left on the target", s.Name)
+	}
+	err := mgmt.Client.Get(e.ctx, client.ObjectKey{Namespace: e.namespace, Name: s.Name + "-credentials"}, &corev1.Secret{})
+	if !apierrors.IsNotFound(err) {
+		e.t.Errorf("credentials Secret of %s: got %v, want NotFound", s.Name, err)
+	}
+	// The API server caches successful token authentications for ~10s.
+	testenv.Eventually(e.t, 30*time.Second, func() error {
+		_, err := whoami(e.ctx, kube)
+		if apierrors.IsUnauthorized(err) {
+			return nil
+		}
+		return fmt.Errorf("old credential still authenticates (err=%v)", err)
+	})
+}
+
+func TestExpiredSessionLeavesNothingBehind(t *testing.T) {
+	e := newEnv(t)
+	s := e.viewSession("short")
+	s.Spec.TTL = metav1.Duration{Duration: 3 * time.Second}
+	e.create(s)
+	s = e.waitPhase("short", v1alpha1.PhaseActive, 20*time.Second)
+	kube, _ := e.sessionClient(s)
+	if _, err := whoami(e.ctx, kube); err != nil {
+		t.Fatalf("token does not work while Active: %v", err)
+	}
+
+	s = e.waitPhase("short", v1alpha1.PhaseExpired, 20*time.Second)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
+		if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionCredentialsAvailable); c == nil || c.Reason != v1alpha1.ReasonRevoked {
+			return fmt.Errorf("CredentialsAvailable = %+v, want reason Revoked", c)
+		}
+		return nil
+	})
+	e.assertRevoked(s, kube)
+}
+
+func TestTerminatedSessionLeavesNothingBehind(t *testing.T) {
+	e := newEnv(t)
+	e.create(e.viewSession("stop-me"))
+	s := e.waitPhase("stop-me", v1alpha1.PhaseActive, 20*time.Second)
+	kube, _ := e.sessionClient(s)
+
+	patch := client.MergeFrom(s.DeepCopy())
+	s.Spec.Terminated = true
+	testenv.Must(t, mgmt.Client.Patch(e.ctx, s, patch))
+	s = e.waitPhase("stop-me", v1alpha1.PhaseTerminated, 20*time.Second)
+	e.assertRevoked(s, kube)
+
+	// terminated is one-way, and the rest of the spec is immutable.
+	patch = client.MergeFrom(s.DeepCopy())
+	s.Spec.Terminated = false
+	if err := mgmt.Client.Patch(e.ctx, s, patch); err == nil || !strings.Contains(err.Error(), "terminated cannot be set back to false") {
+		t.Errorf("un-terminating: got %v, want a validation error", err)
+	}
+	testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
+	patch = client.MergeFrom(s.DeepCopy())
+	s.Spec.TTL = metav1.Duration{Duration: 2 * time.Hour}
+	if err := mgmt.Client.Patch(e.ctx, s, patch); err == nil || !strings.Contains(err.Error(), "immutable") {
+		t.Errorf("changing ttl: got %v, want an immutability error", err)
+	}
+}
+
+func TestDeletedSessionLeavesNothingBehind(t *testing.T) {
+	e := newEnv(t)
+	e.create(e.viewSession("delete-me"))
+	s := e.waitPhase("delete-me", v1alpha1.PhaseActive, 20*time.Second)
+	kube, _ := e.sessionClient(s)
+
+	testenv.Must(t, mgmt.Client.Delete(e.ctx, s))
+	testenv.Eventually(t, 20*time.Second, func() error {
+		err := mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), &v1alpha1.Session{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("session still there (err=%v)", err)
+	})
+	e.assertRevoked(s, kube)
+}
+
+func TestInvalidSessionsFailWithAMessageNamingTheField(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct {
+		name   string
+		mutate func(*v1alpha1.Session)
+		want   string
+	}{
+		{"unknown-cluster", func(s *v1alpha1.Session) { s.Spec.Cluster = "nope" }, `spec.cluster: cluster not found: no Cluster "nope"`},
+		{"zero-ttl", func(s *v1alpha1.Session) { s.Spec.TTL.Duration = 0 }, "spec.ttl: Invalid value: \"0s\": must be greater than zero"},
+		{"negative-ttl", func(s *v1alpha1.Session) { s.Spec.TTL.Duration = -time.Minute }, "spec.ttl: Invalid value: \"-1m0s\": must be greater than zero"},
+		{"over-max-ttl", func(s *v1alpha1.Session) { s.Spec.TTL.Duration = 9 * time.Hour }, "spec.ttl: Invalid value: \"9h0m0s\": must be at most the gateway maximum of 8h0m0s"},
+		{"unknown-role", func(s *v1alpha1.Session) { s.Spec.AccessLevel.ClusterRole = "cluster-admin" }, `spec.accessLevel.clusterRole: Unsupported value: "cluster-admin"`},
+		{"group-on-token-provider", func(s *v1alpha1.Session) { s.Spec.AccessLevel = v1alpha1.AccessLevel{Group: "sre"} }, "spec.accessLevel.group needs a Cluster with the SignedCertificate provider"},
+		{"owner-without-principal", func(s *v1alpha1.Session) { s.Spec.Owner.UserPrincipal = nil }, "spec.owner.userPrincipal: Required value"},
+		{"owner-without-claim", func(s *v1alpha1.Session) { s.Spec.Owner.UserPrincipal.Claim = "" }, "spec.owner.userPrincipal.claim: Required value"},
+		{"group-owner-without-group", func(s *v1alpha1.Session) { s.Spec.Owner = v1alpha1.Owner{Type: v1alpha1.OwnerGroup} }, "spec.owner.group.name: Required value"},
+	}
+	for _, c := range cases {
+		s := e.viewSession(c.name)
+		c.mutate(s)
+		e.create(s)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := e.waitPhase(c.name, v1alpha1.PhaseFailed, 20*time.Second)
+			ready := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady)
+			if ready == nil || !strings.Contains(ready.Message, c.want) {
+				t.Errorf("Ready condition %+v does not say %q", ready, c.want)
+			}
+			if e.onTarget(s) {
+				t.Errorf("a Failed session left objects on the target")
+			}
+			if s.Status.CredentialsSecretRef != "" || s.Status.Endpoint != "" {
+				t.Errorf("a Failed session has an endpoint or credentials: %+v", s.Status)
+			}
+		})
+	}
+}
+
+func TestAdmissionRejectsMalformedAccessLevel(t *testing.T) {
+	e := newEnv(t)
+	s := e.viewSession("both")
+	s.Spec.AccessLevel.Group = "sre"
+	err := mgmt.Client.Create(e.ctx, s)
+	if err == nil || !strings.Contains(err.Error(), "set exactly one of clusterRole or group") {
+		t.Errorf("creating a session with clusterRole and group: got %v, want a validation error", err)
+	}
+}
+
+func TestUnreachableTargetKeepsSessionPendingAndSaysWhy(t *testing.T) {
+	e := newEnv(t)
+	// The Cluster's kubeconfig points at a port nothing listens on.
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.namespace, Name: "down-kubeconfig"},
+		Data: map[string][]byte{"kubeconfig": []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: down, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: down, user: u}}]
+current-context: c
+`)}}
+	testenv.Must(t, mgmt.Client.Create(e.ctx, sec))
+	e.registerCluster("down", "down-kubeconfig", v1alpha1.CredentialProvider{})
+
+	s := e.viewSession("waiting")
+	s.Spec.Cluster = "down"
+	e.create(s)
+	testenv.Eventually(t, 20*time.Second, func() error {
+		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
+		ready := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady)
+		if s.Status.Phase != v1alpha1.PhasePending || ready == nil || ready.Reason != v1alpha1.ReasonTargetUnreachable {
+			return fmt.Errorf("phase %q, Ready %+v; want Pending with reason TargetUnreachable", s.Status.Phase, ready)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,93 @@
+// Package gateway wires sessiongate's parts into one controller-runtime
+// manager: the leader-elected control plane, and (on every replica) the data
+// plane. cmd/sessiongate and the tests start a gateway the same way.
+package gateway
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/controlplane"
+	"sessiongate.dev/sessiongate/internal/credentials"
+)
+
+// Options configure a gateway process.
+type Options struct {
+	ControlPlane controlplane.Options
+
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	LeaderElectionID        string
+	MetricsBindAddress      string
+	HealthProbeBindAddress  string
+	// SeveralPerProcess lets more than one gateway run in one process (tests);
+	// they then share controller metrics.
+	SeveralPerProcess bool
+}
+
+// Scheme knows the built-in kinds and sessiongate's own.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Gateway is a configured manager with its parts added.
+type Gateway struct {
+	ctrl.Manager
+	Sweeper *controlplane.Sweeper
+}
+
+// New builds a gateway against the management cluster at cfg.
+func New(cfg *rest.Config, opts Options) (*Gateway, error) {
+	ns := opts.ControlPlane.Namespace
+	if ns == "" {
+		return nil, fmt.Errorf("the gateway namespace must be set")
+	}
+	leNamespace := opts.LeaderElectionNamespace
+	if leNamespace == "" {
+		leNamespace = ns
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: Scheme(),
+		Cache: cache.Options{
+			// The gateway reads only its own namespace, and of the Secrets
+			// there only those it wrote: least privilege, small memory.
+			DefaultNamespaces: map[string]cache.Config{ns: {}},
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{credentials.LabelManagedBy: credentials.ManagedByValue})},
+			},
+		},
+		LeaderElection:                opts.LeaderElection,
+		LeaderElectionNamespace:       leNamespace,
+		LeaderElectionID:              opts.LeaderElectionID,
+		LeaderElectionReleaseOnCancel: true,
+		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsBindAddress},
+		HealthProbeBindAddress:        opts.HealthProbeBindAddress,
+		Controller:                    config.Controller{SkipNameValidation: &opts.SeveralPerProcess},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the manager: %w", err)
+	}
+	sw, err := controlplane.Setup(mgr, opts.ControlPlane)
+	if err != nil {
+		return nil, err
+	}
+	return &Gateway{Manager: mgr, Sweeper: sw}, nil
+}

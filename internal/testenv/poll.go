@@ -1,0 +1,34 @@
+package testenv
+
+import (
+	"testing"
+	"time"
+)
+
+// Eventually polls f every 100ms until it returns nil, and fails the test
+// with f's last error when within has passed. Tests synchronise with it, never
+// with sleeps.
+func Eventually(t testing.TB, within time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still failing after %s: %v", within, err)
+		}
+		<-tick.C
+	}
+}
+
+// Must fails the test on a non-nil error.
+func Must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
