@@ -16,7 +16,7 @@ const (
 // SessionSpec is what a session asks for. It cannot change once created,
 // except that terminated may go from false to true.
 //
-// +kubebuilder:validation:XValidation:rule="self.ttl == oldSelf.ttl && self.cluster == oldSelf.cluster && self.accessLevel == oldSelf.accessLevel && self.owner == oldSelf.owner && (has(self.reason) ? self.reason : ”) == (has(oldSelf.reason) ? oldSelf.reason : ”)",message="spec is immutable except for terminated"
+// +kubebuilder:validation:XValidation:rule="self.ttl == oldSelf.ttl && self.cluster == oldSelf.cluster && self.accessLevel == oldSelf.accessLevel && self.owner == oldSelf.owner && has(self.reason) == has(oldSelf.reason) && (!has(self.reason) || self.reason == oldSelf.reason)",message="spec is immutable except for terminated"
 // +kubebuilder:validation:XValidation:rule="!(has(oldSelf.terminated) && oldSelf.terminated) || (has(self.terminated) && self.terminated)",message="terminated cannot be set back to false"
 type SessionSpec struct {
 	// ttl is how long the session stays Active, counted from activation.

@@ -52,6 +52,7 @@ type SessionReconciler struct {
 // +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=sessions/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",namespace=sessiongate,resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,namespace=sessiongate,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=sessiongate,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 func (r *SessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	s := &v1alpha1.Session{}

@@ -3,6 +3,7 @@ package controlplane_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -288,4 +289,18 @@ current-context: c
 		}
 		return nil
 	})
+}
+
+func TestSamplesApply(t *testing.T) {
+	e := newEnv(t)
+	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "samples", "*.yaml"))
+	testenv.Must(t, err)
+	if len(files) == 0 {
+		t.Fatal("no samples found")
+	}
+	for _, f := range files {
+		if err := testenv.ApplyFile(e.ctx, mgmt.Client, f, e.namespace); err != nil {
+			t.Errorf("sample does not apply: %v", err)
+		}
+	}
 }

@@ -66,7 +66,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(cancel)
 	e := &env{t: t, ctx: ctx, namespace: "gw-" + rand.String(6)}
 	testenv.Must(t, mgmt.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.namespace}}))
-	kubeconfig, err := target.AdminKubeconfig()
+	kubeconfig, err := target.MinterKubeconfig(ctx)
 	testenv.Must(t, err)
 	testenv.Must(t, mgmt.Client.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: e.namespace, Name: "target-kubeconfig"},

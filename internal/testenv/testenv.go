@@ -95,6 +95,20 @@ func start(env *envtest.Environment, ca *CA) (*Cluster, error) {
 // Stop stops the control plane.
 func (c *Cluster) Stop() error { return c.Env.Stop() }
 
+// MinterKubeconfig grants the user "sessiongate" the target-side rights
+// documented in config/target/rbac.yaml and returns a kubeconfig for it: tests
+// mint with exactly what operators are told to grant.
+func (c *Cluster) MinterKubeconfig(ctx context.Context) ([]byte, error) {
+	if err := ApplyFile(ctx, c.Client, filepath.Join(RepoRoot(), "config", "target", "rbac.yaml"), ""); err != nil {
+		return nil, err
+	}
+	u, err := c.Env.ControlPlane.AddUser(envtest.User{Name: "sessiongate"}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return u.KubeConfig()
+}
+
 // AdminKubeconfig returns a kubeconfig for a system:masters user.
 func (c *Cluster) AdminKubeconfig() ([]byte, error) {
 	u, err := c.Env.ControlPlane.AddUser(envtest.User{Name: "sessiongate-admin", Groups: []string{"system:masters"}}, nil)
