@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -28,7 +30,9 @@ func newServeCommand() *cobra.Command {
 	var (
 		opts         gateway.Options
 		cp           = &opts.ControlPlane
+		serve        gateway.ServeOptions
 		clusterRoles []string
+		kubeconfig   string
 	)
 	def := policy.Default()
 	cmd := &cobra.Command{
@@ -43,8 +47,9 @@ func newServeCommand() *cobra.Command {
 			if cp.Policy.MaxTTL < cp.Policy.MinTTL {
 				return fmt.Errorf("--max-ttl (%s) is shorter than --min-ttl (%s)", cp.Policy.MaxTTL, cp.Policy.MinTTL)
 			}
+			opts.Serve = &serve
 			ctrl.SetLogger(klog.NewKlogr())
-			cfg, err := ctrl.GetConfig()
+			cfg, err := restConfig(kubeconfig)
 			if err != nil {
 				return fmt.Errorf("loading the management cluster's kubeconfig: %w", err)
 			}
@@ -57,6 +62,7 @@ func newServeCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "Kubeconfig of the management cluster (default: $KUBECONFIG, then in-cluster).")
 	f.StringVar(&cp.Namespace, "namespace", "sessiongate", "Namespace of the Clusters and Sessions this gateway serves.")
 	f.StringVar(&cp.Gateway, "gateway-name", "sessiongate", "Name of this installation; labels what it creates on targets so that two gateways never collect each other's objects.")
 	f.StringVar(&cp.IngressBaseURL, "ingress-base-url", "", "External https:// URL of the gateway; session endpoints are <url>/sessiongate/<session>/kas.")
@@ -64,10 +70,29 @@ func newServeCommand() *cobra.Command {
 	f.DurationVar(&cp.Policy.MaxTTL, "max-ttl", def.MaxTTL, "Longest spec.ttl a session may ask for.")
 	f.StringSliceVar(&clusterRoles, "allowed-cluster-roles", def.ClusterRoles, "ClusterRoles a session may ask for in spec.accessLevel.clusterRole.")
 	f.DurationVar(&cp.SweepInterval, "sweep-interval", 5*time.Minute, "How often to look for and remove target objects whose session is gone.")
+	f.StringVar(&serve.Listen, "listen", ":8443", "Address of the HTTPS server that serves session endpoints.")
+	f.StringVar(&serve.TLSCertFile, "tls-cert-file", "", "Serving certificate (PEM); reloaded when it changes.")
+	f.StringVar(&serve.TLSKeyFile, "tls-key-file", "", "Key of the serving certificate (PEM).")
+	f.StringVar(&serve.OIDC.IssuerURL, "oidc-issuer-url", "", "https:// URL of the OIDC issuer whose tokens callers present.")
+	f.StringSliceVar(&serve.OIDC.Audiences, "oidc-audience", nil, "Audiences accepted in callers' tokens (at least one).")
+	f.StringVar(&serve.OIDC.CAFile, "oidc-ca-file", "", "CA that verifies the issuer's TLS certificate (default: system roots).")
+	f.StringVar(&serve.OIDC.UsernameClaim, "oidc-username-claim", "sub", "Claim that names the caller in audit records.")
+	f.StringVar(&serve.OIDC.GroupsClaim, "oidc-groups-claim", "groups", "Claim that lists the caller's groups.")
+	f.StringSliceVar(&serve.OIDC.Algorithms, "oidc-signing-algs", nil, "Signing algorithms accepted (default: RS*, ES*, PS*, EdDSA; never HS* or none).")
+	f.StringVar(&serve.AuditLog, "audit-log", "-", "Where audit records (audit.k8s.io/v1 Event JSON lines) go: - for stdout, or a file.")
 	f.BoolVar(&opts.LeaderElection, "leader-elect", true, "Elect one leader among replicas to run the control plane.")
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: --namespace).")
 	f.StringVar(&opts.LeaderElectionID, "leader-election-id", "sessiongate-control-plane", "Name of the leader election Lease.")
 	f.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (0 disables it).")
 	f.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
 	return cmd
+}
+
+// restConfig loads the management cluster's config from a kubeconfig file,
+// or the usual places when none is named.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return ctrl.GetConfig()
 }

@@ -4,22 +4,32 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/authn"
 	"sessiongate.dev/sessiongate/internal/controlplane"
 	"sessiongate.dev/sessiongate/internal/credentials"
+	"sessiongate.dev/sessiongate/internal/dataplane"
+	"sessiongate.dev/sessiongate/internal/proxy"
+	"sessiongate.dev/sessiongate/internal/registry"
 )
 
 // Options configure a gateway process.
@@ -31,6 +41,9 @@ type Options struct {
 	LeaderElectionID        string
 	MetricsBindAddress      string
 	HealthProbeBindAddress  string
+	// Serve, when set, runs the data plane and its HTTPS server on this
+	// replica; nil runs the control plane alone.
+	Serve *ServeOptions
 	// SeveralPerProcess lets more than one gateway run in one process (tests);
 	// they then share controller metrics.
 	SeveralPerProcess bool
@@ -51,7 +64,17 @@ func Scheme() *runtime.Scheme {
 // Gateway is a configured manager with its parts added.
 type Gateway struct {
 	ctrl.Manager
-	Sweeper *controlplane.Sweeper
+	Sweeper  *controlplane.Sweeper
+	Registry *registry.Registry
+	server   *server
+}
+
+// Addr is the address the HTTPS server listens on (useful with port 0).
+func (g *Gateway) Addr() string {
+	if g.server == nil {
+		return ""
+	}
+	return g.server.listener.Addr().String()
 }
 
 // New builds a gateway against the management cluster at cfg.
@@ -89,5 +112,50 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Gateway{Manager: mgr, Sweeper: sw}, nil
+	gw := &Gateway{Manager: mgr, Sweeper: sw}
+	if opts.Serve != nil {
+		if err := gw.setupDataPlane(ns, opts.Serve); err != nil {
+			return nil, err
+		}
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("informers", func(r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return errors.New("informers not synced")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return gw, nil
+}
+
+// setupDataPlane adds what every replica runs: the registry, the data plane
+// controller that fills it, and the HTTPS server with the proxy.
+func (g *Gateway) setupDataPlane(namespace string, opts *ServeOptions) error {
+	a, err := authn.New(opts.OIDC)
+	if err != nil {
+		return err
+	}
+	log, closer, err := openAudit(opts)
+	if err != nil {
+		return err
+	}
+	g.Registry = registry.New(clock.RealClock{})
+	g.Registry.OnChange = proxy.SetActiveSessions
+	if err := dataplane.Setup(g.Manager, namespace, g.Registry); err != nil {
+		return fmt.Errorf("setting up the data plane: %w", err)
+	}
+	mux := http.NewServeMux()
+	srv, err := newServer(opts, routes(proxy.NewHandler(g.Registry, a, log), mux))
+	if err != nil {
+		return err
+	}
+	srv.closer = closer
+	g.server = srv
+	return g.Manager.Add(srv)
 }

@@ -1,0 +1,110 @@
+// Package dataplane keeps this replica's session registry in step with the
+// API. It runs on every replica — leader or not — from shared informers on
+// Sessions and their credentials Secrets.
+package dataplane
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/credentials"
+	"sessiongate.dev/sessiongate/internal/registry"
+)
+
+// Reconciler registers Ready sessions and unregisters all others.
+type Reconciler struct {
+	client.Client
+	Registry *registry.Registry
+	Clock    clock.PassiveClock
+}
+
+// Setup adds the data plane to mgr; it does not need leadership.
+func Setup(mgr ctrl.Manager, namespace string, reg *registry.Registry) error {
+	r := &Reconciler{Client: mgr.GetClient(), Registry: reg, Clock: clock.RealClock{}}
+	inNamespace := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetNamespace() == namespace })
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Session{}, builder.WithPredicates(inNamespace)).
+		Owns(&corev1.Secret{}).
+		Named("session-dataplane").
+		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false), MaxConcurrentReconciles: 4}).
+		Complete(r)
+}
+
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	s := &v1alpha1.Session{}
+	if err := r.Get(ctx, req.NamespacedName, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Registry.Remove(req.Name, registry.ErrRevoked)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !r.servable(s) {
+		r.Registry.Remove(s.Name, registry.ErrRevoked)
+		return ctrl.Result{}, nil
+	}
+	sec := &corev1.Secret{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: s.Status.CredentialsSecretRef}, sec); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Registry.Remove(s.Name, registry.ErrRevoked)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !metav1.IsControlledBy(sec, s) {
+		r.Registry.Remove(s.Name, registry.ErrRevoked)
+		return ctrl.Result{}, nil
+	}
+	if cur, ok := r.Registry.Get(s.Name); ok && cur.UID == s.UID && cur.ExpiresAt.Equal(s.Status.ExpiresAt.Time) && cur.Backend().Version == sec.ResourceVersion {
+		return ctrl.Result{}, nil
+	}
+	b, err := registry.NewBackend(registry.BackendConfig{
+		Server:  string(sec.Data[credentials.KeyServer]),
+		CA:      sec.Data[credentials.KeyCA],
+		Token:   string(sec.Data[credentials.KeyToken]),
+		CertPEM: sec.Data[credentials.KeyClientCert],
+		KeyPEM:  sec.Data[credentials.KeyClientKey],
+		Version: sec.ResourceVersion,
+	})
+	if err != nil {
+		// A broken Secret must not leave an older credential serving.
+		r.Registry.Remove(s.Name, registry.ErrRevoked)
+		return ctrl.Result{}, fmt.Errorf("credentials Secret %s of session %s: %w", sec.Name, s.Name, err)
+	}
+	r.Registry.Put(&registry.Session{
+		Name:      s.Name,
+		Namespace: s.Namespace,
+		UID:       s.UID,
+		Cluster:   s.Spec.Cluster,
+		Owner:     s.Spec.Owner,
+		ExpiresAt: s.Status.ExpiresAt.Time,
+		Identity:  sec.Annotations[credentials.AnnotationIdentity],
+	}, b)
+	klog.V(4).InfoS("Session served", "session", klog.KObj(s), "credentialVersion", sec.ResourceVersion)
+	return ctrl.Result{}, nil
+}
+
+// servable: Ready, not terminated, not expired by this replica's clock, and
+// the status names its Secret and backend.
+func (r *Reconciler) servable(s *v1alpha1.Session) bool {
+	return s.DeletionTimestamp.IsZero() &&
+		!s.Spec.Terminated &&
+		meta.IsStatusConditionTrue(s.Status.Conditions, v1alpha1.ConditionReady) &&
+		s.Status.ExpiresAt != nil && r.Clock.Now().Before(s.Status.ExpiresAt.Time) &&
+		s.Status.CredentialsSecretRef != "" && s.Status.BackendKASURL != ""
+}

@@ -1,0 +1,335 @@
+// Package proxy serves /sessiongate/<session>/kas/* for the session's owner:
+// it decides everything — path, caller, session, ownership — before the first
+// byte goes to the target, then forwards plain requests, watches and
+// WebSocket/SPDY upgrades with apimachinery's upgrade-aware proxy, and cuts
+// every connection of a session the moment it leaves the registry.
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	utilproxy "k8s.io/apimachinery/pkg/util/proxy"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
+	"k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/klog/v2"
+
+	"sessiongate.dev/sessiongate/internal/audit"
+	"sessiongate.dev/sessiongate/internal/authn"
+	"sessiongate.dev/sessiongate/internal/authz"
+	"sessiongate.dev/sessiongate/internal/registry"
+)
+
+// Handler is the session proxy.
+type Handler struct {
+	Registry *registry.Registry
+	Authn    *authn.Authenticator
+	Audit    *audit.Logger
+	// Now is the clock for audit timestamps; default time.Now.
+	Now func() time.Time
+
+	requestInfo request.RequestInfoFactory
+}
+
+// NewHandler returns a proxy for the sessions in reg.
+func NewHandler(reg *registry.Registry, a *authn.Authenticator, log *audit.Logger) *Handler {
+	return &Handler{
+		Registry: reg, Authn: a, Audit: log, Now: time.Now,
+		requestInfo: request.RequestInfoFactory{
+			APIPrefixes:          sets.NewString("api", "apis"),
+			GrouplessAPIPrefixes: sets.NewString("api"),
+		},
+	}
+}
+
+// call is one request's state, gathered for its audit record.
+type call struct {
+	ev      *auditv1.Event
+	session string
+	start   time.Time
+	w       *responseWriter
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := &call{
+		start: h.Now(),
+		w:     &responseWriter{ResponseWriter: w},
+		ev: &auditv1.Event{
+			Level:      auditv1.LevelMetadata,
+			AuditID:    uuid.NewUUID(),
+			Stage:      auditv1.StageResponseComplete,
+			RequestURI: r.URL.RequestURI(),
+			Verb:       strings.ToLower(r.Method),
+			SourceIPs:  []string{remoteIP(r)},
+			UserAgent:  r.UserAgent(),
+		},
+	}
+	defer h.finish(c)
+	h.serve(c, r)
+}
+
+func (h *Handler) serve(c *call, r *http.Request) {
+	w := c.w
+	name, apiPath, err := ParsePath(r.URL.EscapedPath())
+	if err != nil {
+		writeStatus(w, apierrors.NewBadRequest(err.Error()))
+		return
+	}
+	c.session = name
+	c.ev.Annotations = map[string]string{audit.AnnotationSession: name}
+
+	id, err := h.Authn.Authenticate(r)
+	if err != nil {
+		var ae *authn.Error
+		if !errors.As(err, &ae) {
+			err = errors.New("unauthorized")
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sessiongate"`)
+		writeStatus(w, apierrors.NewUnauthorized(err.Error()))
+		return
+	}
+	c.ev.User = authnv1.UserInfo{Username: id.Username, Groups: id.Groups}
+
+	s, ok := h.Registry.Get(name)
+	if !ok || !authz.Owns(id, s.Owner) {
+		// The same answer whether the session is missing, ended or
+		// someone else's: the gateway is no oracle for session names.
+		writeStatus(w, &apierrors.StatusError{ErrStatus: metav1.Status{
+			Status: metav1.StatusFailure, Code: http.StatusNotFound, Reason: metav1.StatusReasonNotFound,
+			Message: "no active session " + strconv.Quote(name) + " for you",
+		}})
+		klog.V(4).InfoS("Refused session request", "session", name, "user", id.Username, "registered", ok)
+		return
+	}
+	c.ev.Annotations[audit.AnnotationCluster] = s.Cluster
+	c.ev.Annotations[audit.AnnotationTargetIdentity] = s.Identity
+	h.describe(c.ev, r, apiPath)
+	h.forward(w, r, s, apiPath)
+}
+
+// describe fills the audit record with what the request does, parsed by
+// k8s.io/apiserver's own resolver.
+func (h *Handler) describe(ev *auditv1.Event, r *http.Request, apiPath string) {
+	rr := r.Clone(r.Context())
+	rr.URL.Path, rr.URL.RawPath = apiPath, ""
+	info, err := h.requestInfo.NewRequestInfo(rr)
+	if err != nil {
+		return
+	}
+	ev.Verb = info.Verb
+	if info.IsResourceRequest {
+		ev.ObjectRef = &auditv1.ObjectReference{
+			Resource: info.Resource, Subresource: info.Subresource, Namespace: info.Namespace,
+			Name: info.Name, APIGroup: info.APIGroup, APIVersion: info.APIVersion,
+		}
+		if info.Subresource == "exec" || info.Subresource == "attach" {
+			if cmd := r.URL.Query()["command"]; len(cmd) > 0 {
+				ev.Annotations[audit.AnnotationCommand] = strings.Join(cmd, " ")
+			}
+		}
+	}
+}
+
+// forward sends the request to the target as the session's identity. The
+// request lives only as long as the session: when it leaves the registry the
+// upstream request is cancelled and a hijacked stream is closed.
+func (h *Handler) forward(w *responseWriter, r *http.Request, s *registry.Session, apiPath string) {
+	b := s.Backend()
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	stopCut := context.AfterFunc(s.Context(), func() {
+		cancel(context.Cause(s.Context()))
+		connectionsCut.Inc()
+	})
+	defer stopCut()
+	w.session = s
+
+	out := r.WithContext(ctx)
+	out.Header = sanitize(r.Header)
+	if b.Token != "" {
+		out.Header.Set("Authorization", "Bearer "+b.Token)
+	}
+
+	loc := *b.URL
+	loc.Path = strings.TrimSuffix(loc.Path, "/") + apiPath
+	loc.RawPath = ""
+	loc.RawQuery = r.URL.RawQuery
+
+	upgrade := httpstream.IsUpgradeRequest(r)
+	if upgrade || isWatch(r) {
+		openStreams.Inc()
+		defer openStreams.Dec()
+	}
+	p := utilproxy.NewUpgradeAwareHandler(&loc, timed{b.Transport, s.Cluster}, false, false, responder{})
+	p.UseLocationHost = true
+	p.RejectForwardingRedirects = true
+	p.ServeHTTP(w, out)
+}
+
+// sanitize copies the caller's headers without its credentials, any
+// impersonation, and hop-by-hop headers other than the upgrade itself.
+func sanitize(in http.Header) http.Header {
+	out := in.Clone()
+	out.Del("Authorization")
+	out.Del("Proxy-Authorization")
+	for k := range out {
+		if strings.HasPrefix(strings.ToLower(k), "impersonate-") {
+			delete(out, k)
+		}
+	}
+	for _, v := range in.Values("Connection") {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			if name != "" && !strings.EqualFold(name, "upgrade") {
+				out.Del(name)
+			}
+		}
+	}
+	return out
+}
+
+func isWatch(r *http.Request) bool {
+	w := r.URL.Query().Get("watch")
+	return w == "true" || w == "1"
+}
+
+func (h *Handler) finish(c *call) {
+	code := c.w.code
+	if c.w.hijacked {
+		code = http.StatusSwitchingProtocols
+	}
+	if code == 0 {
+		code = http.StatusOK
+	}
+	end := h.Now()
+	c.ev.ResponseStatus = &metav1.Status{Code: int32(code)}
+	c.ev.RequestReceivedTimestamp = metav1.NewMicroTime(c.start)
+	c.ev.StageTimestamp = metav1.NewMicroTime(end)
+	if c.ev.Annotations != nil {
+		c.ev.Annotations[audit.AnnotationLatency] = end.Sub(c.start).String()
+	}
+	if c.session != "" {
+		requests.WithLabelValues(c.session, strconv.Itoa(code)).Inc()
+	}
+	if h.Audit != nil {
+		h.Audit.Log(c.ev)
+	}
+}
+
+// responseWriter records the status code and tracks a hijacked connection
+// so that it can be closed when the session ends.
+type responseWriter struct {
+	http.ResponseWriter
+	code     int
+	hijacked bool
+	session  *registry.Session
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush on the real writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("connection cannot be hijacked")
+	}
+	conn, rw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.hijacked = true
+	if s := w.session; s != nil {
+		// The stream's copy loops end when either side closes; closing the
+		// caller's side ends both, and the proxy then closes the target's.
+		stop := context.AfterFunc(s.Context(), func() { _ = conn.Close() })
+		return &trackedConn{Conn: conn, stop: stop}, rw, nil
+	}
+	return conn, rw, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	stop func() bool
+}
+
+func (c *trackedConn) Close() error {
+	c.stop()
+	return c.Conn.Close()
+}
+
+// timed records how long the target takes to answer.
+type timed struct {
+	rt      http.RoundTripper
+	cluster string
+}
+
+func (t timed) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.rt.RoundTrip(r)
+	upstreamLatency.WithLabelValues(t.cluster).Observe(time.Since(start).Seconds())
+	return resp, err
+}
+
+// WrappedRoundTripper lets apimachinery find the TLS config for upgrades.
+func (t timed) WrappedRoundTripper() http.RoundTripper { return t.rt }
+
+// responder turns errors reaching the target into a 502 Status.
+type responder struct{}
+
+func (responder) Error(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		klog.V(4).InfoS("Request to target ended", "path", r.URL.Path, "reason", context.Cause(r.Context()))
+	} else {
+		klog.V(2).InfoS("Request to target failed", "path", r.URL.Path, "err", err.Error())
+	}
+	writeStatus(w, &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusBadGateway, Reason: metav1.StatusReasonServiceUnavailable,
+		Message: "the target API server could not be reached",
+	}})
+}
+
+// writeStatus answers with a metav1.Status body, which kubectl prints well.
+func writeStatus(w http.ResponseWriter, err *apierrors.StatusError) {
+	st := err.ErrStatus
+	st.Kind, st.APIVersion = "Status", "v1"
+	body, _ := json.Marshal(st)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(int(st.Code))
+	_, _ = w.Write(body)
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,57 @@
+package proxy
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Prefix starts every session path: /sessiongate/<session>/kas/<api path>.
+const Prefix = "/sessiongate/"
+
+// ParsePath splits an escaped request path into the session name and the API
+// path to forward (unescaped, starting with "/"). It refuses anything that
+// could reach outside the session's prefix or be read two ways: dot segments,
+// empty segments, and encoded slashes or backslashes, raw or percent-encoded.
+func ParsePath(escaped string) (session, apiPath string, err error) {
+	rest, ok := strings.CutPrefix(escaped, Prefix)
+	if !ok {
+		return "", "", fmt.Errorf("path must start with %s<session>/kas", Prefix)
+	}
+	session, rest, _ = strings.Cut(rest, "/")
+	if msgs := validation.IsDNS1123Subdomain(session); len(msgs) > 0 {
+		return "", "", fmt.Errorf("invalid session name in path: %s", msgs[0])
+	}
+	switch {
+	case rest == "kas":
+		return session, "/", nil
+	case !strings.HasPrefix(rest, "kas/"):
+		return "", "", fmt.Errorf("path must be %s%s/kas/<api path>", Prefix, session)
+	}
+	segments := strings.Split(rest[len("kas/"):], "/")
+	var b strings.Builder
+	for i, seg := range segments {
+		if seg == "" {
+			if i == len(segments)-1 {
+				b.WriteByte('/') // a trailing slash is harmless
+				break
+			}
+			return "", "", fmt.Errorf("empty path segment")
+		}
+		s, err := url.PathUnescape(seg)
+		if err != nil {
+			return "", "", fmt.Errorf("bad escape in path segment %q", seg)
+		}
+		if s == "." || s == ".." || strings.ContainsAny(s, "/\\\x00") {
+			return "", "", fmt.Errorf("path segment %q is not allowed", seg)
+		}
+		b.WriteByte('/')
+		b.WriteString(s)
+	}
+	if b.Len() == 0 {
+		return session, "/", nil
+	}
+	return session, b.String(), nil
+}

@@ -1,0 +1,167 @@
+// Package registry is the in-memory set of sessions this replica serves. The
+// data plane fills it from the API; the proxy reads it on every request. Each
+// session carries a context that is cancelled the moment it leaves — by
+// removal, replacement or its own expiry timer — which is how every live
+// connection of a session is cut.
+package registry
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+)
+
+// Backend is how the gateway reaches and authenticates to a session's target.
+// It is replaced whole when the credential rotates.
+type Backend struct {
+	// URL of the target API server.
+	URL *url.URL
+	// Token is the bearer token, or empty when Transport carries a client certificate.
+	Token string
+	// Transport verifies the target against its CA (never skipped) and
+	// presents the client certificate, if any.
+	Transport *http.Transport
+	// Version identifies the credential (the Secret's resourceVersion).
+	Version string
+}
+
+// Session is one active session.
+type Session struct {
+	Name      string
+	Namespace string
+	UID       types.UID
+	Cluster   string
+	Owner     v1alpha1.Owner
+	ExpiresAt time.Time
+	// Identity is who the target sees, for the audit log.
+	Identity string
+
+	backend atomic.Pointer[Backend]
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	timer   clock.Timer
+}
+
+// Backend returns the current backend.
+func (s *Session) Backend() *Backend { return s.backend.Load() }
+
+// Done is closed when the session leaves the registry; every connection of
+// the session ends then.
+func (s *Session) Done() <-chan struct{} { return s.ctx.Done() }
+
+// Context is cancelled when the session leaves the registry; context.Cause
+// says why.
+func (s *Session) Context() context.Context { return s.ctx }
+
+// Reasons a session leaves the registry.
+var (
+	ErrExpired  = errors.New("session expired")
+	ErrRevoked  = errors.New("session is no longer active")
+	ErrReplaced = errors.New("session was replaced")
+)
+
+// Registry maps session names to active sessions.
+type Registry struct {
+	clock clock.WithDelayedExecution
+
+	mu       sync.RWMutex
+	sessions map[string]*Session
+
+	// OnChange, if set, is called with the number of sessions after each change.
+	OnChange func(active int)
+}
+
+// New returns an empty registry that expires sessions by clk.
+func New(clk clock.WithDelayedExecution) *Registry {
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	return &Registry{clock: clk, sessions: map[string]*Session{}}
+}
+
+// Get returns the named session if it is active now.
+func (r *Registry) Get(name string) (*Session, bool) {
+	r.mu.RLock()
+	s, ok := r.sessions[name]
+	r.mu.RUnlock()
+	if !ok || !r.clock.Now().Before(s.ExpiresAt) || s.ctx.Err() != nil {
+		return nil, false
+	}
+	return s, true
+}
+
+// Put adds a session or updates the one of the same UID: a new backend (a
+// rotated credential) is swapped in without cutting open connections. A
+// session of the same name but another UID replaces the old one, whose
+// connections are cut.
+func (r *Registry) Put(s *Session, b *Backend) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old, ok := r.sessions[s.Name]; ok {
+		if old.UID == s.UID && old.ExpiresAt.Equal(s.ExpiresAt) {
+			if cur := old.backend.Load(); cur.Version != b.Version {
+				old.backend.Store(b)
+				cur.Transport.CloseIdleConnections()
+				klog.V(2).InfoS("Rotated session credential", "session", s.Name)
+			}
+			return
+		}
+		r.removeLocked(old, ErrReplaced)
+	}
+	s.backend.Store(b)
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	name, uid := s.Name, s.UID
+	s.timer = r.clock.AfterFunc(s.ExpiresAt.Sub(r.clock.Now()), func() { r.remove(name, uid, ErrExpired) })
+	r.sessions[s.Name] = s
+	klog.V(2).InfoS("Registered session", "session", s.Name, "cluster", s.Cluster, "expiresAt", s.ExpiresAt)
+	r.changed()
+}
+
+// Remove takes the named session out and cuts its connections.
+func (r *Registry) Remove(name string, why error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.sessions[name]; ok {
+		r.removeLocked(s, why)
+	}
+}
+
+func (r *Registry) remove(name string, uid types.UID, why error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.sessions[name]; ok && s.UID == uid {
+		r.removeLocked(s, why)
+	}
+}
+
+func (r *Registry) removeLocked(s *Session, why error) {
+	delete(r.sessions, s.Name)
+	s.timer.Stop()
+	s.cancel(why)
+	s.backend.Load().Transport.CloseIdleConnections()
+	klog.V(2).InfoS("Unregistered session", "session", s.Name, "reason", why.Error())
+	r.changed()
+}
+
+func (r *Registry) changed() {
+	if r.OnChange != nil {
+		r.OnChange(len(r.sessions))
+	}
+}
+
+// Len is the number of sessions registered.
+func (r *Registry) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.sessions)
+}
