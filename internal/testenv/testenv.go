@@ -117,3 +117,7 @@ func (c *Cluster) AdminKubeconfig() ([]byte, error) {
 	}
 	return u.KubeConfig()
 }
+
+func objectKey(namespace, name string) client.ObjectKey {
+	return client.ObjectKey{Namespace: namespace, Name: name}
+}
