@@ -1,0 +1,82 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sessiongate.dev/sessiongate/internal/audit"
+	"sessiongate.dev/sessiongate/internal/credentials"
+	"sessiongate.dev/sessiongate/internal/testenv"
+)
+
+func auditRecords(t *testing.T) []auditv1.Event {
+	t.Helper()
+	var evs []auditv1.Event
+	s := bufio.NewScanner(strings.NewReader(auditLog.String()))
+	s.Buffer(make([]byte, 1<<20), 1<<20)
+	for s.Scan() {
+		var ev auditv1.Event
+		if err := json.Unmarshal(s.Bytes(), &ev); err != nil {
+			t.Fatalf("audit line is not an audit.k8s.io/v1 Event: %v\n%s", err, s.Text())
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+func TestEveryRequestIsAuditedWithoutSecrets(t *testing.T) {
+	s := session(t, "audited", "alice@example.com")
+	tok := token(t, "alice@example.com")
+	kc := kubeconfig(t, 0, "audited", tok)
+	if out, err := runKubectl(t, kc, nil, "", "exec", "-n", "demo", "web", "--", "echo", "audited"); err != nil {
+		t.Fatalf("kubectl exec: %v\n%s", err, out)
+	}
+	if out, err := runKubectl(t, kc, nil, "", "get", "pod", "-n", "demo", "web"); err != nil {
+		t.Fatalf("kubectl get: %v\n%s", err, out)
+	}
+
+	var exec, get *auditv1.Event
+	testenv.Eventually(t, 10*time.Second, func() error {
+		for _, ev := range auditRecords(t) {
+			if ev.Annotations[audit.AnnotationSession] != "audited" || ev.ObjectRef == nil {
+				continue
+			}
+			switch {
+			case ev.ObjectRef.Subresource == "exec":
+				exec = &ev
+			case ev.Verb == "get" && ev.ObjectRef.Resource == "pods" && ev.ObjectRef.Name == "web":
+				get = &ev
+			}
+		}
+		if exec == nil || get == nil {
+			return fmt.Errorf("no audit record yet for the exec (%v) or the get (%v)", exec != nil, get != nil)
+		}
+		return nil
+	})
+	if exec.User.Username != "alice@example.com" || (exec.Verb != "create" && exec.Verb != "get") || exec.ObjectRef.Namespace != "demo" ||
+		exec.Annotations[audit.AnnotationCommand] != "echo audited" || exec.Annotations[audit.AnnotationCluster] != "target" ||
+		exec.ResponseStatus == nil || exec.ResponseStatus.Code != 101 {
+		t.Errorf("exec audit record is incomplete: %+v", exec)
+	}
+	if get.ResponseStatus == nil || get.ResponseStatus.Code != 200 || get.Stage != auditv1.StageResponseComplete ||
+		get.StageTimestamp.Before(&get.RequestReceivedTimestamp) {
+		t.Errorf("get audit record is incomplete: %+v", get)
+	}
+
+	sec := &corev1.Secret{}
+	testenv.Must(t, mgmt.Client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: s.Status.CredentialsSecretRef}, sec))
+	for name, secret := range map[string]string{"caller's token": tok, "session credential": string(sec.Data[credentials.KeyToken])} {
+		if secret == "" || strings.Contains(auditLog.String(), secret) {
+			t.Errorf("the audit log holds the %s", name)
+		}
+	}
+}

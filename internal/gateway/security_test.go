@@ -1,0 +1,232 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/testenv"
+)
+
+// gatewayClient speaks HTTPS to the replicas, trusting the gateway CA only.
+func gatewayClient() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(gwCA.CertPEM)
+	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+type response struct {
+	code int
+	body string
+	st   metav1.Status
+}
+
+// call sends one request to replica 0 with the given raw path and headers.
+func call(t *testing.T, method, path string, body []byte, headers http.Header) response {
+	t.Helper()
+	req, err := http.NewRequest(method, "https://"+replicas[0].Addr()+path, bytes.NewReader(body))
+	testenv.Must(t, err)
+	for k, vs := range headers {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	resp, err := gatewayClient().Do(req)
+	testenv.Must(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := response{code: resp.StatusCode, body: string(b)}
+	_ = json.Unmarshal(b, &r.st)
+	return r
+}
+
+func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+
+func b64(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func TestTokensThatMustNotAuthenticate(t *testing.T) {
+	session(t, "authn", "alice@example.com")
+	path := "/sessiongate/authn/kas/api/v1/namespaces/demo/pods"
+	claims := func(mutate func(map[string]any)) map[string]any {
+		c := issuer.UserClaims("alice@example.com", nil, audience, time.Hour)
+		mutate(c)
+		return c
+	}
+	sign := func(c map[string]any) string {
+		tok, err := issuer.Sign(c)
+		testenv.Must(t, err)
+		return tok
+	}
+	valid := sign(claims(func(map[string]any) {}))
+	if r := call(t, "GET", path, nil, bearer(valid)); r.code != http.StatusOK {
+		t.Fatalf("a valid token is refused: %d %s", r.code, r.body)
+	}
+
+	parts := strings.Split(valid, ".")
+	rsaPub, _ := issuer.SigningKey()
+	pubDER, err := x509.MarshalPKIXPublicKey(&rsaPub.PublicKey)
+	testenv.Must(t, err)
+	_, kid := issuer.SigningKey()
+	hs256 := func() string {
+		head := b64(map[string]any{"alg": "HS256", "typ": "JWT", "kid": kid})
+		payload := parts[1]
+		mac := hmac.New(sha256.New, pubDER)
+		mac.Write([]byte(head + "." + payload))
+		return head + "." + payload + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	}
+	unknownKey := func() string {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		testenv.Must(t, err)
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k}, (&jose.SignerOptions{}).WithHeader("kid", "not-published"))
+		testenv.Must(t, err)
+		tok, err := jwt.Signed(s).Claims(claims(func(map[string]any) {})).Serialize()
+		testenv.Must(t, err)
+		return tok
+	}
+	cases := []struct {
+		name    string
+		headers http.Header
+	}{
+		{"no token", nil},
+		{"not a bearer token", http.Header{"Authorization": {"Basic YWxpY2U6cGFzcw=="}}},
+		{"expired", bearer(sign(claims(func(c map[string]any) { c["exp"] = time.Now().Add(-2 * time.Minute).Unix() })))},
+		{"not yet valid", bearer(sign(claims(func(c map[string]any) { c["nbf"] = time.Now().Add(10 * time.Minute).Unix() })))},
+		{"wrong issuer", bearer(sign(claims(func(c map[string]any) { c["iss"] = "https://issuer.invalid" })))},
+		{"wrong audience", bearer(sign(claims(func(c map[string]any) { c["aud"] = "kubernetes" })))},
+		{"alg none", bearer(b64(map[string]any{"alg": "none", "typ": "JWT"}) + "." + parts[1] + ".")},
+		{"HS256 keyed with the RSA public key", bearer(hs256())},
+		{"unknown kid", bearer(unknownKey())},
+		{"tampered payload", bearer(parts[0] + "." + b64(claims(func(c map[string]any) { c["email"] = "root@example.com" })) + "." + parts[2])},
+		{"garbage", bearer("not.a.jwt")},
+		{"second Authorization header", http.Header{"Authorization": {"Bearer " + valid, "Bearer " + valid}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := call(t, "GET", path, nil, c.headers)
+			if r.code != http.StatusUnauthorized || r.st.Kind != "Status" || r.st.Reason != metav1.StatusReasonUnauthorized {
+				t.Errorf("got %d %s, want 401 with a Status body", r.code, r.body)
+			}
+		})
+	}
+}
+
+func TestOnlyTheOwnerReachesASessionAndOthersLearnNothing(t *testing.T) {
+	session(t, "alices", "alice@example.com")
+	session(t, "sres", "nobody@example.com", func(s *v1alpha1.Session) {
+		s.Spec.Owner = v1alpha1.Owner{Type: v1alpha1.OwnerGroup, Group: &v1alpha1.GroupPrincipal{Name: "sre"}}
+	})
+	pods := func(session string) string { return "/sessiongate/" + session + "/kas/api/v1/namespaces/demo/pods" }
+	bob := token(t, "bob@example.com", "sre")
+	carol := token(t, "carol@example.com", "dev")
+
+	if r := call(t, "GET", pods("sres"), nil, bearer(bob)); r.code != http.StatusOK {
+		t.Errorf("group member on a group session: %d %s", r.code, r.body)
+	}
+	theirs := call(t, "GET", pods("alices"), nil, bearer(bob))
+	missing := call(t, "GET", pods("no-such-session"), nil, bearer(bob))
+	if theirs.code != http.StatusNotFound || missing.code != http.StatusNotFound {
+		t.Fatalf("another user's session: %d, a missing one: %d; want 404 for both", theirs.code, missing.code)
+	}
+	if strings.Replace(theirs.body, "alices", "X", 1) != strings.Replace(missing.body, "no-such-session", "X", 1) {
+		t.Errorf("another user's session and a missing one answer differently:\n%s\n%s", theirs.body, missing.body)
+	}
+	if r := call(t, "GET", pods("sres"), nil, bearer(carol)); r.code != http.StatusNotFound {
+		t.Errorf("non-member on a group session: %d %s, want 404", r.code, r.body)
+	}
+}
+
+func TestCallerCannotImpersonateOrSmuggleCredentials(t *testing.T) {
+	s := session(t, "hygiene", "alice@example.com")
+	review, err := json.Marshal(&authenticationv1.SelfSubjectReview{TypeMeta: metav1.TypeMeta{APIVersion: "authentication.k8s.io/v1", Kind: "SelfSubjectReview"}})
+	testenv.Must(t, err)
+	h := bearer(token(t, "alice@example.com"))
+	h.Set("Content-Type", "application/json")
+	h.Set("Impersonate-User", "system:admin")
+	h.Add("Impersonate-Group", "system:masters")
+	h.Set("Impersonate-Uid", "0")
+	h.Set("Impersonate-Extra-Scopes", "everything")
+	h.Set("Connection", "X-Smuggled")
+	h.Set("X-Smuggled", "yes")
+	r := call(t, "POST", "/sessiongate/hygiene/kas/apis/authentication.k8s.io/v1/selfsubjectreviews", review, h)
+	if r.code != http.StatusCreated {
+		t.Fatalf("self subject review through the gateway: %d %s", r.code, r.body)
+	}
+	var got authenticationv1.SelfSubjectReview
+	testenv.Must(t, json.Unmarshal([]byte(r.body), &got))
+	want := "system:serviceaccount:sessiongate-sessions:sessiongate." + s.Namespace + "." + s.Name
+	u := got.Status.UserInfo
+	if _, smuggled := u.Extra["scopes"]; u.Username != want || smuggled || slices.Contains(u.Groups, "system:masters") {
+		t.Errorf("the target saw %+v, want only %s", u, want)
+	}
+}
+
+func TestPathTricksNeverLeaveTheSession(t *testing.T) {
+	session(t, "path-a", "alice@example.com")
+	session(t, "path-b", "bob@example.com")
+	alice := bearer(token(t, "alice@example.com"))
+	for _, p := range []string{
+		"/sessiongate/path-a/kas/../../path-b/kas/api/v1/namespaces/demo/pods",
+		"/sessiongate/path-a/kas/%2e%2e/%2e%2e/path-b/kas/api/v1/namespaces/demo/pods",
+		"/sessiongate/path-a/kas/api%2fv1/namespaces/demo/pods",
+		"/sessiongate/path-a/kas//api/v1/namespaces/demo/pods",
+		"/sessiongate/path-a/kas/./api/v1/namespaces/demo/pods",
+		"/sessiongate/path-a%2fkas%2f..%2f..%2fpath-b/kas/api",
+	} {
+		r := call(t, "GET", p, nil, alice)
+		if r.code != http.StatusBadRequest {
+			t.Errorf("%s: got %d %s, want 400", p, r.code, r.body)
+		}
+	}
+	if r := call(t, "GET", "/sessiongate/path-a/kas/api/v1/namespaces/demo/pods", nil, alice); r.code != http.StatusOK {
+		t.Errorf("the plain path is refused: %d %s", r.code, r.body)
+	}
+}
+
+func TestRotatedIssuerKeysAreFetched(t *testing.T) {
+	session(t, "rotation", "alice@example.com")
+	testenv.Must(t, issuer.Rotate())
+	c := clientset(t, 0, "rotation", token(t, "alice@example.com"))
+	if _, err := c.CoreV1().Pods("demo").List(context.Background(), metav1.ListOptions{}); err != nil {
+		t.Errorf("a token signed with a rotated-in key is refused: %v", err)
+	}
+}
+
+func TestTargetTLSIsAlwaysVerified(t *testing.T) {
+	other, err := testenv.NewCA("not-the-target")
+	testenv.Must(t, err)
+	c := &v1alpha1.Cluster{}
+	testenv.Must(t, mgmt.Client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: "target"}, c))
+	wrong := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "wrong-ca"}, Spec: c.Spec}
+	wrong.Spec.CABundle = other.CertPEM
+	testenv.Must(t, mgmt.Client.Create(context.Background(), wrong))
+	t.Cleanup(func() { _ = mgmt.Client.Delete(context.Background(), wrong) })
+
+	session(t, "wrong-ca", "alice@example.com", func(s *v1alpha1.Session) { s.Spec.Cluster = "wrong-ca" })
+	r := call(t, "GET", "/sessiongate/wrong-ca/kas/api/v1/namespaces/demo/pods", nil, bearer(token(t, "alice@example.com")))
+	if r.code != http.StatusBadGateway {
+		t.Errorf("a target whose certificate does not match the Cluster's CA: got %d %s, want 502", r.code, r.body)
+	}
+}
