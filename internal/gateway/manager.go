@@ -67,6 +67,7 @@ type Gateway struct {
 	Sweeper  *controlplane.Sweeper
 	Registry *registry.Registry
 	server   *server
+	authn    *authn.Authenticator
 }
 
 // Addr is the address the HTTPS server listens on (useful with port 0).
@@ -87,6 +88,9 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	if leNamespace == "" {
 		leNamespace = ns
 	}
+	// /healthz and /readyz are served on the health probe port and on the
+	// metrics port alike; the checks are filled in once the manager exists.
+	readyChecks := map[string]healthz.Checker{}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: Scheme(),
 		Cache: cache.Options{
@@ -101,9 +105,12 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 		LeaderElectionNamespace:       leNamespace,
 		LeaderElectionID:              opts.LeaderElectionID,
 		LeaderElectionReleaseOnCancel: true,
-		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsBindAddress},
-		HealthProbeBindAddress:        opts.HealthProbeBindAddress,
-		Controller:                    config.Controller{SkipNameValidation: &opts.SeveralPerProcess},
+		Metrics: metricsserver.Options{BindAddress: opts.MetricsBindAddress, ExtraHandlers: map[string]http.Handler{
+			"/healthz": http.StripPrefix("/healthz", &healthz.Handler{Checks: map[string]healthz.Checker{"ping": healthz.Ping}}),
+			"/readyz":  http.StripPrefix("/readyz", &healthz.Handler{Checks: readyChecks}),
+		}},
+		HealthProbeBindAddress: opts.HealthProbeBindAddress,
+		Controller:             config.Controller{SkipNameValidation: &opts.SeveralPerProcess},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
@@ -121,15 +128,21 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddReadyzCheck("informers", func(r *http.Request) error {
+	if gw.authn != nil {
+		readyChecks["oidc-issuer"] = func(r *http.Request) error { return gw.authn.Ready(r.Context()) }
+	}
+	readyChecks["informers"] = func(r *http.Request) error {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
 		if !mgr.GetCache().WaitForCacheSync(ctx) {
 			return errors.New("informers not synced")
 		}
 		return nil
-	}); err != nil {
-		return nil, err
+	}
+	for name, check := range readyChecks {
+		if err := mgr.AddReadyzCheck(name, check); err != nil {
+			return nil, err
+		}
 	}
 	return gw, nil
 }
@@ -145,6 +158,7 @@ func (g *Gateway) setupDataPlane(namespace string, opts *ServeOptions) error {
 	if err != nil {
 		return err
 	}
+	g.authn = a
 	g.Registry = registry.New(clock.RealClock{})
 	g.Registry.OnChange = proxy.SetActiveSessions
 	if err := dataplane.Setup(g.Manager, namespace, g.Registry); err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,8 @@ var (
 	replicas     []*gateway.Gateway
 	auditLog     = &syncBuffer{}
 	workDir      string
+	// metricsPort serves replica 0's /metrics, /healthz and /readyz.
+	metricsPort int
 )
 
 func TestMain(m *testing.M) {
@@ -120,7 +123,14 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for range 2 {
+	if metricsPort, err = testenv.FreePort(); err != nil {
+		return 0, err
+	}
+	for i := range 2 {
+		metricsAddr := "0"
+		if i == 0 {
+			metricsAddr = "127.0.0.1:" + strconv.Itoa(metricsPort)
+		}
 		gw, err := gateway.New(mgmt.Config, gateway.Options{
 			ControlPlane: controlplane.Options{
 				Namespace: namespace, Gateway: "test", IngressBaseURL: "https://gateway.test",
@@ -132,7 +142,7 @@ func run(m *testing.M) (int, error) {
 				AuditWriter: auditLog,
 			},
 			LeaderElection: true, LeaderElectionID: "sessiongate",
-			MetricsBindAddress: "0", HealthProbeBindAddress: "0",
+			MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0",
 			SeveralPerProcess: true,
 		})
 		if err != nil {

@@ -121,7 +121,9 @@ func (r *Registry) Put(s *Session, b *Backend) {
 	s.backend.Store(b)
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	name, uid := s.Name, s.UID
-	s.timer = r.clock.AfterFunc(s.ExpiresAt.Sub(r.clock.Now()), func() { r.remove(name, uid, ErrExpired) })
+	// A goroutine of its own: a clock may run the callback under its own lock,
+	// and removal stops this timer.
+	s.timer = r.clock.AfterFunc(s.ExpiresAt.Sub(r.clock.Now()), func() { go r.remove(name, uid, ErrExpired) })
 	r.sessions[s.Name] = s
 	klog.V(2).InfoS("Registered session", "session", s.Name, "cluster", s.Cluster, "expiresAt", s.ExpiresAt)
 	r.changed()
