@@ -24,10 +24,12 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/api"
 	"sessiongate.dev/sessiongate/internal/authn"
 	"sessiongate.dev/sessiongate/internal/controlplane"
 	"sessiongate.dev/sessiongate/internal/credentials"
 	"sessiongate.dev/sessiongate/internal/dataplane"
+	"sessiongate.dev/sessiongate/internal/policy"
 	"sessiongate.dev/sessiongate/internal/proxy"
 	"sessiongate.dev/sessiongate/internal/registry"
 )
@@ -121,7 +123,7 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	}
 	gw := &Gateway{Manager: mgr, Sweeper: sw}
 	if opts.Serve != nil {
-		if err := gw.setupDataPlane(ns, opts.Serve); err != nil {
+		if err := gw.setupDataPlane(ns, opts.ControlPlane.Policy, opts.Serve); err != nil {
 			return nil, err
 		}
 	}
@@ -149,7 +151,7 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 
 // setupDataPlane adds what every replica runs: the registry, the data plane
 // controller that fills it, and the HTTPS server with the proxy.
-func (g *Gateway) setupDataPlane(namespace string, opts *ServeOptions) error {
+func (g *Gateway) setupDataPlane(namespace string, pol policy.Policy, opts *ServeOptions) error {
 	a, err := authn.New(opts.OIDC)
 	if err != nil {
 		return err
@@ -165,6 +167,11 @@ func (g *Gateway) setupDataPlane(namespace string, opts *ServeOptions) error {
 		return fmt.Errorf("setting up the data plane: %w", err)
 	}
 	mux := http.NewServeMux()
+	ownerClaim := opts.OIDC.UsernameClaim
+	if ownerClaim == "" {
+		ownerClaim = "sub"
+	}
+	(&api.Handler{Client: g.GetClient(), Authn: a, Policy: pol, Namespace: namespace, OwnerClaim: ownerClaim}).Register(mux)
 	srv, err := newServer(opts, routes(proxy.NewHandler(g.Registry, a, log), mux))
 	if err != nil {
 		return err

@@ -1,0 +1,220 @@
+// Package api is the gateway's REST API for users: request, list, get and
+// terminate their own sessions at /api/v1/sessions. It authenticates like the
+// proxy (the caller's OIDC token) and authorises like it: a caller sees only
+// sessions it owns, and a session it requests is always its own.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/authn"
+	"sessiongate.dev/sessiongate/internal/authz"
+	"sessiongate.dev/sessiongate/internal/policy"
+)
+
+// SessionRequest is the body of POST /api/v1/sessions.
+type SessionRequest struct {
+	Cluster     string               `json:"cluster"`
+	AccessLevel v1alpha1.AccessLevel `json:"accessLevel"`
+	// TTL is a Go duration, e.g. "30m".
+	TTL    string `json:"ttl"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Handler serves the API.
+type Handler struct {
+	Client    client.Client
+	Authn     *authn.Authenticator
+	Policy    policy.Policy
+	Namespace string
+	// OwnerClaim is the token claim that names a requested session's owner.
+	OwnerClaim string
+}
+
+// Register adds the API's routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/sessions", h.authed(h.create))
+	mux.HandleFunc("GET /api/v1/sessions", h.authed(h.list))
+	mux.HandleFunc("GET /api/v1/sessions/{name}", h.authed(h.get))
+	mux.HandleFunc("POST /api/v1/sessions/{name}/terminate", h.authed(h.terminate))
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, id *authn.Identity)
+
+func (h *Handler) authed(next handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := h.Authn.Authenticate(r)
+		if err != nil {
+			var ae *authn.Error
+			if !errors.As(err, &ae) {
+				err = errors.New("unauthorized")
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiongate"`)
+			writeError(w, apierrors.NewUnauthorized(err.Error()))
+			return
+		}
+		next(w, r, id)
+	}
+}
+
+// +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=sessions,verbs=create
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
+	var req SessionRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, apierrors.NewBadRequest("request body: "+err.Error()))
+		return
+	}
+	ownerName := id.Claims[h.OwnerClaim]
+	if ownerName == "" {
+		writeError(w, apierrors.NewBadRequest(fmt.Sprintf("your token has no %q claim to own a session with", h.OwnerClaim)))
+		return
+	}
+	s := &v1alpha1.Session{
+		ObjectMeta: metav1.ObjectMeta{Namespace: h.Namespace, Name: sessionName(ownerName)},
+		Spec: v1alpha1.SessionSpec{
+			Cluster:     req.Cluster,
+			AccessLevel: req.AccessLevel,
+			Reason:      req.Reason,
+			// The caller owns what it requests: there is no field to name
+			// anyone else.
+			Owner: v1alpha1.Owner{Type: v1alpha1.OwnerUser, UserPrincipal: &v1alpha1.UserPrincipal{Name: ownerName, Claim: h.OwnerClaim}},
+		},
+	}
+	var errs field.ErrorList
+	ttl, err := time.ParseDuration(req.TTL)
+	if err != nil {
+		errs = append(errs, field.Invalid(field.NewPath("ttl"), req.TTL, "must be a duration such as 30m or 1h"))
+	}
+	s.Spec.TTL = metav1.Duration{Duration: ttl}
+	if err == nil {
+		errs = append(errs, h.Policy.Validate(&s.Spec)...)
+	}
+	if req.Cluster != "" {
+		if err := h.Client.Get(r.Context(), client.ObjectKey{Namespace: h.Namespace, Name: req.Cluster}, &v1alpha1.Cluster{}); apierrors.IsNotFound(err) {
+			errs = append(errs, field.NotFound(field.NewPath("cluster"), req.Cluster))
+		} else if err != nil {
+			writeError(w, apierrors.NewInternalError(err))
+			return
+		}
+	}
+	if len(errs) > 0 {
+		// Messages name the request's fields, not the Session's.
+		msg := strings.ReplaceAll(errs.ToAggregate().Error(), "spec.", "")
+		writeError(w, apierrors.NewBadRequest(msg))
+		return
+	}
+	if err := h.Client.Create(r.Context(), s); err != nil {
+		klog.ErrorS(err, "Creating session", "user", id.Username)
+		writeError(w, apierrors.NewInternalError(errors.New("the session could not be created")))
+		return
+	}
+	klog.V(2).InfoS("Session requested", "session", s.Name, "user", id.Username, "cluster", s.Spec.Cluster, "reason", s.Spec.Reason)
+	writeJSON(w, http.StatusCreated, s)
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
+	all := &v1alpha1.SessionList{}
+	if err := h.Client.List(r.Context(), all, client.InNamespace(h.Namespace)); err != nil {
+		writeError(w, apierrors.NewInternalError(err))
+		return
+	}
+	mine := &v1alpha1.SessionList{TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "SessionList"}}
+	for _, s := range all.Items {
+		if authz.Owns(id, s.Spec.Owner) {
+			mine.Items = append(mine.Items, s)
+		}
+	}
+	writeJSON(w, http.StatusOK, mine)
+}
+
+// lookup finds a session the caller owns; any other gets the same 404.
+func (h *Handler) lookup(ctx context.Context, w http.ResponseWriter, name string, id *authn.Identity) *v1alpha1.Session {
+	s := &v1alpha1.Session{}
+	err := h.Client.Get(ctx, client.ObjectKey{Namespace: h.Namespace, Name: name}, s)
+	if err != nil && !apierrors.IsNotFound(err) {
+		writeError(w, apierrors.NewInternalError(err))
+		return nil
+	}
+	if err != nil || !authz.Owns(id, s.Spec.Owner) {
+		writeError(w, apierrors.NewNotFound(v1alpha1.GroupVersion.WithResource("sessions").GroupResource(), name))
+		return nil
+	}
+	return s
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
+	if s := h.lookup(r.Context(), w, r.PathValue("name"), id); s != nil {
+		writeJSON(w, http.StatusOK, s)
+	}
+}
+
+func (h *Handler) terminate(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
+	s := h.lookup(r.Context(), w, r.PathValue("name"), id)
+	if s == nil {
+		return
+	}
+	if !s.Spec.Terminated {
+		patch := client.MergeFrom(s.DeepCopy())
+		s.Spec.Terminated = true
+		if err := h.Client.Patch(r.Context(), s, patch); err != nil {
+			writeError(w, apierrors.NewInternalError(err))
+			return
+		}
+		klog.V(2).InfoS("Session terminated through the API", "session", s.Name, "user", id.Username)
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+// sessionName derives a readable, unique name from the owner's name.
+func sessionName(owner string) string {
+	local, _, _ := strings.Cut(strings.ToLower(owner), "@")
+	var b strings.Builder
+	for _, c := range local {
+		if b.Len() >= 30 {
+			break
+		}
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+			b.WriteRune(c)
+		} else if b.Len() > 0 && !strings.HasSuffix(b.String(), "-") {
+			b.WriteByte('-')
+		}
+	}
+	prefix := strings.Trim(b.String(), "-")
+	if prefix == "" {
+		prefix = "session"
+	}
+	return prefix + "-" + utilrand.String(5)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	if s, ok := v.(*v1alpha1.Session); ok {
+		s.APIVersion, s.Kind = v1alpha1.GroupVersion.String(), "Session"
+		s.ManagedFields = nil
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err *apierrors.StatusError) {
+	st := err.ErrStatus
+	st.Kind, st.APIVersion = "Status", "v1"
+	writeJSON(w, int(st.Code), st)
+}

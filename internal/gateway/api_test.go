@@ -1,0 +1,75 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/testenv"
+)
+
+func TestRESTAPIRequestsSessionsForTheCallerOnly(t *testing.T) {
+	alice := bearer(token(t, "alice@example.com"))
+	alice.Set("Content-Type", "application/json")
+	r := call(t, "POST", "/api/v1/sessions", []byte(`{"cluster":"target","accessLevel":{"clusterRole":"view"},"ttl":"30m","reason":"INC-9"}`), alice)
+	if r.code != http.StatusCreated {
+		t.Fatalf("request: %d %s", r.code, r.body)
+	}
+	var s v1alpha1.Session
+	testenv.Must(t, json.Unmarshal([]byte(r.body), &s))
+	if up := s.Spec.Owner.UserPrincipal; up == nil || up.Name != "alice@example.com" || up.Claim != "sub" || !strings.HasPrefix(s.Name, "alice-") {
+		t.Fatalf("requested session is not alice's: %s %+v", s.Name, s.Spec.Owner)
+	}
+
+	// An owner field in the request is no way to act for someone else.
+	r = call(t, "POST", "/api/v1/sessions", []byte(`{"cluster":"target","accessLevel":{"clusterRole":"view"},"ttl":"30m","owner":{"type":"User","userPrincipal":{"name":"bob@example.com","claim":"sub"}}}`), alice)
+	if r.code != http.StatusBadRequest || !strings.Contains(r.st.Message, `unknown field "owner"`) {
+		t.Errorf("request naming an owner: %d %s, want 400", r.code, r.body)
+	}
+
+	for body, want := range map[string]string{
+		`{"cluster":"nope","accessLevel":{"clusterRole":"view"},"ttl":"30m"}`:           `cluster: Not found: "nope"`,
+		`{"cluster":"target","accessLevel":{"clusterRole":"view"},"ttl":"100h"}`:        `ttl: Invalid value: "100h0m0s": must be at most the gateway maximum of 8h0m0s`,
+		`{"cluster":"target","accessLevel":{"clusterRole":"view"},"ttl":"soon"}`:        `ttl: Invalid value: "soon": must be a duration`,
+		`{"cluster":"target","accessLevel":{"clusterRole":"cluster-admin"},"ttl":"1h"}`: `accessLevel.clusterRole: Unsupported value: "cluster-admin"`,
+		`{"cluster":"target","accessLevel":{},"ttl":"1h"}`:                              `accessLevel: Required value`,
+		`not json`: `request body`,
+	} {
+		r := call(t, "POST", "/api/v1/sessions", []byte(body), alice)
+		if r.code != http.StatusBadRequest || !strings.Contains(r.st.Message, want) {
+			t.Errorf("%s: got %d %q, want 400 saying %q", body, r.code, r.st.Message, want)
+		}
+	}
+
+	bob := bearer(token(t, "bob@example.com"))
+	var list v1alpha1.SessionList
+	r = call(t, "GET", "/api/v1/sessions", nil, bob)
+	testenv.Must(t, json.Unmarshal([]byte(r.body), &list))
+	for _, it := range list.Items {
+		if it.Name == s.Name {
+			t.Errorf("bob's list shows alice's session")
+		}
+	}
+	if r := call(t, "GET", "/api/v1/sessions/"+s.Name, nil, bob); r.code != http.StatusNotFound {
+		t.Errorf("bob reading alice's session: %d, want 404", r.code)
+	}
+	if r := call(t, "POST", "/api/v1/sessions/"+s.Name+"/terminate", nil, bob); r.code != http.StatusNotFound {
+		t.Errorf("bob terminating alice's session: %d, want 404", r.code)
+	}
+	if r := call(t, "GET", "/api/v1/sessions", nil, nil); r.code != http.StatusUnauthorized {
+		t.Errorf("listing without a token: %d, want 401", r.code)
+	}
+
+	r = call(t, "GET", "/api/v1/sessions", nil, alice)
+	testenv.Must(t, json.Unmarshal([]byte(r.body), &list))
+	if len(list.Items) == 0 {
+		t.Errorf("alice's list does not show her session")
+	}
+	r = call(t, "POST", "/api/v1/sessions/"+s.Name+"/terminate", nil, alice)
+	testenv.Must(t, json.Unmarshal([]byte(r.body), &s))
+	if r.code != http.StatusOK || !s.Spec.Terminated {
+		t.Errorf("alice terminating her session: %d %s", r.code, r.body)
+	}
+}
