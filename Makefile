@@ -10,8 +10,13 @@ CONTROLLER_GEN := $(BIN)/controller-gen
 
 all: build
 
-build: ## Build the sessiongate binary into bin/.
+build: ## Build sessiongate and sgctl (also as the kubectl plugin kubectl-sessiongate) into bin/.
 	$(GO) build -o $(BIN)/sessiongate ./cmd/sessiongate
+	$(GO) build -o $(BIN)/sgctl ./cmd/sgctl
+	ln -sf sgctl $(BIN)/kubectl-sessiongate
+
+demo: test-bins build ## Run a complete local gateway until Ctrl-C (see README).
+	$(BIN)/sessiongate dev
 
 generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, CRDs and RBAC from markers.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...

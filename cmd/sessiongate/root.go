@@ -22,7 +22,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newServeCommand())
+	root.AddCommand(newServeCommand(), newDevCommand())
 	return root
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"k8s.io/client-go/util/keyutil"
 )
 
 // Issuer signs tokens and serves the documents verifiers need.
@@ -127,4 +128,26 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// KeyPEM returns the current signing key in PEM and its key ID, so that
+// another process (`sessiongate dev token`) can sign for this issuer.
+func (i *Issuer) KeyPEM() ([]byte, string, error) {
+	key, kid := i.SigningKey()
+	b, err := keyutil.MarshalPrivateKeyToPEM(key)
+	return b, kid, err
+}
+
+// NewSigner returns an issuer that signs with an existing key (for tokens
+// only: it serves no documents that others would trust).
+func NewSigner(url string, keyPEM []byte, kid string) (*Issuer, error) {
+	k, err := keyutil.ParsePrivateKeyPEM(keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	rsaKey, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("the issuer key is not an RSA key")
+	}
+	return &Issuer{url: url, keys: []jose.JSONWebKey{{Key: rsaKey, KeyID: kid, Algorithm: string(jose.RS256), Use: "sig"}}}, nil
 }

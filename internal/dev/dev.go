@@ -1,0 +1,350 @@
+// Package dev runs a complete sessiongate on one machine, all on loopback: a
+// management and a target cluster (kube-apiserver and etcd from bin/), kwok
+// with a running pod on the target, a development OIDC issuer, and the
+// gateway itself. It is what `make demo` starts.
+package dev
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/authn"
+	"sessiongate.dev/sessiongate/internal/controlplane"
+	"sessiongate.dev/sessiongate/internal/devissuer"
+	"sessiongate.dev/sessiongate/internal/gateway"
+	"sessiongate.dev/sessiongate/internal/policy"
+	"sessiongate.dev/sessiongate/internal/testenv"
+)
+
+// Names of the sandbox.
+const (
+	Namespace   = "sessiongate"
+	ClusterName = "dev-target"
+	Audience    = "sessiongate"
+	ReadyLine   = "sessiongate dev: ready"
+	// WebReply is what a port-forward to demo/web answers.
+	WebReply = "hello from the demo pod\n"
+)
+
+// Options configure the sandbox.
+type Options struct {
+	// Dir holds the sandbox's files; it is emptied at start.
+	Dir string
+	// Listen is the first replica's address; replica i listens on port+i.
+	Listen   string
+	Replicas int
+	// Out receives the ready line and the walkthrough.
+	Out io.Writer
+}
+
+// issuerFile lets `sessiongate dev token` sign for the running issuer.
+type issuerFile struct {
+	URL      string `json:"url"`
+	Audience string `json:"audience"`
+	KeyID    string `json:"kid"`
+	KeyPEM   []byte `json:"key"`
+}
+
+// Run starts the sandbox and blocks until ctx ends, then stops everything it
+// started.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Replicas < 1 {
+		return fmt.Errorf("--replicas must be at least 1")
+	}
+	listens, err := replicaAddresses(opts.Listen, opts.Replicas)
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clearing the old state in %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "kwok"), 0o700); err != nil {
+		return err
+	}
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	step := func(msg string) { fmt.Fprintf(opts.Out, "sessiongate dev: %s\n", msg) }
+
+	step("starting the management and target clusters")
+	mgmt, err := testenv.StartManagement()
+	if err != nil {
+		return err
+	}
+	stops = append(stops, func() { _ = mgmt.Stop() })
+	target, err := testenv.StartTarget()
+	if err != nil {
+		return err
+	}
+	stops = append(stops, func() { _ = target.Stop() })
+
+	step("starting kwok and the demo pod")
+	web, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	webSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, WebReply) }), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = webSrv.Serve(web) }()
+	stops = append(stops, func() { _ = webSrv.Close() })
+	kwok, err := testenv.StartKwok(ctx, target, filepath.Join(dir, "kwok"), testenv.KwokOptions{
+		ForwardPort: web.Addr().(*net.TCPAddr).Port,
+		Logs:        []string{"demo web server started", "GET / 200"},
+	})
+	if err != nil {
+		return err
+	}
+	stops = append(stops, kwok.Stop)
+	if err := testenv.RunningPod(ctx, target, "demo", "web"); err != nil {
+		return err
+	}
+
+	ca, err := testenv.NewCA("sessiongate-dev")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.crt"), ca.CertPEM, 0o644); err != nil {
+		return err
+	}
+	certFile, keyFile, err := ca.WriteServingCert(dir, "127.0.0.1", "localhost")
+	if err != nil {
+		return err
+	}
+
+	step("starting the OIDC issuer")
+	issuerURL, stopIssuer, err := startIssuer(dir, certFile, keyFile)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, stopIssuer)
+
+	if err := writeKubeconfigs(dir, mgmt, target); err != nil {
+		return err
+	}
+	if err := register(ctx, mgmt, target); err != nil {
+		return err
+	}
+
+	step(fmt.Sprintf("starting %d gateway replica(s)", opts.Replicas))
+	gwCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, opts.Replicas)
+	started := 0
+	stops = append(stops, func() {
+		cancel()
+		for range started {
+			<-done
+		}
+	})
+	for i, listen := range listens {
+		gw, err := gateway.New(mgmt.Config, gateway.Options{
+			ControlPlane: controlplane.Options{
+				Namespace: Namespace, Gateway: "sessiongate-dev",
+				IngressBaseURL: "https://" + listens[0],
+				Policy:         policy.Default(),
+				SweepInterval:  time.Minute,
+			},
+			Serve: &gateway.ServeOptions{
+				Listen: listen, TLSCertFile: certFile, TLSKeyFile: keyFile,
+				OIDC:     authn.Config{IssuerURL: issuerURL, Audiences: []string{Audience}, CAData: ca.CertPEM},
+				AuditLog: filepath.Join(dir, "audit-"+strconv.Itoa(i)+".log"),
+			},
+			LeaderElection: true, LeaderElectionID: "sessiongate-dev",
+			MetricsBindAddress: "0", HealthProbeBindAddress: "0",
+			SeveralPerProcess: true,
+		})
+		if err != nil {
+			return fmt.Errorf("replica %d: %w", i, err)
+		}
+		started++
+		go func() { done <- gw.Start(gwCtx) }()
+	}
+	if err := waitServing(ctx, listens, ca.CertPEM); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(opts.Out, "%s — gateway https://%s, state in %s\n%s", ReadyLine, listens[0], dir, walkthrough(dir, listens[0]))
+	select {
+	case <-ctx.Done():
+	case err := <-done:
+		started--
+		if err != nil {
+			return fmt.Errorf("gateway stopped: %w", err)
+		}
+	}
+	step("stopping")
+	return nil
+}
+
+func replicaAddresses(listen string, n int) ([]string, error) {
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port <= 0 {
+		return nil, fmt.Errorf("--listen %q needs a port number", listen)
+	}
+	var out []string
+	for i := range n {
+		addr := net.JoinHostPort(host, strconv.Itoa(port+i))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s is in use (is another sessiongate dev running?): %w", addr, err)
+		}
+		_ = l.Close()
+		out = append(out, addr)
+	}
+	return out, nil
+}
+
+func startIssuer(dir, certFile, keyFile string) (string, func(), error) {
+	iss, err := devissuer.New()
+	if err != nil {
+		return "", nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	url := "https://" + l.Addr().String()
+	iss.SetURL(url)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: iss, ReadHeaderTimeout: 5 * time.Second, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
+	go func() { _ = srv.ServeTLS(l, "", "") }()
+	keyPEM, kid, err := iss.KeyPEM()
+	if err != nil {
+		return "", nil, err
+	}
+	b, err := json.Marshal(issuerFile{URL: url, Audience: Audience, KeyID: kid, KeyPEM: keyPEM})
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "issuer.json"), b, 0o600); err != nil {
+		return "", nil, err
+	}
+	return url, func() { _ = srv.Close() }, nil
+}
+
+func writeKubeconfigs(dir string, mgmt, target *testenv.Cluster) error {
+	for file, c := range map[string]*testenv.Cluster{"admin.kubeconfig": mgmt, "target-admin.kubeconfig": target} {
+		kc, err := c.AdminKubeconfig()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, file), kc, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// register makes the target Cluster dev-target, minting with exactly the
+// rights config/target/rbac.yaml grants.
+func register(ctx context.Context, mgmt, target *testenv.Cluster) error {
+	if err := mgmt.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}); err != nil {
+		return err
+	}
+	kc, err := target.MinterKubeconfig(ctx)
+	if err != nil {
+		return err
+	}
+	if err := mgmt.Client.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: ClusterName + "-kubeconfig"},
+		Data:       map[string][]byte{controlplane.DefaultKubeconfigKey: kc},
+	}); err != nil {
+		return err
+	}
+	return mgmt.Client.Create(ctx, &v1alpha1.Cluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: ClusterName},
+		Spec: v1alpha1.ClusterSpec{
+			Server: target.Config.Host, CABundle: target.Config.CAData,
+			KubeconfigSecretRef: v1alpha1.SecretKeyRef{Name: ClusterName + "-kubeconfig"},
+		},
+	})
+}
+
+// waitServing returns once every replica answers on its port.
+func waitServing(ctx context.Context, listens []string, ca []byte) error {
+	deadline := time.Now().Add(time.Minute)
+	for _, addr := range listens {
+		for {
+			c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only checks that the port answers
+			if err == nil {
+				_ = c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("replica at %s does not answer: %w", addr, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	klog.V(2).InfoS("Sandbox ready", "replicas", len(listens))
+	return nil
+}
+
+func walkthrough(dir, listen string) string {
+	return fmt.Sprintf(`
+Try it (in another shell, from the repository):
+
+  export SESSIONGATE_SERVER=https://%[2]s SESSIONGATE_CA=%[1]s/ca.crt
+  export SESSIONGATE_TOKEN=$(bin/sessiongate dev token alice@example.com --dir %[1]s)
+  S=$(bin/sgctl request --cluster dev-target --access edit --namespace demo --ttl 30m --reason "first try" --wait)
+  bin/sgctl kubeconfig $S > alice.kubeconfig
+  bin/kubectl --kubeconfig alice.kubeconfig get pods -n demo
+  bin/kubectl --kubeconfig alice.kubeconfig exec -n demo web -- echo hello through sessiongate
+
+Operator's view: bin/kubectl --kubeconfig %[1]s/admin.kubeconfig -n sessiongate get sessions
+The target:      bin/kubectl --kubeconfig %[1]s/target-admin.kubeconfig get sa -A
+Audit records:   %[1]s/audit-0.log
+Stop with Ctrl-C.
+`, dir, listen)
+}
+
+// Token signs a token for user with the running sandbox's issuer.
+func Token(dir, user string, groups []string, ttl time.Duration) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "issuer.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("no sandbox in %s: start one with `sessiongate dev --dir %s`", dir, dir)
+	}
+	if err != nil {
+		return "", err
+	}
+	var f issuerFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return "", fmt.Errorf("%s/issuer.json: %w", dir, err)
+	}
+	iss, err := devissuer.NewSigner(f.URL, f.KeyPEM, f.KeyID)
+	if err != nil {
+		return "", err
+	}
+	return iss.Token(user, groups, f.Audience, ttl)
+}

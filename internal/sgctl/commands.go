@@ -1,0 +1,363 @@
+package sgctl
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clientauthv1 "k8s.io/client-go/pkg/apis/clientauthentication/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/yaml"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/api"
+)
+
+// NewCommand returns sgctl's root command.
+func NewCommand() *cobra.Command {
+	cfg := &Config{
+		Server:       os.Getenv(EnvServer),
+		CAFile:       os.Getenv(EnvCA),
+		TokenFile:    os.Getenv(EnvTokenFile),
+		TokenCommand: os.Getenv(EnvTokenCommand),
+	}
+	root := &cobra.Command{
+		Use:           "sgctl",
+		Short:         "Request and use just-in-time Kubernetes access through sessiongate",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&cfg.Server, "server", cfg.Server, "Gateway URL, e.g. https://sessiongate.example.com ($"+EnvServer+").")
+	pf.StringVar(&cfg.CAFile, "certificate-authority", cfg.CAFile, "CA file that verifies the gateway ($"+EnvCA+"; default: system roots).")
+	pf.StringVar(&cfg.TokenFile, "token-file", cfg.TokenFile, "File holding your OIDC token ($"+EnvTokenFile+"); $"+EnvToken+" wins over it.")
+	pf.StringVar(&cfg.TokenCommand, "token-command", cfg.TokenCommand, "Shell command that prints your OIDC token ($"+EnvTokenCommand+").")
+
+	client := func() (*Client, error) { return NewClient(cfg) }
+	root.AddCommand(
+		requestCommand(client),
+		listCommand(client),
+		getCommand(client),
+		terminateCommand(client),
+		kubeconfigCommand(cfg, client),
+		tokenCommand(cfg),
+	)
+	return root
+}
+
+func requestCommand(client func() (*Client, error)) *cobra.Command {
+	var (
+		req        api.SessionRequest
+		access     string
+		namespaces []string
+		wait       bool
+		timeout    time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "request --cluster C --access view|edit|group:NAME [--namespace N]... --ttl 30m --reason TEXT",
+		Short: "Request a session for yourself; prints its name",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			if g, ok := strings.CutPrefix(access, "group:"); ok {
+				req.AccessLevel = v1alpha1.AccessLevel{Group: g}
+			} else {
+				req.AccessLevel = v1alpha1.AccessLevel{ClusterRole: access, Namespaces: namespaces}
+			}
+			s, err := c.Request(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if wait {
+				ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+				defer cancel()
+				if s, err = waitActive(ctx, c, s.Name, cmd.ErrOrStderr()); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), s.Name)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Cluster, "cluster", "", "Registered cluster to access.")
+	f.StringVar(&access, "access", "view", "ClusterRole to be granted (view, edit, ...) or group:NAME.")
+	f.StringSliceVar(&namespaces, "namespace", nil, "Limit the ClusterRole to these namespaces (repeatable).")
+	f.StringVar(&req.TTL, "ttl", "30m", "How long the session lasts once active.")
+	f.StringVar(&req.Reason, "reason", "", "Why you need access (an incident or change number); audited.")
+	f.BoolVar(&wait, "wait", false, "Show the session's phase as it changes and return when it is Active.")
+	f.DurationVar(&timeout, "timeout", 2*time.Minute, "How long --wait waits.")
+	return cmd
+}
+
+// waitActive polls until the session is Active, printing each phase change.
+func waitActive(ctx context.Context, c *Client, name string, progress io.Writer) (*v1alpha1.Session, error) {
+	last := v1alpha1.SessionPhase("")
+	for {
+		s, err := c.Get(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		phase := s.Status.Phase
+		if phase == "" {
+			phase = v1alpha1.PhasePending
+		}
+		if phase != last {
+			fmt.Fprintf(progress, "session %s: %s\n", name, phase)
+			last = phase
+		}
+		switch phase {
+		case v1alpha1.PhaseActive:
+			return s, nil
+		case v1alpha1.PhaseFailed, v1alpha1.PhaseExpired, v1alpha1.PhaseTerminated:
+			msg := string(phase)
+			if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+				msg = c.Message
+			}
+			return nil, fmt.Errorf("session %s is %s: %s", name, phase, msg)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("session %s is still %s: %w", name, phase, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func listCommand(client func() (*Client, error)) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List your sessions",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			l, err := c.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printSessions(cmd.OutOrStdout(), output, l, l.Items)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "Output format: json or yaml (default: a table).")
+	return cmd
+}
+
+func getCommand(client func() (*Client, error)) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "get SESSION",
+		Short: "Show one of your sessions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			s, err := c.Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printSessions(cmd.OutOrStdout(), output, s, []v1alpha1.Session{*s})
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "Output format: json or yaml (default: a table).")
+	return cmd
+}
+
+func terminateCommand(client func() (*Client, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:   "terminate SESSION",
+		Short: "End one of your sessions now",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			if _, err := c.Terminate(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "session %s terminated\n", args[0])
+			return nil
+		},
+	}
+}
+
+func printSessions(w io.Writer, format string, obj any, items []v1alpha1.Session) error {
+	switch format {
+	case "json":
+		b, err := json.MarshalIndent(obj, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(w, string(b))
+		return err
+	case "yaml":
+		b, err := yaml.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	case "":
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tCLUSTER\tACCESS\tPHASE\tEXPIRES-AT\tREASON")
+		for _, s := range items {
+			expires := "-"
+			if s.Status.ExpiresAt != nil {
+				expires = s.Status.ExpiresAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Spec.Cluster, accessString(s.Spec.AccessLevel), s.Status.Phase, expires, s.Spec.Reason)
+		}
+		return tw.Flush()
+	default:
+		return fmt.Errorf("unknown output format %q: use json or yaml", format)
+	}
+}
+
+func accessString(a v1alpha1.AccessLevel) string {
+	switch {
+	case a.Group != "":
+		return "group:" + a.Group
+	case len(a.Namespaces) > 0:
+		return a.ClusterRole + " in " + strings.Join(a.Namespaces, ",")
+	}
+	return a.ClusterRole
+}
+
+func kubeconfigCommand(cfg *Config, client func() (*Client, error)) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "kubeconfig SESSION",
+		Short: "Write a kubeconfig that points kubectl at a session (no token inside)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			s, err := c.Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if s.Status.Phase != v1alpha1.PhaseActive || s.Status.Endpoint == "" {
+				return fmt.Errorf("session %s is %s, not Active", s.Name, s.Status.Phase)
+			}
+			kc, err := Kubeconfig(cfg, s)
+			if err != nil {
+				return err
+			}
+			if out == "" || out == "-" {
+				_, err = cmd.OutOrStdout().Write(kc)
+				return err
+			}
+			return os.WriteFile(out, kc, 0o600)
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "File to write (default: standard output).")
+	return cmd
+}
+
+// Kubeconfig renders a kubeconfig for session s: the server is the session
+// endpoint, the CA the gateway's, and the user an exec credential plugin
+// (`sgctl token`) so that tokens are fetched at use and never stored.
+func Kubeconfig(cfg *Config, s *v1alpha1.Session) ([]byte, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cluster := &clientcmdapi.Cluster{Server: s.Status.Endpoint}
+	if cfg.CAFile != "" {
+		ca, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the gateway CA: %w", err)
+		}
+		cluster.CertificateAuthorityData = ca
+	}
+	var env []clientcmdapi.ExecEnvVar
+	if cfg.TokenFile != "" {
+		env = append(env, clientcmdapi.ExecEnvVar{Name: EnvTokenFile, Value: cfg.TokenFile})
+	}
+	if cfg.TokenCommand != "" {
+		env = append(env, clientcmdapi.ExecEnvVar{Name: EnvTokenCommand, Value: cfg.TokenCommand})
+	}
+	name := "sessiongate-" + s.Name
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters[name] = cluster
+	kc.AuthInfos[name] = &clientcmdapi.AuthInfo{Exec: &clientcmdapi.ExecConfig{
+		APIVersion:      clientauthv1.SchemeGroupVersion.String(),
+		Command:         self,
+		Args:            []string{"token"},
+		Env:             env,
+		InteractiveMode: clientcmdapi.NeverExecInteractiveMode,
+		InstallHint:     "sgctl is sessiongate's CLI; install it to use this kubeconfig.",
+	}}
+	kc.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name, Namespace: firstNamespace(s)}
+	kc.CurrentContext = name
+	return clientcmd.Write(*kc)
+}
+
+func firstNamespace(s *v1alpha1.Session) string {
+	if ns := s.Spec.AccessLevel.Namespaces; len(ns) > 0 {
+		return ns[0]
+	}
+	return ""
+}
+
+func tokenCommand(cfg *Config) *cobra.Command {
+	return &cobra.Command{
+		Use:   "token",
+		Short: "Print your OIDC token as a client.authentication.k8s.io/v1 ExecCredential (for kubectl)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tok, err := cfg.Token(cmd.Context())
+			if err != nil {
+				return err
+			}
+			cred := clientauthv1.ExecCredential{Status: &clientauthv1.ExecCredentialStatus{Token: tok}}
+			cred.APIVersion, cred.Kind = clientauthv1.SchemeGroupVersion.String(), "ExecCredential"
+			if exp, ok := tokenExpiry(tok); ok {
+				cred.Status.ExpirationTimestamp = &exp
+			}
+			return json.NewEncoder(cmd.OutOrStdout()).Encode(cred)
+		},
+	}
+}
+
+// tokenExpiry reads a JWT's exp claim (unverified: it only tells kubectl when
+// to ask again; the gateway verifies the token).
+func tokenExpiry(tok string) (metav1.Time, bool) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return metav1.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return metav1.Time{}, false
+	}
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp == 0 {
+		return metav1.Time{}, false
+	}
+	return metav1.Time{Time: time.Unix(claims.Exp, 0)}, true
+}
+
