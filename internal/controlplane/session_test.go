@@ -304,3 +304,12 @@ func TestSamplesApply(t *testing.T) {
 		}
 	}
 }
+
+func TestDeploymentManifestsApply(t *testing.T) {
+	ctx := context.Background()
+	for _, f := range []string{"config/deploy/gateway.yaml", "config/rbac/role.yaml"} {
+		if err := testenv.ApplyFile(ctx, mgmt.Client, filepath.Join(testenv.RepoRoot(), f), ""); err != nil {
+			t.Errorf("%s does not apply: %v", f, err)
+		}
+	}
+}

@@ -1,0 +1,209 @@
+package dev_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"sessiongate.dev/sessiongate/internal/dev"
+	"sessiongate.dev/sessiongate/internal/testenv"
+)
+
+// build compiles one of the project's commands into dir.
+func build(t *testing.T, dir, pkg string) string {
+	t.Helper()
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, "./"+pkg)
+	cmd.Dir = testenv.RepoRoot()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// descendants lists the processes below pid, read from /proc.
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The fields after the command name, which is in parentheses.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 1 {
+			if ppid, err := strconv.Atoi(fields[1]); err == nil {
+				children[ppid] = append(children[ppid], p)
+			}
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		out = append(out, children[p]...)
+		queue = append(queue, children[p]...)
+	}
+	return out
+}
+
+func alive(pid int) bool {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	return err == nil && !strings.Contains(string(stat), ") Z ")
+}
+
+// TestReadmeWalkthrough runs `sessiongate dev` and follows the README's
+// walkthrough with sgctl and the real kubectl, then stops the sandbox and
+// checks that nothing it started is left running.
+func TestReadmeWalkthrough(t *testing.T) {
+	bin := t.TempDir()
+	sessiongate := build(t, bin, "cmd/sessiongate")
+	sgctl := build(t, bin, "cmd/sgctl")
+	kubectl := filepath.Join(testenv.BinDir(), "kubectl")
+	dir := filepath.Join(t.TempDir(), "dev")
+	port, err := testenv.FreePort()
+	testenv.Must(t, err)
+	listen := "127.0.0.1:" + strconv.Itoa(port)
+
+	sandbox := exec.Command(sessiongate, "dev", "--dir", dir, "--listen", listen)
+	sandbox.Dir = testenv.RepoRoot()
+	sandbox.Env = append(os.Environ(), "KUBEBUILDER_ASSETS="+testenv.BinDir())
+	stdout, err := sandbox.StdoutPipe()
+	testenv.Must(t, err)
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "dev.log"))
+	testenv.Must(t, err)
+	sandbox.Stderr = logFile
+	testenv.Must(t, sandbox.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- sandbox.Wait() }()
+	defer func() {
+		if sandbox.ProcessState == nil {
+			_ = sandbox.Process.Kill()
+		}
+	}()
+
+	ready := make(chan struct{})
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			if strings.HasPrefix(s.Text(), dev.ReadyLine) {
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case err := <-exited:
+		log, _ := os.ReadFile(logFile.Name())
+		t.Fatalf("sessiongate dev exited before it was ready: %v\n%s", err, log)
+	case <-time.After(3 * time.Minute):
+		t.Fatal("sessiongate dev is not ready after 3 minutes")
+	}
+
+	run := func(env []string, name string, args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Env = append(append(os.Environ(), "HOME="+dir, "SESSIONGATE_SERVER=https://"+listen, "SESSIONGATE_CA="+filepath.Join(dir, "ca.crt")), env...)
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		if err != nil {
+			return out.String(), fmt.Errorf("%s %s: %w\n%s%s", filepath.Base(name), strings.Join(args, " "), err, out.String(), errOut.String())
+		}
+		return out.String(), nil
+	}
+	tokenFor := func(user string) []string {
+		tok, err := run(nil, sessiongate, "dev", "token", user, "--dir", dir)
+		testenv.Must(t, err)
+		return []string{"SESSIONGATE_TOKEN=" + strings.TrimSpace(tok)}
+	}
+	alice, bob := tokenFor("alice@example.com"), tokenFor("bob@example.com")
+
+	out, err := run(alice, sgctl, "request", "--cluster", "dev-target", "--access", "edit", "--namespace", "demo", "--ttl", "30m", "--reason", "walkthrough", "--wait")
+	testenv.Must(t, err)
+	session := strings.TrimSpace(out)
+	kc, err := run(alice, sgctl, "kubeconfig", session)
+	testenv.Must(t, err)
+	if strings.Contains(kc, strings.TrimPrefix(alice[0], "SESSIONGATE_TOKEN=")) {
+		t.Fatal("the kubeconfig holds the token")
+	}
+	kcFile := filepath.Join(dir, "alice.kubeconfig")
+	testenv.Must(t, os.WriteFile(kcFile, []byte(kc), 0o600))
+
+	if out, err := run(alice, kubectl, "--kubeconfig", kcFile, "get", "pods", "-n", "demo"); err != nil || !strings.Contains(out, "web") {
+		t.Fatalf("alice: kubectl get pods: %v\n%s", err, out)
+	}
+	if out, err := run(alice, kubectl, "--kubeconfig", kcFile, "exec", "-n", "demo", "web", "--", "echo", "hello through sessiongate"); err != nil || !strings.Contains(out, "hello through sessiongate") {
+		t.Fatalf("alice: kubectl exec: %v\n%s", err, out)
+	}
+	if out, err := run(alice, kubectl, "--kubeconfig", kcFile, "logs", "-n", "demo", "web"); err != nil || !strings.Contains(out, "demo web server started") {
+		t.Fatalf("alice: kubectl logs: %v\n%s", err, out)
+	}
+
+	if _, err := run(bob, kubectl, "--kubeconfig", kcFile, "get", "pods", "-n", "demo"); err == nil || !strings.Contains(err.Error(), "no active session") {
+		t.Errorf("bob with alice's kubeconfig: got %v, want a refusal", err)
+	}
+	if _, err := run(bob, sgctl, "terminate", session); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("bob terminating alice's session: got %v, want not found", err)
+	}
+
+	_, err = run(alice, sgctl, "terminate", session)
+	testenv.Must(t, err)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		_, err := run(alice, kubectl, "--kubeconfig", kcFile, "get", "pods", "-n", "demo")
+		if err == nil {
+			return fmt.Errorf("kubectl still works after terminate")
+		}
+		return nil
+	})
+
+	children := descendants(sandbox.Process.Pid)
+	if len(children) == 0 {
+		t.Fatal("found no processes started by sessiongate dev")
+	}
+	testenv.Must(t, sandbox.Process.Signal(syscall.SIGINT))
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("sessiongate dev did not exit cleanly on Ctrl-C: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("sessiongate dev still running a minute after Ctrl-C")
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		for _, p := range children {
+			if alive(p) {
+				cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "cmdline"))
+				return fmt.Errorf("process %d (%s) outlived sessiongate dev", p, strings.ReplaceAll(string(cmdline), "\x00", " "))
+			}
+		}
+		return nil
+	})
+}
+
+func TestBusyPortIsAClearErrorBeforeAnythingStarts(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	testenv.Must(t, err)
+	defer l.Close()
+	err = dev.Run(context.Background(), dev.Options{Dir: t.TempDir(), Listen: l.Addr().String(), Replicas: 1, Out: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), l.Addr().String()+" is in use") {
+		t.Errorf("got %v, want an error saying %s is in use", err, l.Addr())
+	}
+}
