@@ -360,4 +360,3 @@ func tokenExpiry(tok string) (metav1.Time, bool) {
 	}
 	return metav1.Time{Time: time.Unix(claims.Exp, 0)}, true
 }
-
