@@ -15,6 +15,9 @@ build: ## Build sessiongate and sgctl (also as the kubectl plugin kubectl-sessio
 	$(GO) build -o $(BIN)/sgctl ./cmd/sgctl
 	ln -sf sgctl $(BIN)/kubectl-sessiongate
 
+bench: test-bins build ## Measure the gateway against direct and kubectl proxy; writes bench/results/latest.{json,md}.
+	$(GO) run ./cmd/sgbench -bin $(BIN) -out bench/results
+
 demo: test-bins build ## Run a complete local gateway until Ctrl-C (see README).
 	$(BIN)/sessiongate dev
 

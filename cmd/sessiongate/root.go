@@ -84,6 +84,7 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: --namespace).")
 	f.StringVar(&opts.LeaderElectionID, "leader-election-id", "sessiongate-control-plane", "Name of the leader election Lease.")
 	f.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (0 disables it).")
+	f.BoolVar(&opts.Pprof, "enable-pprof", false, "Serve Go's pprof profiles under /debug/pprof/ on the metrics port.")
 	f.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
 	return cmd
 }

@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
@@ -58,6 +59,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Sweeper, error) {
 		For(&v1alpha1.Session{}, builder.WithPredicates(inNamespace)).
 		Owns(&corev1.Secret{}).
 		Named("session").
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
 	if err != nil {
 		return nil, fmt.Errorf("setting up the session controller: %w", err)

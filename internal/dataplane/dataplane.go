@@ -29,13 +29,14 @@ import (
 // Reconciler registers Ready sessions and unregisters all others.
 type Reconciler struct {
 	client.Client
-	Registry *registry.Registry
-	Clock    clock.PassiveClock
+	Registry   *registry.Registry
+	Clock      clock.PassiveClock
+	Transports *registry.Transports
 }
 
 // Setup adds the data plane to mgr; it does not need leadership.
 func Setup(mgr ctrl.Manager, namespace string, reg *registry.Registry) error {
-	r := &Reconciler{Client: mgr.GetClient(), Registry: reg, Clock: clock.RealClock{}}
+	r := &Reconciler{Client: mgr.GetClient(), Registry: reg, Clock: clock.RealClock{}, Transports: registry.NewTransports()}
 	inNamespace := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetNamespace() == namespace })
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Session{}, builder.WithPredicates(inNamespace)).
@@ -73,7 +74,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if cur, ok := r.Registry.Get(s.Name); ok && cur.UID == s.UID && cur.ExpiresAt.Equal(s.Status.ExpiresAt.Time) && cur.Backend().Version == sec.ResourceVersion {
 		return ctrl.Result{}, nil
 	}
-	b, err := registry.NewBackend(registry.BackendConfig{
+	b, err := r.Transports.NewBackend(registry.BackendConfig{
 		Server:  string(sec.Data[credentials.KeyServer]),
 		CA:      sec.Data[credentials.KeyCA],
 		Token:   string(sec.Data[credentials.KeyToken]),

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -46,6 +47,8 @@ type Options struct {
 	// Serve, when set, runs the data plane and its HTTPS server on this
 	// replica; nil runs the control plane alone.
 	Serve *ServeOptions
+	// Pprof serves net/http/pprof under /debug/pprof/ on the metrics port.
+	Pprof bool
 	// SeveralPerProcess lets more than one gateway run in one process (tests);
 	// they then share controller metrics.
 	SeveralPerProcess bool
@@ -93,6 +96,15 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	// /healthz and /readyz are served on the health probe port and on the
 	// metrics port alike; the checks are filled in once the manager exists.
 	readyChecks := map[string]healthz.Checker{}
+	extra := map[string]http.Handler{
+		"/healthz": http.StripPrefix("/healthz", &healthz.Handler{Checks: map[string]healthz.Checker{"ping": healthz.Ping}}),
+		"/readyz":  http.StripPrefix("/readyz", &healthz.Handler{Checks: readyChecks}),
+	}
+	if opts.Pprof {
+		extra["/debug/pprof/"] = http.HandlerFunc(pprof.Index)
+		extra["/debug/pprof/profile"] = http.HandlerFunc(pprof.Profile)
+		extra["/debug/pprof/trace"] = http.HandlerFunc(pprof.Trace)
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: Scheme(),
 		Cache: cache.Options{
@@ -107,12 +119,9 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 		LeaderElectionNamespace:       leNamespace,
 		LeaderElectionID:              opts.LeaderElectionID,
 		LeaderElectionReleaseOnCancel: true,
-		Metrics: metricsserver.Options{BindAddress: opts.MetricsBindAddress, ExtraHandlers: map[string]http.Handler{
-			"/healthz": http.StripPrefix("/healthz", &healthz.Handler{Checks: map[string]healthz.Checker{"ping": healthz.Ping}}),
-			"/readyz":  http.StripPrefix("/readyz", &healthz.Handler{Checks: readyChecks}),
-		}},
-		HealthProbeBindAddress: opts.HealthProbeBindAddress,
-		Controller:             config.Controller{SkipNameValidation: &opts.SeveralPerProcess},
+		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsBindAddress, ExtraHandlers: extra},
+		HealthProbeBindAddress:        opts.HealthProbeBindAddress,
+		Controller:                    config.Controller{SkipNameValidation: &opts.SeveralPerProcess},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)

@@ -1,11 +1,13 @@
 package registry
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
@@ -18,6 +20,49 @@ type BackendConfig struct {
 	Token           string
 	CertPEM, KeyPEM []byte
 	Version         string
+}
+
+// Transports shares one connection pool per target among the sessions that
+// authenticate with a bearer token: the token travels in each request, so
+// sessions on the same cluster need not each hold their own connections and
+// TLS state. Sessions with a client certificate get a transport of their own.
+type Transports struct {
+	mu     sync.Mutex
+	shared map[[sha256.Size]byte]*http.Transport
+}
+
+// NewTransports returns an empty pool of shared transports.
+func NewTransports() *Transports {
+	return &Transports{shared: map[[sha256.Size]byte]*http.Transport{}}
+}
+
+// NewBackend is NewBackend, with token sessions sharing a transport per
+// target server and CA.
+func (t *Transports) NewBackend(c BackendConfig) (*Backend, error) {
+	if len(c.CertPEM) > 0 || c.Token == "" {
+		return NewBackend(c)
+	}
+	key := sha256.Sum256([]byte(c.Server + "\x00" + string(c.CA)))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if tr, ok := t.shared[key]; ok {
+		u, _ := url.Parse(c.Server)
+		return &Backend{URL: u, Token: c.Token, Transport: tr, Version: c.Version, shared: true}, nil
+	}
+	b, err := NewBackend(c)
+	if err != nil {
+		return nil, err
+	}
+	b.shared = true
+	t.shared[key] = b.Transport
+	return b, nil
+}
+
+// closeIdle drops the idle connections of a transport no other session uses.
+func (b *Backend) closeIdle() {
+	if !b.shared {
+		b.Transport.CloseIdleConnections()
+	}
 }
 
 // NewBackend builds the transport to a target. The target's certificate is

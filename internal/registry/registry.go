@@ -33,6 +33,8 @@ type Backend struct {
 	Transport *http.Transport
 	// Version identifies the credential (the Secret's resourceVersion).
 	Version string
+
+	shared bool
 }
 
 // Session is one active session.
@@ -111,7 +113,7 @@ func (r *Registry) Put(s *Session, b *Backend) {
 		if old.UID == s.UID && old.ExpiresAt.Equal(s.ExpiresAt) {
 			if cur := old.backend.Load(); cur.Version != b.Version {
 				old.backend.Store(b)
-				cur.Transport.CloseIdleConnections()
+				cur.closeIdle()
 				klog.V(2).InfoS("Rotated session credential", "session", s.Name)
 			}
 			return
@@ -150,7 +152,7 @@ func (r *Registry) removeLocked(s *Session, why error) {
 	delete(r.sessions, s.Name)
 	s.timer.Stop()
 	s.cancel(why)
-	s.backend.Load().Transport.CloseIdleConnections()
+	s.backend.Load().closeIdle()
 	klog.V(2).InfoS("Unregistered session", "session", s.Name, "reason", why.Error())
 	r.changed()
 }

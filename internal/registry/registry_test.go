@@ -102,3 +102,22 @@ var testCA = func() []byte {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }()
+
+func TestTokenSessionsOnOneTargetShareATransport(t *testing.T) {
+	ts := NewTransports()
+	a, err := ts.NewBackend(BackendConfig{Server: "https://127.0.0.1:6443", CA: testCA, Token: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := ts.NewBackend(BackendConfig{Server: "https://127.0.0.1:6443", CA: testCA, Token: "b"})
+	other, _ := ts.NewBackend(BackendConfig{Server: "https://127.0.0.2:6443", CA: testCA, Token: "c"})
+	if a.Transport != b.Transport {
+		t.Error("two token sessions on one target hold two transports")
+	}
+	if a.Transport == other.Transport {
+		t.Error("sessions on different targets share a transport")
+	}
+	if a.Token != "a" || b.Token != "b" {
+		t.Error("sharing a transport mixed up the tokens")
+	}
+}
