@@ -5,6 +5,7 @@ package authn
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -73,6 +74,19 @@ type Authenticator struct {
 
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier
+
+	lastSweep time.Time
+	cache     sync.Map // sha256 of a token → cachedIdentity
+}
+
+// CacheTTL is how long a verified token is trusted without verifying its
+// signature again; never past the token's own expiry. kube-apiserver caches
+// token authentication the same way.
+const CacheTTL = 10 * time.Second
+
+type cachedIdentity struct {
+	id      *Identity
+	expires time.Time
 }
 
 // New checks the configuration; discovery happens on first use and is
@@ -186,32 +200,82 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Identity, error) {
 	return a.Verify(r.Context(), raw)
 }
 
-// Verify verifies a raw token and extracts the identity.
+// Verify verifies a raw token and extracts the identity. A token verified in
+// the last CacheTTL is answered from memory, keyed by its SHA-256.
 func (a *Authenticator) Verify(ctx context.Context, raw string) (*Identity, error) {
+	key := sha256.Sum256([]byte(raw))
+	now := a.cfg.Now()
+	if c, ok := a.cache.Load(key); ok {
+		if ci := c.(cachedIdentity); now.Before(ci.expires) {
+			return ci.id, nil
+		}
+		a.cache.Delete(key)
+	}
+	id, exp, err := a.verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	expires := now.Add(CacheTTL)
+	if exp.Before(expires) {
+		expires = exp
+	}
+	a.cache.Store(key, cachedIdentity{id: id, expires: expires})
+	a.sweepCache(now)
+	return id, nil
+}
+
+// sweepCache drops expired entries now and then, so the cache stays small.
+func (a *Authenticator) sweepCache(now time.Time) {
+	a.mu.Lock()
+	due := now.After(a.lastSweep.Add(CacheTTL))
+	if due {
+		a.lastSweep = now
+	}
+	a.mu.Unlock()
+	if !due {
+		return
+	}
+	a.cache.Range(func(k, v any) bool {
+		if !now.Before(v.(cachedIdentity).expires) {
+			a.cache.Delete(k)
+		}
+		return true
+	})
+}
+
+func (a *Authenticator) verify(ctx context.Context, raw string) (*Identity, time.Time, error) {
+	id, exp, err := a.verifyToken(ctx, raw)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return id, exp.Add(Skew), nil
+}
+
+func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Identity, time.Time, error) {
 	v, err := a.getVerifier(ctx)
 	if err != nil {
 		// Not the caller's fault, but no token can be trusted without it.
 		klog.ErrorS(err, "Cannot verify tokens")
-		return nil, fail("the gateway cannot reach its OIDC issuer")
+		return nil, time.Time{}, fail("the gateway cannot reach its OIDC issuer")
 	}
 	tok, err := v.Verify(ctx, raw)
 	if err != nil {
 		var expired *oidc.TokenExpiredError
 		if errors.As(err, &expired) {
-			return nil, fail("token expired at %s", expired.Expiry.UTC().Format(time.RFC3339))
+			return nil, time.Time{}, fail("token expired at %s", expired.Expiry.UTC().Format(time.RFC3339))
 		}
 		klog.V(4).InfoS("Token refused", "reason", err.Error())
-		return nil, fail("invalid token")
+		return nil, time.Time{}, fail("invalid token")
 	}
 	if !slices.ContainsFunc(tok.Audience, func(aud string) bool { return slices.Contains(a.cfg.Audiences, aud) }) {
-		return nil, fail("token audience %v is not one of %v", tok.Audience, a.cfg.Audiences)
+		return nil, time.Time{}, fail("token audience %v is not one of %v", tok.Audience, a.cfg.Audiences)
 	}
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
-		return nil, fail("invalid token claims")
+		return nil, time.Time{}, fail("invalid token claims")
 	}
 	if nbf, ok := claims["nbf"].(float64); ok && a.cfg.Now().Add(Skew).Before(time.Unix(int64(nbf), 0)) {
-		return nil, fail("token not valid before %s", time.Unix(int64(nbf), 0).UTC().Format(time.RFC3339))
+		return nil, time.Time{}, fail("token not valid before %s", time.Unix(int64(nbf), 0).UTC().Format(time.RFC3339))
 	}
 	id := &Identity{Claims: map[string]string{}}
 	for k, v := range claims {
@@ -221,7 +285,7 @@ func (a *Authenticator) Verify(ctx context.Context, raw string) (*Identity, erro
 	}
 	id.Username = id.Claims[a.cfg.UsernameClaim]
 	if id.Username == "" {
-		return nil, fail("token has no %q claim", a.cfg.UsernameClaim)
+		return nil, time.Time{}, fail("token has no %q claim", a.cfg.UsernameClaim)
 	}
 	switch g := claims[a.cfg.GroupsClaim].(type) {
 	case []any:
@@ -233,5 +297,5 @@ func (a *Authenticator) Verify(ctx context.Context, raw string) (*Identity, erro
 	case string:
 		id.Groups = []string{g}
 	}
-	return id, nil
+	return id, tok.Expiry, nil
 }
