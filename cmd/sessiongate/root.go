@@ -53,6 +53,7 @@ func newServeCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("loading the management cluster's kubeconfig: %w", err)
 			}
+			cfg.QPS, cfg.Burst = 100, 200
 			gw, err := gateway.New(cfg, opts)
 			if err != nil {
 				return err

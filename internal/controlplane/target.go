@@ -82,6 +82,9 @@ func (t *targets) forCluster(ctx context.Context, cluster *v1alpha1.Cluster) (cr
 			return credentials.Target{}, fmt.Errorf("cluster %s: kubeconfig Secret %s/%s: %w", cluster.Name, ref.Name, key, err)
 		}
 		cfg.Timeout = targetTimeout
+		// client-go's default of 5 requests/s would let a burst of sessions
+		// queue behind each other; a session takes about ten requests.
+		cfg.QPS, cfg.Burst = 100, 200
 		cs, err := kubernetes.NewForConfig(cfg)
 		if err != nil {
 			return credentials.Target{}, fmt.Errorf("cluster %s: building a client: %w", cluster.Name, err)

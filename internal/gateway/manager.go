@@ -111,6 +111,9 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 			// The gateway reads only its own namespace, and of the Secrets
 			// there only those it wrote: least privilege, small memory.
 			DefaultNamespaces: map[string]cache.Config{ns: {}},
+			// Managed fields are most of a small object's size and the
+			// gateway never reads them: thousands of idle sessions cost less.
+			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
 				&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{credentials.LabelManagedBy: credentials.ManagedByValue})},
 			},
