@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/apistatus"
 	"sessiongate.dev/sessiongate/internal/authn"
 	"sessiongate.dev/sessiongate/internal/authz"
 	"sessiongate.dev/sessiongate/internal/policy"
@@ -59,12 +60,7 @@ func (h *Handler) authed(next handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := h.Authn.Authenticate(r)
 		if err != nil {
-			var ae *authn.Error
-			if !errors.As(err, &ae) {
-				err = errors.New("unauthorized")
-			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiongate"`)
-			writeError(w, apierrors.NewUnauthorized(err.Error()))
+			apistatus.Unauthorized(w, err)
 			return
 		}
 		next(w, r, id)
@@ -78,12 +74,12 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, apierrors.NewBadRequest("request body: "+err.Error()))
+		apistatus.Write(w, apierrors.NewBadRequest("request body: "+err.Error()))
 		return
 	}
 	ownerName := id.Claims[h.OwnerClaim]
 	if ownerName == "" {
-		writeError(w, apierrors.NewBadRequest(fmt.Sprintf("your token has no %q claim to own a session with", h.OwnerClaim)))
+		apistatus.Write(w, apierrors.NewBadRequest(fmt.Sprintf("your token has no %q claim to own a session with", h.OwnerClaim)))
 		return
 	}
 	s := &v1alpha1.Session{
@@ -110,19 +106,19 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 		if err := h.Client.Get(r.Context(), client.ObjectKey{Namespace: h.Namespace, Name: req.Cluster}, &v1alpha1.Cluster{}); apierrors.IsNotFound(err) {
 			errs = append(errs, field.NotFound(field.NewPath("cluster"), req.Cluster))
 		} else if err != nil {
-			writeError(w, apierrors.NewInternalError(err))
+			apistatus.Write(w, apierrors.NewInternalError(err))
 			return
 		}
 	}
 	if len(errs) > 0 {
 		// Messages name the request's fields, not the Session's.
 		msg := strings.ReplaceAll(errs.ToAggregate().Error(), "spec.", "")
-		writeError(w, apierrors.NewBadRequest(msg))
+		apistatus.Write(w, apierrors.NewBadRequest(msg))
 		return
 	}
 	if err := h.Client.Create(r.Context(), s); err != nil {
 		klog.ErrorS(err, "Creating session", "user", id.Username)
-		writeError(w, apierrors.NewInternalError(errors.New("the session could not be created")))
+		apistatus.Write(w, apierrors.NewInternalError(errors.New("the session could not be created")))
 		return
 	}
 	klog.V(2).InfoS("Session requested", "session", s.Name, "user", id.Username, "cluster", s.Spec.Cluster, "reason", s.Spec.Reason)
@@ -132,7 +128,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 func (h *Handler) list(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
 	all := &v1alpha1.SessionList{}
 	if err := h.Client.List(r.Context(), all, client.InNamespace(h.Namespace)); err != nil {
-		writeError(w, apierrors.NewInternalError(err))
+		apistatus.Write(w, apierrors.NewInternalError(err))
 		return
 	}
 	mine := &v1alpha1.SessionList{TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "SessionList"}}
@@ -149,11 +145,11 @@ func (h *Handler) lookup(ctx context.Context, w http.ResponseWriter, name string
 	s := &v1alpha1.Session{}
 	err := h.Client.Get(ctx, client.ObjectKey{Namespace: h.Namespace, Name: name}, s)
 	if err != nil && !apierrors.IsNotFound(err) {
-		writeError(w, apierrors.NewInternalError(err))
+		apistatus.Write(w, apierrors.NewInternalError(err))
 		return nil
 	}
 	if err != nil || !authz.Owns(id, s.Spec.Owner) {
-		writeError(w, apierrors.NewNotFound(v1alpha1.GroupVersion.WithResource("sessions").GroupResource(), name))
+		apistatus.Write(w, apierrors.NewNotFound(v1alpha1.GroupVersion.WithResource("sessions").GroupResource(), name))
 		return nil
 	}
 	return s
@@ -174,7 +170,7 @@ func (h *Handler) terminate(w http.ResponseWriter, r *http.Request, id *authn.Id
 		patch := client.MergeFrom(s.DeepCopy())
 		s.Spec.Terminated = true
 		if err := h.Client.Patch(r.Context(), s, patch); err != nil {
-			writeError(w, apierrors.NewInternalError(err))
+			apistatus.Write(w, apierrors.NewInternalError(err))
 			return
 		}
 		klog.V(2).InfoS("Session terminated through the API", "session", s.Name, "user", id.Username)
@@ -211,10 +207,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, err *apierrors.StatusError) {
-	st := err.ErrStatus
-	st.Kind, st.APIVersion = "Status", "v1"
-	writeJSON(w, int(st.Code), st)
 }

@@ -6,12 +6,9 @@ package bench
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
@@ -31,7 +28,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
-	"sessiongate.dev/sessiongate/internal/controlplane"
 	"sessiongate.dev/sessiongate/internal/credentials"
 	"sessiongate.dev/sessiongate/internal/devissuer"
 	"sessiongate.dev/sessiongate/internal/testenv"
@@ -142,7 +138,7 @@ func Start(ctx context.Context, binDir string, n int) (*Env, error) {
 	if err := os.WriteFile(mgmtKubeconfig, kc, 0o600); err != nil {
 		return e, err
 	}
-	if err := e.register(ctx); err != nil {
+	if err := testenv.RegisterTarget(ctx, e.mgmt, e.target, namespace, "target"); err != nil {
 		return e, err
 	}
 
@@ -212,27 +208,6 @@ func (e *Env) GatewayPath(replica int, session string) *Path {
 		Host:            "https://" + e.replicas[replica].addr + "/sessiongate/" + session + "/kas",
 		BearerToken:     e.token,
 		TLSClientConfig: rest.TLSClientConfig{CAData: e.gwCA.CertPEM},
-	})
-}
-
-func (e *Env) register(ctx context.Context) error {
-	if err := e.mgmt.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
-		return err
-	}
-	kc, err := e.target.MinterKubeconfig(ctx)
-	if err != nil {
-		return err
-	}
-	if err := e.mgmt.Client.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "target-kubeconfig"},
-		Data:       map[string][]byte{controlplane.DefaultKubeconfigKey: kc},
-	}); err != nil {
-		return err
-	}
-	return e.mgmt.Client.Create(ctx, &v1alpha1.Cluster{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "target"},
-		Spec: v1alpha1.ClusterSpec{Server: e.target.Config.Host, CABundle: e.target.Config.CAData,
-			KubeconfigSecretRef: v1alpha1.SecretKeyRef{Name: "target-kubeconfig"}},
 	})
 }
 
@@ -343,14 +318,5 @@ func (e *Env) Stop() {
 	}
 	_ = os.RemoveAll(e.dir)
 }
-
-// gatewayTLS trusts the gateway CA (for raw WebSocket clients).
-func (e *Env) gatewayTLS() *tls.Config {
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(e.gwCA.CertPEM)
-	return &tls.Config{RootCAs: pool}
-}
-
-var _ = net.Dial
 
 func urlOf(s string) (*neturl.URL, error) { return neturl.Parse(s) }

@@ -18,11 +18,8 @@ import (
 	"strconv"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 
-	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/authn"
 	"sessiongate.dev/sessiongate/internal/controlplane"
 	"sessiongate.dev/sessiongate/internal/devissuer"
@@ -142,7 +139,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := writeKubeconfigs(dir, mgmt, target); err != nil {
 		return err
 	}
-	if err := register(ctx, mgmt, target); err != nil {
+	if err := testenv.RegisterTarget(ctx, mgmt, target, Namespace, ClusterName); err != nil {
 		return err
 	}
 
@@ -260,31 +257,6 @@ func writeKubeconfigs(dir string, mgmt, target *testenv.Cluster) error {
 		}
 	}
 	return nil
-}
-
-// register makes the target Cluster dev-target, minting with exactly the
-// rights config/target/rbac.yaml grants.
-func register(ctx context.Context, mgmt, target *testenv.Cluster) error {
-	if err := mgmt.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}); err != nil {
-		return err
-	}
-	kc, err := target.MinterKubeconfig(ctx)
-	if err != nil {
-		return err
-	}
-	if err := mgmt.Client.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: ClusterName + "-kubeconfig"},
-		Data:       map[string][]byte{controlplane.DefaultKubeconfigKey: kc},
-	}); err != nil {
-		return err
-	}
-	return mgmt.Client.Create(ctx, &v1alpha1.Cluster{
-		ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: ClusterName},
-		Spec: v1alpha1.ClusterSpec{
-			Server: target.Config.Host, CABundle: target.Config.CAData,
-			KubeconfigSecretRef: v1alpha1.SecretKeyRef{Name: ClusterName + "-kubeconfig"},
-		},
-	})
 }
 
 // waitServing returns once every replica answers on its port.

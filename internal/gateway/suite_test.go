@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -113,7 +112,7 @@ func run(m *testing.M) (int, error) {
 	issuer.SetURL(issuerSrv.URL)
 	issuerCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuerSrv.Certificate().Raw})
 
-	if err := registerTarget(ctx); err != nil {
+	if err := testenv.RegisterTarget(ctx, mgmt, target, namespace, "target"); err != nil {
 		return 0, err
 	}
 	if gwCA, err = testenv.NewCA("sessiongate-test-gateway"); err != nil {
@@ -154,29 +153,6 @@ func run(m *testing.M) (int, error) {
 		replicas = append(replicas, gw)
 	}
 	return m.Run(), nil
-}
-
-func registerTarget(ctx context.Context) error {
-	if err := mgmt.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
-		return err
-	}
-	kubeconfig, err := target.MinterKubeconfig(ctx)
-	if err != nil {
-		return err
-	}
-	if err := mgmt.Client.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "target-kubeconfig"},
-		Data:       map[string][]byte{controlplane.DefaultKubeconfigKey: kubeconfig},
-	}); err != nil {
-		return err
-	}
-	return mgmt.Client.Create(ctx, &v1alpha1.Cluster{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "target"},
-		Spec: v1alpha1.ClusterSpec{
-			Server: target.Config.Host, CABundle: target.Config.CAData,
-			KubeconfigSecretRef: v1alpha1.SecretKeyRef{Name: "target-kubeconfig"},
-		},
-	})
 }
 
 // session creates a session owned by the user with that email, with edit

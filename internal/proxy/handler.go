@@ -8,7 +8,6 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -27,6 +26,7 @@ import (
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/klog/v2"
 
+	"sessiongate.dev/sessiongate/internal/apistatus"
 	"sessiongate.dev/sessiongate/internal/audit"
 	"sessiongate.dev/sessiongate/internal/authn"
 	"sessiongate.dev/sessiongate/internal/authz"
@@ -85,7 +85,7 @@ func (h *Handler) serve(c *call, r *http.Request) {
 	w := c.w
 	name, apiPath, err := ParsePath(r.URL.EscapedPath())
 	if err != nil {
-		writeStatus(w, apierrors.NewBadRequest(err.Error()))
+		apistatus.Write(w, apierrors.NewBadRequest(err.Error()))
 		return
 	}
 	c.session = name
@@ -93,12 +93,7 @@ func (h *Handler) serve(c *call, r *http.Request) {
 
 	id, err := h.Authn.Authenticate(r)
 	if err != nil {
-		var ae *authn.Error
-		if !errors.As(err, &ae) {
-			err = errors.New("unauthorized")
-		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="sessiongate"`)
-		writeStatus(w, apierrors.NewUnauthorized(err.Error()))
+		apistatus.Unauthorized(w, err)
 		return
 	}
 	c.ev.User = authnv1.UserInfo{Username: id.Username, Groups: id.Groups}
@@ -107,7 +102,7 @@ func (h *Handler) serve(c *call, r *http.Request) {
 	if !ok || !authz.Owns(id, s.Owner) {
 		// The same answer whether the session is missing, ended or
 		// someone else's: the gateway is no oracle for session names.
-		writeStatus(w, &apierrors.StatusError{ErrStatus: metav1.Status{
+		apistatus.Write(w, &apierrors.StatusError{ErrStatus: metav1.Status{
 			Status: metav1.StatusFailure, Code: http.StatusNotFound, Reason: metav1.StatusReasonNotFound,
 			Message: "no active session " + strconv.Quote(name) + " for you",
 		}})
@@ -309,21 +304,10 @@ func (responder) Error(w http.ResponseWriter, r *http.Request, err error) {
 	} else {
 		klog.V(2).InfoS("Request to target failed", "path", r.URL.Path, "err", err.Error())
 	}
-	writeStatus(w, &apierrors.StatusError{ErrStatus: metav1.Status{
+	apistatus.Write(w, &apierrors.StatusError{ErrStatus: metav1.Status{
 		Status: metav1.StatusFailure, Code: http.StatusBadGateway, Reason: metav1.StatusReasonServiceUnavailable,
 		Message: "the target API server could not be reached",
 	}})
-}
-
-// writeStatus answers with a metav1.Status body, which kubectl prints well.
-func writeStatus(w http.ResponseWriter, err *apierrors.StatusError) {
-	st := err.ErrStatus
-	st.Kind, st.APIVersion = "Status", "v1"
-	body, _ := json.Marshal(st)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(int(st.Code))
-	_, _ = w.Write(body)
 }
 
 func remoteIP(r *http.Request) string {
