@@ -157,7 +157,7 @@ func run(m *testing.M) (int, error) {
 
 // session creates a session owned by the user with that email, with edit
 // rights in namespace demo, and waits until every replica serves it.
-func session(t *testing.T, name, email string, mutate ...func(*v1alpha1.Session)) *v1alpha1.Session {
+func session(t testing.TB, name, email string, mutate ...func(*v1alpha1.Session)) *v1alpha1.Session {
 	t.Helper()
 	ctx := context.Background()
 	s := &v1alpha1.Session{
@@ -187,7 +187,7 @@ func session(t *testing.T, name, email string, mutate ...func(*v1alpha1.Session)
 	return s
 }
 
-func token(t *testing.T, email string, groups ...string) string {
+func token(t testing.TB, email string, groups ...string) string {
 	t.Helper()
 	tok, err := issuer.Token(email, groups, audience, time.Hour)
 	testenv.Must(t, err)
