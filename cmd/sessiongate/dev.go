@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ func newDevCommand() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctrl.SetLogger(klog.NewKlogr())
+			useBinariesBesideMe()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			opts.Out = cmd.OutOrStdout()
@@ -59,4 +61,21 @@ func newDevTokenCommand(dir *string) *cobra.Command {
 	cmd.Flags().StringSliceVar(&groups, "groups", nil, "Groups to put in the token's groups claim.")
 	cmd.Flags().DurationVar(&ttl, "ttl", time.Hour, "How long the token is valid.")
 	return cmd
+}
+
+// useBinariesBesideMe points the sandbox at the kube-apiserver, etcd and kwok
+// next to this binary (bin/ after make build) unless $KUBEBUILDER_ASSETS says
+// otherwise.
+func useBinariesBesideMe() {
+	if os.Getenv("KUBEBUILDER_ASSETS") != "" {
+		return
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return
+	}
+	dir := filepath.Dir(self)
+	if _, err := os.Stat(filepath.Join(dir, "kube-apiserver")); err == nil {
+		_ = os.Setenv("KUBEBUILDER_ASSETS", dir)
+	}
 }
