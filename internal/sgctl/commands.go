@@ -55,6 +55,18 @@ func NewCommand() *cobra.Command {
 	return root
 }
 
+// withClient builds the API client before running fn, so that every command
+// reports a bad --server or CA the same way.
+func withClient(client func() (*Client, error), fn func(*cobra.Command, *Client, []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		return fn(cmd, c, args)
+	}
+}
+
 func requestCommand(client func() (*Client, error)) *cobra.Command {
 	var (
 		req        api.SessionRequest
@@ -67,11 +79,7 @@ func requestCommand(client func() (*Client, error)) *cobra.Command {
 		Use:   "request --cluster C --access view|edit|group:NAME [--namespace N]... --ttl 30m --reason TEXT",
 		Short: "Request a session for yourself; prints its name",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(client, func(cmd *cobra.Command, c *Client, _ []string) error {
 			if g, ok := strings.CutPrefix(access, "group:"); ok {
 				req.AccessLevel = v1alpha1.AccessLevel{Group: g}
 			} else {
@@ -90,7 +98,7 @@ func requestCommand(client func() (*Client, error)) *cobra.Command {
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), s.Name)
 			return nil
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&req.Cluster, "cluster", "", "Registered cluster to access.")
@@ -143,17 +151,13 @@ func listCommand(client func() (*Client, error)) *cobra.Command {
 		Use:   "list",
 		Short: "List your sessions",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(client, func(cmd *cobra.Command, c *Client, _ []string) error {
 			l, err := c.List(cmd.Context())
 			if err != nil {
 				return err
 			}
 			return printSessions(cmd.OutOrStdout(), output, l, l.Items)
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Output format: json or yaml (default: a table).")
 	return cmd
@@ -165,17 +169,13 @@ func getCommand(client func() (*Client, error)) *cobra.Command {
 		Use:   "get SESSION",
 		Short: "Show one of your sessions",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(client, func(cmd *cobra.Command, c *Client, args []string) error {
 			s, err := c.Get(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			return printSessions(cmd.OutOrStdout(), output, s, []v1alpha1.Session{*s})
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Output format: json or yaml (default: a table).")
 	return cmd
@@ -186,17 +186,13 @@ func terminateCommand(client func() (*Client, error)) *cobra.Command {
 		Use:   "terminate SESSION",
 		Short: "End one of your sessions now",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(client, func(cmd *cobra.Command, c *Client, args []string) error {
 			if _, err := c.Terminate(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "session %s terminated\n", args[0])
 			return nil
-		},
+		}),
 	}
 }
 
@@ -248,11 +244,7 @@ func kubeconfigCommand(cfg *Config, client func() (*Client, error)) *cobra.Comma
 		Use:   "kubeconfig SESSION",
 		Short: "Write a kubeconfig that points kubectl at a session (no token inside)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(client, func(cmd *cobra.Command, c *Client, args []string) error {
 			s, err := c.Get(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -269,7 +261,7 @@ func kubeconfigCommand(cfg *Config, client func() (*Client, error)) *cobra.Comma
 				return err
 			}
 			return os.WriteFile(out, kc, 0o600)
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "File to write (default: standard output).")
 	return cmd
