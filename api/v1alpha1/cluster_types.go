@@ -39,9 +39,12 @@ type ClusterSpec struct {
 	CABundle []byte `json:"caBundle"`
 
 	// kubeconfigSecretRef names a Secret in the Cluster's namespace whose
-	// "kubeconfig" key holds the kubeconfig the gateway uses to mint and revoke
-	// credentials on the target. It needs rights to manage ServiceAccounts,
-	// their tokens and RBAC bindings in the session namespace.
+	// "kubeconfig" key holds the credential the gateway mints and revokes
+	// with on the target (see config/target/rbac.yaml for the rights it
+	// needs). Only the current context's user is read, and only a token or
+	// an inline client certificate: the server and CA always come from this
+	// spec, and insecure-skip-tls-verify, exec and auth-provider plugins,
+	// file references and impersonation are refused.
 	// +required
 	KubeconfigSecretRef SecretKeyRef `json:"kubeconfigSecretRef"`
 
@@ -71,7 +74,8 @@ type CredentialProvider struct {
 	Type ProviderType `json:"type,omitempty"`
 
 	// sessionNamespace is the namespace on the target that holds per-session
-	// ServiceAccounts. The gateway creates it when it is missing.
+	// ServiceAccounts. It must exist (config/target/rbac.yaml creates the
+	// default one); no session is ever granted rights in it.
 	// +kubebuilder:default=sessiongate-sessions
 	// +kubebuilder:validation:MaxLength=63
 	// +optional
@@ -91,6 +95,37 @@ type SignedCertificateProvider struct {
 	CASecretRef SecretKeyRef `json:"caSecretRef"`
 }
 
+// ClusterFinalizer keeps a Cluster until every session on it has ended and
+// been revoked on the target.
+const ClusterFinalizer = "sessiongate.dev/end-sessions"
+
+// Condition type and reasons of a Cluster.
+const (
+	// ClusterConditionReady is True when the gateway can reach the target
+	// with the Cluster's server, CA and kubeconfig credentials.
+	ClusterConditionReady = "Ready"
+
+	ReasonClusterReady = "Ready"
+	// ReasonKubeconfigInvalid: the kubeconfig Secret is missing, unreadable,
+	// or holds no usable credential.
+	ReasonKubeconfigInvalid = "KubeconfigInvalid"
+	// ReasonKubeconfigUnsafe: the kubeconfig asks for something the gateway
+	// refuses (insecure-skip-tls-verify, exec or auth-provider plugins, file
+	// references, impersonation).
+	ReasonKubeconfigUnsafe = "KubeconfigUnsafe"
+	// ReasonCAInvalid: spec.caBundle holds no PEM certificate, or the signing
+	// CA Secret of the SignedCertificate provider is unusable.
+	ReasonCAInvalid = "CAInvalid"
+	// ReasonTargetTLSFailed: the target's serving certificate does not verify
+	// against spec.caBundle.
+	ReasonTargetTLSFailed = "TargetTLSFailed"
+	// ReasonTargetAuthFailed: the target refused the kubeconfig's credential.
+	// (A target that does not answer is ReasonTargetUnreachable.)
+	ReasonTargetAuthFailed = "TargetAuthFailed"
+	// ReasonDeleting: the Cluster is being deleted; its sessions are ended.
+	ReasonDeleting = "Deleting"
+)
+
 // ClusterStatus is the observed state of a Cluster.
 type ClusterStatus struct {
 	// conditions of the Cluster.
@@ -107,6 +142,8 @@ type ClusterStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Server",type=string,JSONPath=`.spec.server`
 // +kubebuilder:printcolumn:name="Provider",type=string,JSONPath=`.spec.provider.type`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Cluster struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -16,11 +16,15 @@ const (
 // SessionSpec is what a session asks for. It cannot change once created,
 // except that terminated may go from false to true.
 //
-// +kubebuilder:validation:XValidation:rule="self.ttl == oldSelf.ttl && self.cluster == oldSelf.cluster && self.accessLevel == oldSelf.accessLevel && self.owner == oldSelf.owner && has(self.reason) == has(oldSelf.reason) && (!has(self.reason) || self.reason == oldSelf.reason)",message="spec is immutable except for terminated"
+// +kubebuilder:validation:XValidation:rule="duration(self.ttl) == duration(oldSelf.ttl) && self.cluster == oldSelf.cluster && self.accessLevel == oldSelf.accessLevel && self.owner == oldSelf.owner && has(self.reason) == has(oldSelf.reason) && (!has(self.reason) || self.reason == oldSelf.reason)",message="spec is immutable except for terminated"
 // +kubebuilder:validation:XValidation:rule="!(has(oldSelf.terminated) && oldSelf.terminated) || (has(self.terminated) && self.terminated)",message="terminated cannot be set back to false"
 type SessionSpec struct {
-	// ttl is how long the session stays Active, counted from activation.
-	// It must be positive and no longer than the gateway's maximum.
+	// ttl is how long the session stays Active, counted from activation, as a
+	// duration such as 30m or 1h. It must be positive and no longer than the
+	// gateway's maximum.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')",message="must be a positive duration such as 30m or 1h"
 	// +required
 	TTL metav1.Duration `json:"ttl"`
 
@@ -143,6 +147,17 @@ const (
 	ReasonTerminated         = "Terminated"
 	ReasonRevoked            = "Revoked"
 	ReasonRevocationRetrying = "RevocationRetrying"
+	// ReasonClusterDeleted ends the sessions of a Cluster being deleted.
+	ReasonClusterDeleted = "ClusterDeleted"
+	// ReasonNamespaceNotFound: a namespace the access level names does not
+	// exist on the target.
+	ReasonNamespaceNotFound = "NamespaceNotFound"
+	// ReasonTargetForbidden: the gateway's identity on the target may not do
+	// what the session needs (e.g. bind the ClusterRole).
+	ReasonTargetForbidden = "TargetForbidden"
+	// ReasonNameConflict: an object the session needs is in the way and was
+	// not made by this gateway for this session.
+	ReasonNameConflict = "NameConflict"
 )
 
 // SessionStatus is the observed state of a Session.
@@ -185,8 +200,10 @@ type SessionStatus struct {
 }
 
 // Session grants its owner time-limited access to a target cluster through the
-// gateway.
+// gateway. Its name is at most 63 characters: it is carried in labels and in
+// the names of what the gateway makes on the target.
 //
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters"
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=sgs

@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"sessiongate.dev/sessiongate/internal/controlplane"
 	"sessiongate.dev/sessiongate/internal/gateway"
 	"sessiongate.dev/sessiongate/internal/policy"
 )
@@ -32,6 +33,8 @@ func newServeCommand() *cobra.Command {
 		cp           = &opts.ControlPlane
 		serve        gateway.ServeOptions
 		clusterRoles []string
+		groups       []string
+		deniedNS     []string
 		kubeconfig   string
 	)
 	def := policy.Default()
@@ -41,11 +44,13 @@ func newServeCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cp.Policy.ClusterRoles = clusterRoles
+			cp.Policy.Groups = groups
+			cp.Policy.DeniedNamespaces = deniedNS
 			if cp.IngressBaseURL == "" || !strings.HasPrefix(cp.IngressBaseURL, "https://") {
 				return fmt.Errorf("--ingress-base-url must be an https:// URL, got %q", cp.IngressBaseURL)
 			}
-			if cp.Policy.MaxTTL < cp.Policy.MinTTL {
-				return fmt.Errorf("--max-ttl (%s) is shorter than --min-ttl (%s)", cp.Policy.MaxTTL, cp.Policy.MinTTL)
+			if err := cp.Policy.Check(); err != nil {
+				return err
 			}
 			opts.Serve = &serve
 			ctrl.SetLogger(klog.NewKlogr())
@@ -65,12 +70,15 @@ func newServeCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&kubeconfig, "kubeconfig", "", "Kubeconfig of the management cluster (default: $KUBECONFIG, then in-cluster).")
 	f.StringVar(&cp.Namespace, "namespace", "sessiongate", "Namespace of the Clusters and Sessions this gateway serves.")
-	f.StringVar(&cp.Gateway, "gateway-name", "sessiongate", "Name of this installation; labels what it creates on targets so that two gateways never collect each other's objects.")
+	f.StringVar(&cp.Gateway, "gateway-name", "", "Name of this installation (at most 63 characters); it names and labels what the gateway creates on targets, so two installations never touch each other's objects (default: the namespace and a random suffix, chosen once and kept in ConfigMap sessiongate-installation).")
 	f.StringVar(&cp.IngressBaseURL, "ingress-base-url", "", "External https:// URL of the gateway; session endpoints are <url>/sessiongate/<session>/kas.")
 	f.DurationVar(&cp.Policy.MinTTL, "min-ttl", def.MinTTL, "Shortest spec.ttl a session may ask for.")
 	f.DurationVar(&cp.Policy.MaxTTL, "max-ttl", def.MaxTTL, "Longest spec.ttl a session may ask for.")
-	f.StringSliceVar(&clusterRoles, "allowed-cluster-roles", def.ClusterRoles, "ClusterRoles a session may ask for in spec.accessLevel.clusterRole.")
+	f.StringSliceVar(&clusterRoles, "allowed-cluster-roles", def.ClusterRoles, "ClusterRoles a session may ask for in spec.accessLevel.clusterRole. Only view is ever granted cluster-wide; others need spec.accessLevel.namespaces.")
+	f.StringSliceVar(&groups, "allowed-groups", nil, "Groups a SignedCertificate session may carry in spec.accessLevel.group (default: none). system:* groups are always refused.")
+	f.StringSliceVar(&deniedNS, "denied-namespaces", def.DeniedNamespaces, "Namespaces no grant may ever name; each Cluster's session namespace is always denied too.")
 	f.DurationVar(&cp.SweepInterval, "sweep-interval", 5*time.Minute, "How often to look for and remove target objects whose session is gone.")
+	f.DurationVar(&cp.SweepGrace, "sweep-grace", controlplane.DefaultSweepGrace, "Target objects younger than this are never swept, so a session being minted is never taken for an orphan.")
 	f.StringVar(&serve.Listen, "listen", ":8443", "Address of the HTTPS server that serves session endpoints.")
 	f.StringVar(&serve.TLSCertFile, "tls-cert-file", "", "Serving certificate (PEM); reloaded when it changes.")
 	f.StringVar(&serve.TLSKeyFile, "tls-key-file", "", "Key of the serving certificate (PEM).")
@@ -85,7 +93,8 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: --namespace).")
 	f.StringVar(&opts.LeaderElectionID, "leader-election-id", "sessiongate-control-plane", "Name of the leader election Lease.")
 	f.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (0 disables it).")
-	f.BoolVar(&opts.Pprof, "enable-pprof", false, "Serve Go's pprof profiles under /debug/pprof/ on the metrics port.")
+	f.BoolVar(&opts.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS to callers the management cluster authenticates and authorises (get on the /metrics non-resource URL). Without it --metrics-bind-address must be loopback.")
+	f.BoolVar(&opts.Pprof, "enable-pprof", false, "Serve Go's pprof profiles under /debug/pprof/ on the metrics port (behind the same authentication).")
 	f.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
 	return cmd
 }

@@ -24,6 +24,7 @@ import (
 	"sessiongate.dev/sessiongate/internal/apistatus"
 	"sessiongate.dev/sessiongate/internal/authn"
 	"sessiongate.dev/sessiongate/internal/authz"
+	"sessiongate.dev/sessiongate/internal/credentials"
 	"sessiongate.dev/sessiongate/internal/policy"
 )
 
@@ -93,6 +94,18 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 			Owner: v1alpha1.Owner{Type: v1alpha1.OwnerUser, UserPrincipal: &v1alpha1.UserPrincipal{Name: ownerName, Claim: h.OwnerClaim}},
 		},
 	}
+	// A Cluster that does not exist gets the same answer as one the caller may
+	// not use: the API is no oracle for the names of registered clusters.
+	cluster := &v1alpha1.Cluster{}
+	if err := h.Client.Get(r.Context(), client.ObjectKey{Namespace: h.Namespace, Name: req.Cluster}, cluster); apierrors.IsNotFound(err) || req.Cluster == "" {
+		apistatus.Write(w, apierrors.NewForbidden(v1alpha1.GroupVersion.WithResource("sessions").GroupResource(), "",
+			fmt.Errorf("cluster %q is not available to you", req.Cluster)))
+		return
+	} else if err != nil {
+		klog.ErrorS(err, "Reading cluster", "cluster", req.Cluster)
+		apistatus.Write(w, apierrors.NewInternalError(errors.New("the request could not be checked")))
+		return
+	}
 	var errs field.ErrorList
 	ttl, err := time.ParseDuration(req.TTL)
 	if err != nil {
@@ -100,15 +113,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 	}
 	s.Spec.TTL = metav1.Duration{Duration: ttl}
 	if err == nil {
-		errs = append(errs, h.Policy.Validate(&s.Spec)...)
-	}
-	if req.Cluster != "" {
-		if err := h.Client.Get(r.Context(), client.ObjectKey{Namespace: h.Namespace, Name: req.Cluster}, &v1alpha1.Cluster{}); apierrors.IsNotFound(err) {
-			errs = append(errs, field.NotFound(field.NewPath("cluster"), req.Cluster))
-		} else if err != nil {
-			apistatus.Write(w, apierrors.NewInternalError(err))
-			return
-		}
+		errs = append(errs, h.Policy.Validate(&s.Spec, credentials.SessionNamespace(cluster))...)
 	}
 	if len(errs) > 0 {
 		// Messages name the request's fields, not the Session's.

@@ -155,7 +155,7 @@ func Start(ctx context.Context, binDir string, n int) (*Env, error) {
 			"--ingress-base-url", "https://127.0.0.1:"+strconv.Itoa(ports[0]),
 			"--listen", r.addr, "--tls-cert-file", certFile, "--tls-key-file", keyFile,
 			"--oidc-issuer-url", e.issuerSrv.URL, "--oidc-audience", audience, "--oidc-ca-file", issuerCA,
-			"--min-ttl", "1s", "--metrics-bind-address", r.metricsAddr, "--health-probe-bind-address", "0",
+			"--min-ttl", "1s", "--metrics-bind-address", r.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address", "0",
 			"--enable-pprof", "--audit-log", filepath.Join(dir, "audit-"+strconv.Itoa(i)+".log"))
 		log, err := os.Create(filepath.Join(dir, "gateway-"+strconv.Itoa(i)+".log"))
 		if err != nil {

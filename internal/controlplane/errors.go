@@ -23,9 +23,16 @@ var errClusterNotFound = errors.New("cluster not found")
 func classify(err error) (reason string, permanent bool) {
 	var netErr net.Error
 	var urlErr *url.Error
+	var ce *clusterError
+	if reason, ok := credentials.ReasonOf(err); ok {
+		return reason, true
+	}
 	switch {
-	case errors.Is(err, credentials.ErrPermanent):
-		return v1alpha1.ReasonMintFailed, true
+	case errors.As(err, &ce):
+		// The operator can fix a Cluster; its sessions wait and say why.
+		return ce.reason, false
+	case x509Failure(err):
+		return v1alpha1.ReasonTargetTLSFailed, false
 	case errors.Is(err, errClusterNotFound):
 		return v1alpha1.ReasonClusterNotFound, true
 	case apierrors.IsUnauthorized(err), apierrors.IsForbidden(err):

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/controlplane"
 	"sessiongate.dev/sessiongate/internal/credentials"
 	"sessiongate.dev/sessiongate/internal/testenv"
 )
@@ -33,6 +34,10 @@ func TestSignedCertificateCarriesGroupAndEndsWithTheSession(t *testing.T) {
 	})
 	// The target's own RBAC names the group; the session only carries it.
 	group := "sre-" + e.namespace
+	pol := testPolicy
+	pol.Groups = []string{group}
+	e.stopGateway()
+	e.startGatewayWith(pol)
 	testenv.Must(t, target.Client.Create(e.ctx, &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: group},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
@@ -173,7 +178,15 @@ func TestSweepRemovesObjectsOfVanishedSessions(t *testing.T) {
 	foreign := labels.Set{credentials.LabelGateway: "someone-else", credentials.LabelSessionUID: "00000000-0000-0000-0000-00000000beef"}
 	testenv.Must(t, target.Client.Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "foreign-" + e.namespace, Labels: foreign}}))
 
-	testenv.Must(t, e.gw.Sweeper.Sweep(e.ctx))
+	// Objects this young may belong to a session being minted right now:
+	// the default grace spares them.
+	opts := controlplane.Options{Namespace: e.namespace, Gateway: e.namespace}
+	testenv.Must(t, controlplane.NewSweeper(mgmt.Client, mgmt.Client, opts).Sweep(e.ctx))
+	if sas, crbs := sessionObjects(t, e, "00000000-0000-0000-0000-00000000dead"); sas != 1 || crbs != 1 {
+		t.Fatalf("sweep removed objects younger than its grace period: %d ServiceAccounts, %d ClusterRoleBindings left", sas, crbs)
+	}
+	opts.SweepGrace = time.Nanosecond
+	testenv.Must(t, controlplane.NewSweeper(mgmt.Client, mgmt.Client, opts).Sweep(e.ctx))
 
 	if sas, crbs := sessionObjects(t, e, "00000000-0000-0000-0000-00000000dead"); sas != 0 || crbs != 0 {
 		t.Errorf("sweep left %d ServiceAccounts and %d ClusterRoleBindings of a vanished session", sas, crbs)

@@ -49,9 +49,11 @@ type SessionReconciler struct {
 
 // +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=sessions;clusters,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=sessions/status;clusters/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=sessions/finalizers,verbs=update
+// +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=sessions/finalizers;clusters/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",namespace=sessiongate,resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,namespace=sessiongate,resources=events,verbs=create;patch
+// Leader election still records its Events with the core API.
+// +kubebuilder:rbac:groups="",namespace=sessiongate,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=sessiongate,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 func (r *SessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -62,9 +64,11 @@ func (r *SessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if !s.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, s)
 	}
-	if controllerutil.AddFinalizer(s, Finalizer) {
-		if err := r.Update(ctx, s); err != nil {
-			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+	if !controllerutil.ContainsFinalizer(s, Finalizer) {
+		// A patch of the finalizers alone: writing the whole object back
+		// would re-encode the spec (ttl: 10m becomes 10m0s) for nothing.
+		if err := addFinalizer(ctx, r.Client, s, Finalizer); err != nil {
+			return ctrl.Result{}, err
 		}
 	}
 
@@ -105,14 +109,19 @@ func (r *SessionReconciler) reconcile(ctx context.Context, s *v1alpha1.Session) 
 	case s.Status.ExpiresAt != nil && !now.Before(s.Status.ExpiresAt.Time):
 		return r.end(ctx, s, v1alpha1.ReasonExpired, fmt.Sprintf("TTL of %s ran out at %s", s.Spec.TTL.Duration, s.Status.ExpiresAt.UTC().Format(time.RFC3339)))
 	}
-	if errs := r.Policy.Validate(&s.Spec); len(errs) > 0 {
-		r.fail(s, v1alpha1.ReasonInvalidSpec, errs.ToAggregate().Error(), false)
-		return ctrl.Result{}, nil
-	}
-
-	target, err := r.targets.get(ctx, s.Spec.Cluster)
+	cluster, err := r.targets.cluster(ctx, s.Spec.Cluster)
 	if err != nil {
-		return r.stepFailed(s, err, false)
+		return r.stepFailed(ctx, s, err)
+	}
+	if !cluster.DeletionTimestamp.IsZero() {
+		return r.end(ctx, s, v1alpha1.ReasonClusterDeleted, fmt.Sprintf("Cluster %s is being deleted", cluster.Name))
+	}
+	if errs := r.Policy.Validate(&s.Spec, credentials.SessionNamespace(cluster)); len(errs) > 0 {
+		return r.fail(ctx, s, v1alpha1.ReasonInvalidSpec, errs.ToAggregate().Error())
+	}
+	target, err := r.targets.forCluster(ctx, cluster)
+	if err != nil {
+		return r.stepFailed(ctx, s, err)
 	}
 	return r.activate(ctx, s, target, now)
 }
@@ -126,7 +135,7 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 
 	secret, err := r.credentialsSecret(ctx, s)
 	if err != nil {
-		return ctrl.Result{}, err
+		return r.stepFailed(ctx, s, err)
 	}
 	notAfter, fresh := time.Time{}, false
 	if secret != nil {
@@ -136,11 +145,11 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 	if !fresh {
 		minter, err := credentials.NewMinter(target)
 		if err != nil {
-			return r.stepFailed(s, err, true)
+			return r.stepFailed(ctx, s, err)
 		}
 		cred, err := minter.Mint(ctx, s, expiresAt)
 		if err != nil {
-			return r.stepFailed(s, fmt.Errorf("minting credentials on cluster %s: %w", s.Spec.Cluster, err), true)
+			return r.stepFailed(ctx, s, fmt.Errorf("minting credentials on cluster %s: %w", s.Spec.Cluster, err))
 		}
 		if err := r.storeCredential(ctx, s, secret, target, cred); err != nil {
 			return ctrl.Result{}, err
@@ -173,11 +182,10 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 
 // stepFailed records why a step did not finish: permanent errors fail the
 // session, transient ones keep it Pending and retry with backoff.
-func (r *SessionReconciler) stepFailed(s *v1alpha1.Session, err error, targetTouched bool) (ctrl.Result, error) {
+func (r *SessionReconciler) stepFailed(ctx context.Context, s *v1alpha1.Session, err error) (ctrl.Result, error) {
 	reason, permanent := classify(err)
 	if permanent {
-		r.fail(s, reason, err.Error(), targetTouched)
-		return ctrl.Result{}, nil
+		return r.fail(ctx, s, reason, err.Error())
 	}
 	if s.Status.ActivatedAt == nil {
 		setCondition(s, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, err.Error())
@@ -187,17 +195,14 @@ func (r *SessionReconciler) stepFailed(s *v1alpha1.Session, err error, targetTou
 	return retry(err)
 }
 
-// fail ends the session as Failed. When the target may already hold objects
-// for it, they are revoked on the next pass.
-func (r *SessionReconciler) fail(s *v1alpha1.Session, reason, msg string, targetTouched bool) {
+// fail ends the session as Failed, and revokes whatever it may have, like
+// every other end: a session that was Active when a policy change failed it
+// must not keep its ServiceAccount, bindings or Secret.
+func (r *SessionReconciler) fail(ctx context.Context, s *v1alpha1.Session, reason, msg string) (ctrl.Result, error) {
 	setCondition(s, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
-	credReason := reasonNotMinted
-	if targetTouched {
-		credReason = reason
-	}
-	setCondition(s, v1alpha1.ConditionCredentialsAvailable, metav1.ConditionFalse, credReason, msg)
-	r.Recorder.Eventf(s, nil, corev1.EventTypeWarning, reason, "Validate", "%s", msg)
+	r.Recorder.Eventf(s, nil, corev1.EventTypeWarning, reason, "Fail", "%s", msg)
 	klog.V(2).InfoS("Session failed", "session", klog.KObj(s), "reason", reason, "message", msg)
+	return r.ensureRevoked(ctx, s)
 }
 
 // end marks the session Expired or Terminated and revokes its credentials.
@@ -207,7 +212,9 @@ func (r *SessionReconciler) end(ctx context.Context, s *v1alpha1.Session, reason
 	return r.ensureRevoked(ctx, s)
 }
 
-// ensureRevoked deletes the session's objects on the target and its Secret.
+// ensureRevoked deletes the session's Secret and its objects on the target.
+// It runs on every terminal transition and is idempotent; only a successful
+// revocation marks CredentialsAvailable Revoked.
 func (r *SessionReconciler) ensureRevoked(ctx context.Context, s *v1alpha1.Session) (ctrl.Result, error) {
 	if !needsRevocation(s) {
 		return ctrl.Result{}, nil
@@ -222,7 +229,22 @@ func (r *SessionReconciler) ensureRevoked(ctx context.Context, s *v1alpha1.Sessi
 	return ctrl.Result{}, nil
 }
 
+// revoke deletes the session's own Secret first — every replica stops
+// serving the session the moment it is gone — and then, by the session's UID,
+// whatever the gateway made for it on the target.
 func (r *SessionReconciler) revoke(ctx context.Context, s *v1alpha1.Session) error {
+	sec := &corev1.Secret{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: secretName(s)}, sec)
+	switch {
+	case err == nil && metav1.IsControlledBy(sec, s):
+		uid := sec.UID
+		if err := r.Delete(ctx, sec, &client.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting credentials Secret %s: %w", sec.Name, err)
+		}
+	case err != nil && !apierrors.IsNotFound(err):
+		return fmt.Errorf("reading credentials Secret %s: %w", secretName(s), err)
+	}
+
 	target, err := r.targets.get(ctx, s.Spec.Cluster)
 	switch {
 	case err == nil:
@@ -235,10 +257,6 @@ func (r *SessionReconciler) revoke(ctx context.Context, s *v1alpha1.Session) err
 		klog.V(2).InfoS("Cluster gone; nothing to revoke there", "session", klog.KObj(s), "cluster", s.Spec.Cluster)
 	default:
 		return err
-	}
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: secretName(s)}}
-	if err := r.Delete(ctx, sec); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("deleting credentials Secret %s: %w", sec.Name, err)
 	}
 	klog.V(2).InfoS("Revoked session credentials", "session", klog.KObj(s), "cluster", s.Spec.Cluster)
 	return nil
@@ -253,12 +271,7 @@ func (r *SessionReconciler) finalize(ctx context.Context, s *v1alpha1.Session) (
 		r.Recorder.Eventf(s, nil, corev1.EventTypeWarning, v1alpha1.ReasonRevocationRetrying, "Revoke", "%s (retrying)", err.Error())
 		return retry(err)
 	}
-	orig := s.DeepCopy()
-	controllerutil.RemoveFinalizer(s, Finalizer)
-	if err := r.Patch(ctx, s, client.MergeFrom(orig)); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{}, removeFinalizer(ctx, r.Client, s, Finalizer)
 }
 
 func isClusterNotFound(err error) bool {
@@ -279,7 +292,8 @@ func (r *SessionReconciler) credentialsSecret(ctx context.Context, s *v1alpha1.S
 	case err != nil:
 		return nil, fmt.Errorf("reading credentials Secret: %w", err)
 	case !metav1.IsControlledBy(sec, s):
-		return nil, fmt.Errorf("Secret %s/%s exists and does not belong to session %s; delete or rename it", sec.Namespace, sec.Name, s.Name)
+		return nil, &credentials.PermanentError{Reason: v1alpha1.ReasonNameConflict,
+			Msg: fmt.Sprintf("Secret %s/%s exists and does not belong to session %s; it was left alone", sec.Namespace, sec.Name, s.Name)}
 	}
 	return sec, nil
 }

@@ -13,7 +13,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/credentials"
@@ -24,27 +26,51 @@ import (
 type Options struct {
 	// Namespace holds Clusters and the Sessions this gateway serves.
 	Namespace string
-	// Gateway names this installation; objects it makes on targets carry it.
+	// Gateway names this installation; objects it makes on targets carry it
+	// in their names and labels.
 	Gateway string
 	// IngressBaseURL is the external URL that session endpoints start with.
 	IngressBaseURL string
 	Policy         policy.Policy
 	// SweepInterval is how often orphaned target objects are looked for.
 	SweepInterval time.Duration
+	// SweepGrace spares target objects younger than this from the sweep, so
+	// that a session minted while the sweep runs is never taken for an orphan.
+	SweepGrace time.Duration
+	// ClusterProbeInterval is how often a Cluster's target is probed.
+	ClusterProbeInterval time.Duration
 	// Clock defaults to the real clock.
 	Clock clock.PassiveClock
 }
 
-// Setup adds the leader-only control plane to mgr: the Session reconciler and
-// the orphan sweep. The manager elects the leader; both run only there.
-func Setup(mgr ctrl.Manager, opts Options) (*Sweeper, error) {
-	if opts.Clock == nil {
-		opts.Clock = clock.RealClock{}
+// indexSessionCluster indexes Sessions by spec.cluster.
+const indexSessionCluster = "spec.cluster"
+
+// DefaultSweepGrace is the default of Options.SweepGrace.
+const DefaultSweepGrace = 2 * time.Minute
+
+func (o *Options) defaults() {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
 	}
-	t := &targets{
-		client: mgr.GetClient(), apiReader: mgr.GetAPIReader(),
-		namespace: opts.Namespace, gateway: opts.Gateway,
-		clients: map[types.UID]cachedClient{},
+	if o.SweepGrace == 0 {
+		o.SweepGrace = DefaultSweepGrace
+	}
+	if o.ClusterProbeInterval == 0 {
+		o.ClusterProbeInterval = time.Minute
+	}
+}
+
+// Setup adds the leader-only control plane to mgr: the Session and Cluster
+// reconcilers and the orphan sweep. The manager elects the leader; all of
+// them run only there.
+func Setup(mgr ctrl.Manager, opts Options) error {
+	opts.defaults()
+	t := newTargets(mgr.GetClient(), mgr.GetAPIReader(), opts)
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Session{}, indexSessionCluster, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.Session).Spec.Cluster}
+	}); err != nil {
+		return fmt.Errorf("indexing sessions by cluster: %w", err)
 	}
 	r := &SessionReconciler{
 		Client:         mgr.GetClient(),
@@ -58,29 +84,84 @@ func Setup(mgr ctrl.Manager, opts Options) (*Sweeper, error) {
 	err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Session{}, builder.WithPredicates(inNamespace)).
 		Owns(&corev1.Secret{}).
+		// A Cluster being deleted ends its sessions.
+		Watches(&v1alpha1.Cluster{}, handler.EnqueueRequestsFromMapFunc(sessionsOf(mgr.GetClient())), builder.WithPredicates(inNamespace)).
 		Named("session").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
 	if err != nil {
-		return nil, fmt.Errorf("setting up the session controller: %w", err)
+		return fmt.Errorf("setting up the session controller: %w", err)
 	}
-	sw := &Sweeper{client: mgr.GetClient(), targets: t, namespace: opts.Namespace, interval: opts.SweepInterval}
+	cr := &ClusterReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("sessiongate"),
+		Interval: opts.ClusterProbeInterval,
+		targets:  t,
+	}
+	err = ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Cluster{}, builder.WithPredicates(inNamespace)).
+		// A session that ends may be the last one a deleted Cluster waits for.
+		Watches(&v1alpha1.Session{}, handler.EnqueueRequestsFromMapFunc(clusterOf), builder.WithPredicates(inNamespace)).
+		Named("cluster").
+		Complete(cr)
+	if err != nil {
+		return fmt.Errorf("setting up the cluster controller: %w", err)
+	}
 	if opts.SweepInterval > 0 {
-		if err := mgr.Add(sw); err != nil {
-			return nil, err
+		if err := mgr.Add(NewSweeper(mgr.GetClient(), mgr.GetAPIReader(), opts)); err != nil {
+			return err
 		}
 	}
 	klog.V(2).InfoS("Control plane set up", "namespace", opts.Namespace, "gateway", opts.Gateway)
-	return sw, nil
+	return nil
+}
+
+func newTargets(c client.Client, apiReader client.Reader, opts Options) *targets {
+	return &targets{
+		client: c, apiReader: apiReader,
+		namespace: opts.Namespace, gateway: opts.Gateway,
+		clients: map[types.UID]cachedClient{},
+	}
+}
+
+func sessionsOf(c client.Client) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		sessions := &v1alpha1.SessionList{}
+		if err := c.List(ctx, sessions, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexSessionCluster: o.GetName()}); err != nil {
+			klog.ErrorS(err, "Listing sessions of cluster", "cluster", klog.KObj(o))
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(sessions.Items))
+		for _, s := range sessions.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+		}
+		return reqs
+	}
+}
+
+func clusterOf(_ context.Context, o client.Object) []reconcile.Request {
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*v1alpha1.Session).Spec.Cluster}}}
 }
 
 // Sweeper removes objects on targets whose Session no longer exists, such as
 // those left by a crash between creating them and recording the session.
 type Sweeper struct {
 	client    client.Client
+	apiReader client.Reader
 	targets   *targets
 	namespace string
 	interval  time.Duration
+	grace     time.Duration
+	clock     clock.PassiveClock
+}
+
+// NewSweeper returns a sweep over the Clusters of opts.Namespace.
+func NewSweeper(c client.Client, apiReader client.Reader, opts Options) *Sweeper {
+	opts.defaults()
+	return &Sweeper{
+		client: c, apiReader: apiReader, targets: newTargets(c, apiReader, opts),
+		namespace: opts.Namespace, interval: opts.SweepInterval, grace: opts.SweepGrace, clock: opts.Clock,
+	}
 }
 
 // Start runs the sweep every interval until ctx ends. It needs leadership.
@@ -108,18 +189,10 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 	if err := s.client.List(ctx, clusters, client.InNamespace(s.namespace)); err != nil {
 		return fmt.Errorf("listing clusters: %w", err)
 	}
-	sessions := &v1alpha1.SessionList{}
-	if err := s.client.List(ctx, sessions, client.InNamespace(s.namespace)); err != nil {
-		return fmt.Errorf("listing sessions: %w", err)
-	}
-	live := map[types.UID]bool{}
-	for _, se := range sessions.Items {
-		live[se.UID] = true
-	}
 	var firstErr error
 	for i := range clusters.Items {
 		c := &clusters.Items[i]
-		if err := s.sweepCluster(ctx, c, live); err != nil {
+		if err := s.sweepCluster(ctx, c); err != nil {
 			klog.ErrorS(err, "Sweeping cluster", "cluster", klog.KObj(c))
 			if firstErr == nil {
 				firstErr = err
@@ -129,23 +202,50 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 	return firstErr
 }
 
-func (s *Sweeper) sweepCluster(ctx context.Context, c *v1alpha1.Cluster, live map[types.UID]bool) error {
+func (s *Sweeper) sweepCluster(ctx context.Context, c *v1alpha1.Cluster) error {
 	t, err := s.targets.forCluster(ctx, c)
 	if err != nil {
 		return err
 	}
-	uids, err := credentials.SessionUIDsOnTarget(ctx, t)
+	found, err := credentials.SessionsOnTarget(ctx, t)
 	if err != nil {
 		return err
 	}
-	for uid := range uids {
-		if live[uid] {
+	for uid, rem := range found {
+		if s.clock.Since(rem.Newest) < s.grace {
+			// Possibly minted for a session too new for any list we could
+			// have read: it gets another look next time.
 			continue
 		}
-		klog.V(2).InfoS("Removing orphaned session objects", "cluster", c.Name, "sessionUID", uid)
+		live, err := s.sessionExists(ctx, rem.SessionName, uid)
+		if err != nil {
+			return err
+		}
+		if live {
+			continue
+		}
+		klog.V(2).InfoS("Removing orphaned session objects", "cluster", c.Name, "session", rem.SessionName, "sessionUID", uid)
 		if err := credentials.Revoke(ctx, t, uid); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sessionExists asks the API server itself, not a cache that may lag, whether
+// the session with that name and UID still exists.
+func (s *Sweeper) sessionExists(ctx context.Context, name string, uid types.UID) (bool, error) {
+	if name == "" {
+		return false, nil
+	}
+	se := &v1alpha1.Session{}
+	err := s.apiReader.Get(ctx, types.NamespacedName{Namespace: s.namespace, Name: name}, se)
+	switch {
+	case err == nil:
+		return se.UID == uid, nil
+	case client.IgnoreNotFound(err) == nil:
+		return false, nil
+	default:
+		return false, fmt.Errorf("reading session %s: %w", name, err)
+	}
 }

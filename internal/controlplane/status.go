@@ -12,17 +12,20 @@ import (
 const (
 	reasonTargetRefused = "TargetRefused"
 	reasonMintRetrying  = "MintRetrying"
-	reasonNotMinted     = "NotMinted"
 )
 
 // phaseByReadyReason maps the reason of a False Ready condition to the phase it
 // means. Any reason not listed means the session is still Pending.
 var phaseByReadyReason = map[string]v1alpha1.SessionPhase{
-	v1alpha1.ReasonExpired:         v1alpha1.PhaseExpired,
-	v1alpha1.ReasonTerminated:      v1alpha1.PhaseTerminated,
-	v1alpha1.ReasonInvalidSpec:     v1alpha1.PhaseFailed,
-	v1alpha1.ReasonClusterNotFound: v1alpha1.PhaseFailed,
-	v1alpha1.ReasonMintFailed:      v1alpha1.PhaseFailed,
+	v1alpha1.ReasonExpired:           v1alpha1.PhaseExpired,
+	v1alpha1.ReasonTerminated:        v1alpha1.PhaseTerminated,
+	v1alpha1.ReasonInvalidSpec:       v1alpha1.PhaseFailed,
+	v1alpha1.ReasonClusterNotFound:   v1alpha1.PhaseFailed,
+	v1alpha1.ReasonMintFailed:        v1alpha1.PhaseFailed,
+	v1alpha1.ReasonClusterDeleted:    v1alpha1.PhaseTerminated,
+	v1alpha1.ReasonNamespaceNotFound: v1alpha1.PhaseFailed,
+	v1alpha1.ReasonTargetForbidden:   v1alpha1.PhaseFailed,
+	v1alpha1.ReasonNameConflict:      v1alpha1.PhaseFailed,
 }
 
 // phaseOf derives the phase from the conditions; it is the only place that
@@ -51,10 +54,15 @@ func isFinal(s *v1alpha1.Session) bool {
 }
 
 // needsRevocation reports whether anything may still exist on the target or
-// in the credentials Secret for s.
+// in the credentials Secret for s: only a revocation that succeeded says no.
 func needsRevocation(s *v1alpha1.Session) bool {
+	return !isRevoked(s)
+}
+
+// isRevoked reports whether the session's credentials were revoked.
+func isRevoked(s *v1alpha1.Session) bool {
 	c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionCredentialsAvailable)
-	return c == nil || (c.Reason != v1alpha1.ReasonRevoked && c.Reason != reasonNotMinted)
+	return c != nil && c.Reason == v1alpha1.ReasonRevoked
 }
 
 func setCondition(s *v1alpha1.Session, condType string, status metav1.ConditionStatus, reason, msg string) {

@@ -48,8 +48,14 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// testPolicy allows TTLs short enough to watch a session expire.
-var testPolicy = policy.Policy{MinTTL: time.Second, MaxTTL: 8 * time.Hour, ClusterRoles: []string{"view", "edit"}}
+// testPolicy is the default policy, with TTLs short enough to watch a session
+// expire and one group a certificate may carry.
+var testPolicy = func() policy.Policy {
+	p := policy.Default()
+	p.MinTTL = time.Second
+	p.Groups = []string{"sre"}
+	return p
+}()
 
 // env is one test's gateway namespace, with the target registered in it.
 type env struct {
@@ -83,11 +89,16 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) registerCluster(name, kubeconfigSecret string, provider v1alpha1.CredentialProvider) {
 	e.t.Helper()
+	e.registerClusterAt(name, target.Config.Host, target.Config.CAData, kubeconfigSecret, provider)
+}
+
+func (e *env) registerClusterAt(name, server string, ca []byte, kubeconfigSecret string, provider v1alpha1.CredentialProvider) {
+	e.t.Helper()
 	testenv.Must(e.t, mgmt.Client.Create(e.ctx, &v1alpha1.Cluster{
 		ObjectMeta: metav1.ObjectMeta{Namespace: e.namespace, Name: name},
 		Spec: v1alpha1.ClusterSpec{
-			Server:              target.Config.Host,
-			CABundle:            target.Config.CAData,
+			Server:              server,
+			CABundle:            ca,
 			KubeconfigSecretRef: v1alpha1.SecretKeyRef{Name: kubeconfigSecret},
 			Provider:            provider,
 		},
@@ -96,12 +107,21 @@ func (e *env) registerCluster(name, kubeconfigSecret string, provider v1alpha1.C
 
 func (e *env) startGateway() {
 	e.t.Helper()
-	gw, err := gateway.New(mgmt.Config, gateway.Options{
+	e.startGatewayWith(testPolicy)
+}
+
+// startGatewayWith starts the gateway with the RBAC config/rbac grants it,
+// never as an administrator.
+func (e *env) startGatewayWith(pol policy.Policy) {
+	e.t.Helper()
+	cfg, err := mgmt.GatewayConfig(e.ctx, e.namespace)
+	testenv.Must(e.t, err)
+	gw, err := gateway.New(cfg, gateway.Options{
 		ControlPlane: controlplane.Options{
 			Namespace:      e.namespace,
 			Gateway:        e.namespace,
 			IngressBaseURL: "https://gateway.test",
-			Policy:         testPolicy,
+			Policy:         pol,
 		},
 		LeaderElection:         true,
 		LeaderElectionID:       "sessiongate",

@@ -74,8 +74,32 @@ type Target struct {
 // cannot be met on this target.
 var ErrPermanent = errors.New("permanent")
 
+// PermanentError is an ErrPermanent with the condition reason that names it.
+type PermanentError struct {
+	Reason string
+	Msg    string
+}
+
+func (e *PermanentError) Error() string { return e.Msg }
+
+// Is makes errors.Is(err, ErrPermanent) true.
+func (e *PermanentError) Is(target error) bool { return target == ErrPermanent }
+
 func permanent(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrPermanent, fmt.Sprintf(format, args...))
+	return &PermanentError{Reason: v1alpha1.ReasonMintFailed, Msg: fmt.Sprintf(format, args...)}
+}
+
+func permanentReason(reason, format string, args ...any) error {
+	return &PermanentError{Reason: reason, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ReasonOf returns the reason of a permanent error, and whether it is one.
+func ReasonOf(err error) (string, bool) {
+	var pe *PermanentError
+	if errors.As(err, &pe) {
+		return pe.Reason, true
+	}
+	return "", false
 }
 
 // NewMinter returns the Minter for the target's provider type.
@@ -90,38 +114,34 @@ func NewMinter(t Target) (Minter, error) {
 	}
 }
 
-// sessionNamespace is where per-session ServiceAccounts live on the target.
-func sessionNamespace(c *v1alpha1.Cluster) string {
+// SessionNamespace is where per-session ServiceAccounts live on the target.
+func SessionNamespace(c *v1alpha1.Cluster) string {
+	if c == nil {
+		return v1alpha1.DefaultSessionNamespace
+	}
 	if ns := c.Spec.Provider.SessionNamespace; ns != "" {
 		return ns
 	}
 	return v1alpha1.DefaultSessionNamespace
 }
 
-// sessionLabels are put on every object made on a target for s.
+// sessionLabels are put on every object made on a target for s. Session
+// names and namespaces are at most 63 characters (admission checks the name).
 func sessionLabels(gateway string, s *v1alpha1.Session) map[string]string {
 	return map[string]string{
 		LabelManagedBy:        ManagedByValue,
 		LabelGateway:          gateway,
 		LabelSessionUID:       string(s.UID),
-		LabelSessionName:      truncateLabel(s.Name),
-		LabelSessionNamespace: truncateLabel(s.Namespace),
+		LabelSessionName:      s.Name,
+		LabelSessionNamespace: s.Namespace,
 	}
 }
 
-// truncateLabel keeps a name usable as a label value; the UID label is the
-// one that identifies, the others are for people reading the target.
-func truncateLabel(v string) string {
-	if len(v) > 63 {
-		return v[:63]
-	}
-	return v
-}
-
-// objectName is the name of the per-session objects on the target. It carries
-// the session's namespace and name so the target's audit log leads back to it.
-func objectName(s *v1alpha1.Session) string {
-	return "sessiongate." + s.Namespace + "." + s.Name
+// ObjectName is the name of the per-session objects on the target. It carries
+// the gateway installation and the session name, so two installations never
+// reach for the same object and the target's audit log leads back to both.
+func ObjectName(gateway string, s *v1alpha1.Session) string {
+	return "sessiongate." + gateway + "." + s.Name
 }
 
 // SecretData renders c as the data of a session credentials Secret.

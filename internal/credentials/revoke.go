@@ -4,66 +4,89 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 )
 
 // Revoke deletes everything made on the target for the session with the given
 // UID: ServiceAccounts (which kills their tokens server-side), RoleBindings and
-// ClusterRoleBindings. It is idempotent.
+// ClusterRoleBindings. It is idempotent, and it only ever deletes objects that
+// carry this gateway's labels.
 func Revoke(ctx context.Context, t Target, sessionUID types.UID) error {
-	sel := labels.Set{LabelGateway: t.Gateway, LabelSessionUID: string(sessionUID)}.String()
-	return deleteLabelled(ctx, t, sel)
-}
-
-func deleteLabelled(ctx context.Context, t Target, selector string) error {
-	opts := metav1.ListOptions{LabelSelector: selector}
+	sel := labels.Set{LabelManagedBy: ManagedByValue, LabelGateway: t.Gateway, LabelSessionUID: string(sessionUID)}.String()
+	opts := metav1.ListOptions{LabelSelector: sel}
 	var errs []error
 	note := func(kind string, err error) {
 		if err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("deleting %s: %w", kind, err))
 		}
 	}
+	// Bindings first: once they are gone the credential can do nothing, even
+	// in the seconds the target keeps authenticating a deleted account's token.
 	rbac := t.Client.RbacV1()
 	crbs, err := rbac.ClusterRoleBindings().List(ctx, opts)
 	note("ClusterRoleBindings", err)
 	if err == nil {
 		for _, o := range crbs.Items {
-			note("ClusterRoleBinding "+o.Name, rbac.ClusterRoleBindings().Delete(ctx, o.Name, metav1.DeleteOptions{}))
+			note("ClusterRoleBinding "+o.Name, rbac.ClusterRoleBindings().Delete(ctx, o.Name, preconditions(o.UID)))
 		}
 	}
 	rbs, err := rbac.RoleBindings(metav1.NamespaceAll).List(ctx, opts)
 	note("RoleBindings", err)
 	if err == nil {
 		for _, o := range rbs.Items {
-			note("RoleBinding "+o.Namespace+"/"+o.Name, rbac.RoleBindings(o.Namespace).Delete(ctx, o.Name, metav1.DeleteOptions{}))
+			note("RoleBinding "+o.Namespace+"/"+o.Name, rbac.RoleBindings(o.Namespace).Delete(ctx, o.Name, preconditions(o.UID)))
 		}
 	}
-	sas, err := t.Client.CoreV1().ServiceAccounts(metav1.NamespaceAll).List(ctx, opts)
+	ns := SessionNamespace(t.Cluster)
+	sas, err := t.Client.CoreV1().ServiceAccounts(ns).List(ctx, opts)
 	note("ServiceAccounts", err)
 	if err == nil {
 		for _, o := range sas.Items {
-			note("ServiceAccount "+o.Namespace+"/"+o.Name, t.Client.CoreV1().ServiceAccounts(o.Namespace).Delete(ctx, o.Name, metav1.DeleteOptions{}))
+			note("ServiceAccount "+o.Namespace+"/"+o.Name, t.Client.CoreV1().ServiceAccounts(o.Namespace).Delete(ctx, o.Name, preconditions(o.UID)))
 		}
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	klog.V(4).InfoS("Deleted session objects on target", "cluster", t.Cluster.Name, "selector", selector)
+	klog.V(4).InfoS("Deleted session objects on target", "cluster", t.Cluster.Name, "selector", sel)
 	return nil
 }
 
-// SessionUIDsOnTarget lists the UIDs of every session of this gateway that
+// preconditions make a delete apply only to the object that was listed, never
+// to one of the same name made since.
+func preconditions(uid types.UID) metav1.DeleteOptions {
+	return metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}
+}
+
+// Remnant is what a session of this gateway still has on a target.
+type Remnant struct {
+	// SessionName is the session's name, from the objects' labels.
+	SessionName string
+	// Newest is the creation time of its most recently created object.
+	Newest time.Time
+}
+
+// SessionsOnTarget lists, by session UID, every session of this gateway that
 // still has objects on the target.
-func SessionUIDsOnTarget(ctx context.Context, t Target) (sets.Set[types.UID], error) {
-	opts := metav1.ListOptions{LabelSelector: labels.Set{LabelGateway: t.Gateway}.String() + "," + LabelSessionUID}
-	uids := sets.New[types.UID]()
-	add := func(m metav1.Object) { uids.Insert(types.UID(m.GetLabels()[LabelSessionUID])) }
+func SessionsOnTarget(ctx context.Context, t Target) (map[types.UID]Remnant, error) {
+	sel := labels.Set{LabelManagedBy: ManagedByValue, LabelGateway: t.Gateway}.String() + "," + LabelSessionUID
+	opts := metav1.ListOptions{LabelSelector: sel}
+	found := map[types.UID]Remnant{}
+	add := func(m metav1.Object) {
+		uid := types.UID(m.GetLabels()[LabelSessionUID])
+		r := found[uid]
+		r.SessionName = m.GetLabels()[LabelSessionName]
+		if c := m.GetCreationTimestamp().Time; c.After(r.Newest) {
+			r.Newest = c
+		}
+		found[uid] = r
+	}
 	crbs, err := t.Client.RbacV1().ClusterRoleBindings().List(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("listing ClusterRoleBindings: %w", err)
@@ -78,12 +101,12 @@ func SessionUIDsOnTarget(ctx context.Context, t Target) (sets.Set[types.UID], er
 	for i := range rbs.Items {
 		add(&rbs.Items[i])
 	}
-	sas, err := t.Client.CoreV1().ServiceAccounts(metav1.NamespaceAll).List(ctx, opts)
+	sas, err := t.Client.CoreV1().ServiceAccounts(SessionNamespace(t.Cluster)).List(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("listing ServiceAccounts: %w", err)
 	}
 	for i := range sas.Items {
 		add(&sas.Items[i])
 	}
-	return uids, nil
+	return found, nil
 }

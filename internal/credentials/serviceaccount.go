@@ -29,22 +29,23 @@ func (p *serviceAccountToken) Mint(ctx context.Context, s *v1alpha1.Session, not
 	if s.Spec.AccessLevel.Group != "" {
 		return nil, permanent("spec.accessLevel.group needs a Cluster with the SignedCertificate provider; cluster %s uses ServiceAccountToken", s.Spec.Cluster)
 	}
-	ns := sessionNamespace(p.target.Cluster)
-	if err := ensureNamespace(ctx, p.target.Client, ns); err != nil {
-		return nil, err
-	}
-	name := objectName(s)
+	ns := SessionNamespace(p.target.Cluster)
+	name := ObjectName(p.target.Gateway, s)
 	sas := p.target.Client.CoreV1().ServiceAccounts(ns)
 	sa, err := sas.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case err == nil:
-		if err := checkOwned(ctx, sa, s, func() error { return sas.Delete(ctx, name, metav1.DeleteOptions{}) }); err != nil {
+		if err := checkOwned(p.target, "ServiceAccount", sa, s, func() error { return sas.Delete(ctx, name, metav1.DeleteOptions{}) }); err != nil {
 			return nil, err
 		}
 	case apierrors.IsNotFound(err):
 		sa, err = sas.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
 			Name: name, Namespace: ns, Labels: sessionLabels(p.target.Gateway, s),
 		}}, metav1.CreateOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, permanentReason(v1alpha1.ReasonNamespaceNotFound,
+				"the session namespace %s does not exist on cluster %s (config/target/rbac.yaml creates it)", ns, p.target.Cluster.Name)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("creating ServiceAccount %s/%s: %w", ns, name, err)
 		}

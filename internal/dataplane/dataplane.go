@@ -50,25 +50,25 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	s := &v1alpha1.Session{}
 	if err := r.Get(ctx, req.NamespacedName, s); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Registry.Remove(req.Name, registry.ErrRevoked)
+			r.Registry.Remove(req.Name, &registry.EndedError{Session: req.Name, Reason: "Deleted", Message: "the Session object was deleted"})
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	if !r.servable(s) {
-		r.Registry.Remove(s.Name, registry.ErrRevoked)
+		r.Registry.Remove(s.Name, endedCause(s))
 		return ctrl.Result{}, nil
 	}
 	sec := &corev1.Secret{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: s.Status.CredentialsSecretRef}, sec); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Registry.Remove(s.Name, registry.ErrRevoked)
+			r.Registry.Remove(s.Name, &registry.EndedError{Session: s.Name, Reason: "Revoked", Message: "its credentials were revoked"})
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	if !metav1.IsControlledBy(sec, s) {
-		r.Registry.Remove(s.Name, registry.ErrRevoked)
+		r.Registry.Remove(s.Name, &registry.EndedError{Session: s.Name, Reason: "Revoked", Message: "its credentials Secret is not its own"})
 		return ctrl.Result{}, nil
 	}
 	if cur, ok := r.Registry.Get(s.Name); ok && cur.UID == s.UID && cur.ExpiresAt.Equal(s.Status.ExpiresAt.Time) && cur.Backend().Version == sec.ResourceVersion {
@@ -84,7 +84,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	})
 	if err != nil {
 		// A broken Secret must not leave an older credential serving.
-		r.Registry.Remove(s.Name, registry.ErrRevoked)
+		r.Registry.Remove(s.Name, &registry.EndedError{Session: s.Name, Reason: "Revoked", Message: "its credentials cannot be used"})
 		return ctrl.Result{}, fmt.Errorf("credentials Secret %s of session %s: %w", sec.Name, s.Name, err)
 	}
 	r.Registry.Put(&registry.Session{
@@ -108,4 +108,21 @@ func (r *Reconciler) servable(s *v1alpha1.Session) bool {
 		meta.IsStatusConditionTrue(s.Status.Conditions, v1alpha1.ConditionReady) &&
 		s.Status.ExpiresAt != nil && r.Clock.Now().Before(s.Status.ExpiresAt.Time) &&
 		s.Status.CredentialsSecretRef != "" && s.Status.BackendKASURL != ""
+}
+
+// endedCause says why a session that is not servable stops being served, in
+// the words of its own status, so that a client whose stream is cut is told.
+func endedCause(s *v1alpha1.Session) error {
+	e := &registry.EndedError{Session: s.Name, Reason: "Inactive"}
+	switch ready := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); {
+	case !s.DeletionTimestamp.IsZero():
+		e.Reason, e.Message = "Deleted", "the Session object is being deleted"
+	case s.Spec.Terminated:
+		e.Reason, e.Message = v1alpha1.ReasonTerminated, "it was terminated"
+	case ready != nil && ready.Status != metav1.ConditionTrue:
+		e.Reason, e.Message = ready.Reason, ready.Message
+	case s.Status.ExpiresAt != nil:
+		e.Reason, e.Message = v1alpha1.ReasonExpired, "its TTL ran out at "+s.Status.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z")
+	}
+	return e
 }

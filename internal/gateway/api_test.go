@@ -30,16 +30,29 @@ func TestRESTAPIRequestsSessionsForTheCallerOnly(t *testing.T) {
 	}
 
 	for body, want := range map[string]string{
-		`{"cluster":"nope","accessLevel":{"clusterRole":"view"},"ttl":"30m"}`:           `cluster: Not found: "nope"`,
-		`{"cluster":"target","accessLevel":{"clusterRole":"view"},"ttl":"100h"}`:        `ttl: Invalid value: "100h0m0s": must be at most the gateway maximum of 8h0m0s`,
-		`{"cluster":"target","accessLevel":{"clusterRole":"view"},"ttl":"soon"}`:        `ttl: Invalid value: "soon": must be a duration`,
-		`{"cluster":"target","accessLevel":{"clusterRole":"cluster-admin"},"ttl":"1h"}`: `accessLevel.clusterRole: Unsupported value: "cluster-admin"`,
-		`{"cluster":"target","accessLevel":{},"ttl":"1h"}`:                              `accessLevel: Required value`,
+		`{"cluster":"target","accessLevel":{"clusterRole":"view"},"ttl":"100h"}`:                                     `ttl: Invalid value: "100h0m0s": must be at most the gateway maximum of 8h0m0s`,
+		`{"cluster":"target","accessLevel":{"clusterRole":"view"},"ttl":"soon"}`:                                     `ttl: Invalid value: "soon": must be a duration`,
+		`{"cluster":"target","accessLevel":{"clusterRole":"cluster-admin"},"ttl":"1h"}`:                              `accessLevel.clusterRole: Unsupported value: "cluster-admin"`,
+		`{"cluster":"target","accessLevel":{},"ttl":"1h"}`:                                                           `accessLevel: Required value`,
+		`{"cluster":"target","accessLevel":{"group":"system:masters"},"ttl":"1h"}`:                                   `accessLevel.group: Forbidden: "system:masters" is a system: group`,
+		`{"cluster":"target","accessLevel":{"group":"sre"},"ttl":"1h"}`:                                              `accessLevel.group: Forbidden: group "sre" is not one the gateway hands out`,
+		`{"cluster":"target","accessLevel":{"clusterRole":"edit"},"ttl":"1h"}`:                                       `a cluster-wide grant of "edit" is break-glass`,
+		`{"cluster":"target","accessLevel":{"clusterRole":"edit","namespaces":["kube-system"]},"ttl":"1h"}`:          `namespace "kube-system" may never be granted`,
+		`{"cluster":"target","accessLevel":{"clusterRole":"edit","namespaces":["sessiongate-sessions"]},"ttl":"1h"}`: `namespace "sessiongate-sessions" may never be granted`,
 		`not json`: `request body`,
 	} {
 		r := call(t, "POST", "/api/v1/sessions", []byte(body), alice)
 		if r.code != http.StatusBadRequest || !strings.Contains(r.st.Message, want) {
 			t.Errorf("%s: got %d %q, want 400 saying %q", body, r.code, r.st.Message, want)
+		}
+	}
+
+	// A Cluster that does not exist is answered like one the caller may not
+	// use: the API reveals no cluster names.
+	for _, cluster := range []string{"nope", ""} {
+		r := call(t, "POST", "/api/v1/sessions", []byte(`{"cluster":"`+cluster+`","accessLevel":{"clusterRole":"view"},"ttl":"30m"}`), alice)
+		if r.code != http.StatusForbidden || r.st.Message != `sessions.sessiongate.dev is forbidden: cluster "`+cluster+`" is not available to you` {
+			t.Errorf("cluster %q: got %d %q, want 403 saying it is not available", cluster, r.code, r.st.Message)
 		}
 	}
 

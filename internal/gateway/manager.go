@@ -1,27 +1,38 @@
-// Package gateway wires sessiongate's parts into one controller-runtime
-// manager: the leader-elected control plane, and (on every replica) the data
-// plane. cmd/sessiongate and the tests start a gateway the same way.
+// Package gateway wires sessiongate's parts into controller-runtime managers:
+// on every replica a manager for the data plane, the HTTPS server, metrics
+// and health; beside it, the leader-elected control plane in a manager of its
+// own, so that losing leadership (a short API outage is enough) never stops a
+// replica from serving the sessions it has. cmd/sessiongate and the tests
+// start a gateway the same way.
 package gateway
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
@@ -43,7 +54,11 @@ type Options struct {
 	LeaderElectionNamespace string
 	LeaderElectionID        string
 	MetricsBindAddress      string
-	HealthProbeBindAddress  string
+	// MetricsSecure serves metrics (and pprof) over HTTPS to callers the
+	// management cluster authenticates and authorises (TokenReview and
+	// SubjectAccessReview). Without it the metrics address must be loopback.
+	MetricsSecure          bool
+	HealthProbeBindAddress string
 	// Serve, when set, runs the data plane and its HTTPS server on this
 	// replica; nil runs the control plane alone.
 	Serve *ServeOptions
@@ -66,13 +81,14 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
-// Gateway is a configured manager with its parts added.
+// Gateway is one replica: its manager (data plane, server, metrics, health)
+// and the control plane that campaigns for leadership beside it.
 type Gateway struct {
 	ctrl.Manager
-	Sweeper  *controlplane.Sweeper
 	Registry *registry.Registry
 	server   *server
 	authn    *authn.Authenticator
+	cp       *controlPlane
 }
 
 // Addr is the address the HTTPS server listens on (useful with port 0).
@@ -83,15 +99,28 @@ func (g *Gateway) Addr() string {
 	return g.server.listener.Addr().String()
 }
 
+// Leading reports whether this replica's control plane holds leadership now.
+func (g *Gateway) Leading() bool { return g.cp.leading.Load() }
+
+// The metrics filter asks the management cluster who a scraper is and whether
+// it may read /metrics.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
 // New builds a gateway against the management cluster at cfg.
 func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	ns := opts.ControlPlane.Namespace
 	if ns == "" {
 		return nil, fmt.Errorf("the gateway namespace must be set")
 	}
-	leNamespace := opts.LeaderElectionNamespace
-	if leNamespace == "" {
-		leNamespace = ns
+	if err := opts.ControlPlane.Policy.Check(); err != nil {
+		return nil, err
+	}
+	if err := checkMetricsAddress(opts); err != nil {
+		return nil, err
+	}
+	if opts.LeaderElectionNamespace == "" {
+		opts.LeaderElectionNamespace = ns
 	}
 	// /healthz and /readyz are served on the health probe port and on the
 	// metrics port alike; the checks are filled in once the manager exists.
@@ -105,35 +134,33 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 		extra["/debug/pprof/profile"] = http.HandlerFunc(pprof.Profile)
 		extra["/debug/pprof/trace"] = http.HandlerFunc(pprof.Trace)
 	}
+	metrics := metricsserver.Options{BindAddress: opts.MetricsBindAddress, ExtraHandlers: extra}
+	if opts.MetricsSecure {
+		metrics.SecureServing = true
+		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: Scheme(),
-		Cache: cache.Options{
-			// The gateway reads only its own namespace, and of the Secrets
-			// there only those it wrote: least privilege, small memory.
-			DefaultNamespaces: map[string]cache.Config{ns: {}},
-			// Managed fields are most of a small object's size and the
-			// gateway never reads them: thousands of idle sessions cost less.
-			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{credentials.LabelManagedBy: credentials.ManagedByValue})},
-			},
-		},
-		LeaderElection:                opts.LeaderElection,
-		LeaderElectionNamespace:       leNamespace,
-		LeaderElectionID:              opts.LeaderElectionID,
-		LeaderElectionReleaseOnCancel: true,
-		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsBindAddress, ExtraHandlers: extra},
-		HealthProbeBindAddress:        opts.HealthProbeBindAddress,
-		Controller:                    config.Controller{SkipNameValidation: &opts.SeveralPerProcess},
+		Scheme:                 Scheme(),
+		Cache:                  cacheOptions(ns),
+		Metrics:                metrics,
+		HealthProbeBindAddress: opts.HealthProbeBindAddress,
+		Controller:             config.Controller{SkipNameValidation: &opts.SeveralPerProcess},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
-	sw, err := controlplane.Setup(mgr, opts.ControlPlane)
-	if err != nil {
+	if opts.ControlPlane.Gateway == "" {
+		if opts.ControlPlane.Gateway, err = installationName(context.Background(), mgr.GetAPIReader(), cfg, ns); err != nil {
+			return nil, err
+		}
+	}
+	if msgs := validation.IsDNS1123Label(opts.ControlPlane.Gateway); len(msgs) > 0 {
+		return nil, fmt.Errorf("--gateway-name %q: %s", opts.ControlPlane.Gateway, strings.Join(msgs, "; "))
+	}
+	gw := &Gateway{Manager: mgr, cp: &controlPlane{cfg: cfg, opts: opts}}
+	if err := mgr.Add(gw.cp); err != nil {
 		return nil, err
 	}
-	gw := &Gateway{Manager: mgr, Sweeper: sw}
 	if opts.Serve != nil {
 		if err := gw.setupDataPlane(ns, opts.ControlPlane.Policy, opts.Serve); err != nil {
 			return nil, err
@@ -158,7 +185,110 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 			return nil, err
 		}
 	}
+	klog.V(2).InfoS("Gateway configured", "namespace", ns, "gateway", opts.ControlPlane.Gateway)
 	return gw, nil
+}
+
+// checkMetricsAddress refuses plain-HTTP metrics (and pprof) anywhere but on
+// loopback: they describe sessions and can hold a process's secrets.
+func checkMetricsAddress(opts Options) error {
+	addr := opts.MetricsBindAddress
+	if opts.MetricsSecure || addr == "" || addr == "0" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--metrics-bind-address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--metrics-bind-address %q is not loopback: serve metrics with --metrics-secure, or bind them to 127.0.0.1", addr)
+	}
+	return nil
+}
+
+func cacheOptions(ns string) cache.Options {
+	return cache.Options{
+		// The gateway reads only its own namespace, and of the Secrets
+		// there only those it wrote: least privilege, small memory.
+		DefaultNamespaces: map[string]cache.Config{ns: {}},
+		// Managed fields are most of a small object's size and the
+		// gateway never reads them: thousands of idle sessions cost less.
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{credentials.LabelManagedBy: credentials.ManagedByValue})},
+		},
+	}
+}
+
+// controlPlane runs the leader-only control plane in a manager of its own,
+// and campaigns again whenever it loses leadership: controller-runtime ends a
+// manager that loses its lease, and a manager cannot be started twice, so each
+// term gets a fresh one.
+type controlPlane struct {
+	cfg     *rest.Config
+	opts    Options
+	leading atomic.Bool
+}
+
+// NeedLeaderElection: the replica's own manager always runs this; the
+// manager inside campaigns.
+func (c *controlPlane) NeedLeaderElection() bool { return false }
+
+func (c *controlPlane) Start(ctx context.Context) error {
+	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Cap: 30 * time.Second, Steps: 1 << 30}
+	for {
+		mgr, err := c.newManager()
+		if err != nil {
+			return err
+		}
+		termCtx, endTerm := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			select {
+			case <-mgr.Elected():
+				c.leading.Store(true)
+				klog.V(2).InfoS("Leading the control plane")
+			case <-termCtx.Done():
+			}
+		}()
+		err = mgr.Start(termCtx)
+		endTerm()
+		<-watched
+		c.leading.Store(false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		klog.ErrorS(err, "Control plane stopped; this replica keeps serving its sessions and campaigns again")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff.Step()):
+		}
+	}
+}
+
+func (c *controlPlane) newManager() (ctrl.Manager, error) {
+	o := c.opts
+	mgr, err := ctrl.NewManager(c.cfg, ctrl.Options{
+		Scheme:                        Scheme(),
+		Cache:                         cacheOptions(o.ControlPlane.Namespace),
+		LeaderElection:                o.LeaderElection,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionReleaseOnCancel: true,
+		Metrics:                       metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:        "0",
+		// Each term builds the same controllers again in this process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the control plane manager: %w", err)
+	}
+	if err := controlplane.Setup(mgr, o.ControlPlane); err != nil {
+		return nil, err
+	}
+	return mgr, nil
 }
 
 // setupDataPlane adds what every replica runs: the registry, the data plane

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -21,6 +22,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -215,18 +218,46 @@ func TestRotatedIssuerKeysAreFetched(t *testing.T) {
 }
 
 func TestTargetTLSIsAlwaysVerified(t *testing.T) {
+	ctx := context.Background()
 	other, err := testenv.NewCA("not-the-target")
 	testenv.Must(t, err)
 	c := &v1alpha1.Cluster{}
-	testenv.Must(t, mgmt.Client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: "target"}, c))
+	testenv.Must(t, mgmt.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "target"}, c))
 	wrong := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "wrong-ca"}, Spec: c.Spec}
 	wrong.Spec.CABundle = other.CertPEM
-	testenv.Must(t, mgmt.Client.Create(context.Background(), wrong))
+	testenv.Must(t, mgmt.Client.Create(ctx, wrong))
 	t.Cleanup(func() { _ = mgmt.Client.Delete(context.Background(), wrong) })
 
-	session(t, "wrong-ca", "alice@example.com", func(s *v1alpha1.Session) { s.Spec.Cluster = "wrong-ca" })
-	r := call(t, "GET", "/sessiongate/wrong-ca/kas/api/v1/namespaces/demo/pods", nil, bearer(token(t, "alice@example.com")))
-	if r.code != http.StatusBadGateway {
-		t.Errorf("a target whose certificate does not match the Cluster's CA: got %d %s, want 502", r.code, r.body)
-	}
+	// A Cluster whose CA does not match its server never mints: the session
+	// waits and says why.
+	s := &v1alpha1.Session{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "on-wrong-ca"}, Spec: v1alpha1.SessionSpec{
+		TTL: metav1.Duration{Duration: time.Hour}, Cluster: "wrong-ca", AccessLevel: v1alpha1.AccessLevel{ClusterRole: "view"},
+		Owner: v1alpha1.Owner{Type: v1alpha1.OwnerUser, UserPrincipal: &v1alpha1.UserPrincipal{Name: "alice@example.com", Claim: "email"}},
+	}}
+	testenv.Must(t, mgmt.Client.Create(ctx, s))
+	t.Cleanup(func() { _ = mgmt.Client.Delete(context.Background(), s) })
+	testenv.Eventually(t, 20*time.Second, func() error {
+		testenv.Must(t, mgmt.Client.Get(ctx, client.ObjectKeyFromObject(s), s))
+		r := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady)
+		if s.Status.Phase != v1alpha1.PhasePending || r == nil || r.Reason != v1alpha1.ReasonTargetTLSFailed {
+			return fmt.Errorf("session on a wrong CA is %s with Ready %+v, want Pending/TargetTLSFailed", s.Status.Phase, r)
+		}
+		return nil
+	})
+
+	// And the proxy verifies the target itself: a credentials Secret whose CA
+	// was tampered with gets 502, never an unverified connection.
+	good := session(t, "tampered-ca", "alice@example.com")
+	sec := &corev1.Secret{}
+	testenv.Must(t, mgmt.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: good.Status.CredentialsSecretRef}, sec))
+	patch := client.MergeFrom(sec.DeepCopy())
+	sec.Data["ca.crt"] = other.CertPEM
+	testenv.Must(t, mgmt.Client.Patch(ctx, sec, patch))
+	testenv.Eventually(t, 20*time.Second, func() error {
+		r := call(t, "GET", "/sessiongate/tampered-ca/kas/api/v1/namespaces/demo/pods", nil, bearer(token(t, "alice@example.com")))
+		if r.code != http.StatusBadGateway {
+			return fmt.Errorf("a target whose certificate does not match the CA: got %d %s, want 502", r.code, r.body)
+		}
+		return nil
+	})
 }

@@ -125,15 +125,20 @@ func run(m *testing.M) (int, error) {
 	if metricsPort, err = testenv.FreePort(); err != nil {
 		return 0, err
 	}
+	// The replicas run with exactly the RBAC that config/rbac grants.
+	gwConfig, err := mgmt.GatewayConfig(ctx, namespace)
+	if err != nil {
+		return 0, err
+	}
 	for i := range 2 {
 		metricsAddr := "0"
 		if i == 0 {
 			metricsAddr = "127.0.0.1:" + strconv.Itoa(metricsPort)
 		}
-		gw, err := gateway.New(mgmt.Config, gateway.Options{
+		gw, err := gateway.New(gwConfig, gateway.Options{
 			ControlPlane: controlplane.Options{
 				Namespace: namespace, Gateway: "test", IngressBaseURL: "https://gateway.test",
-				Policy: policy.Policy{MinTTL: time.Second, MaxTTL: 8 * time.Hour, ClusterRoles: []string{"view", "edit"}},
+				Policy: testPolicy(),
 			},
 			Serve: &gateway.ServeOptions{
 				Listen: "127.0.0.1:0", TLSCertFile: certFile, TLSKeyFile: keyFile,
@@ -153,6 +158,13 @@ func run(m *testing.M) (int, error) {
 		replicas = append(replicas, gw)
 	}
 	return m.Run(), nil
+}
+
+// testPolicy is the default policy with TTLs short enough to watch expire.
+func testPolicy() policy.Policy {
+	p := policy.Default()
+	p.MinTTL = time.Second
+	return p
 }
 
 // session creates a session owned by the user with that email, with edit

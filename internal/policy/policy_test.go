@@ -21,6 +21,7 @@ func validSpec() v1alpha1.SessionSpec {
 
 func TestValidate(t *testing.T) {
 	p := Default()
+	p.Groups = []string{"sre"}
 	cases := []struct {
 		name   string
 		mutate func(*v1alpha1.SessionSpec)
@@ -30,7 +31,19 @@ func TestValidate(t *testing.T) {
 		{"edit in namespaces", func(s *v1alpha1.SessionSpec) {
 			s.AccessLevel = v1alpha1.AccessLevel{ClusterRole: "edit", Namespaces: []string{"a", "b"}}
 		}, ""},
-		{"group", func(s *v1alpha1.SessionSpec) { s.AccessLevel = v1alpha1.AccessLevel{Group: "sre"} }, ""},
+		{"allowed group", func(s *v1alpha1.SessionSpec) { s.AccessLevel = v1alpha1.AccessLevel{Group: "sre"} }, ""},
+		{"group not allowed", func(s *v1alpha1.SessionSpec) { s.AccessLevel = v1alpha1.AccessLevel{Group: "admins"} }, `spec.accessLevel.group: Forbidden: group "admins" is not one the gateway hands out`},
+		{"system:masters", func(s *v1alpha1.SessionSpec) { s.AccessLevel = v1alpha1.AccessLevel{Group: "system:masters"} }, `spec.accessLevel.group: Forbidden: "system:masters" is a system: group`},
+		{"System:Masters in any case", func(s *v1alpha1.SessionSpec) { s.AccessLevel = v1alpha1.AccessLevel{Group: "System:Masters"} }, "is a system: group"},
+		{"edit cluster-wide is break-glass", func(s *v1alpha1.SessionSpec) { s.AccessLevel = v1alpha1.AccessLevel{ClusterRole: "edit"} },
+			`spec.accessLevel.namespaces: Required value: a cluster-wide grant of "edit" is break-glass`},
+		{"kube-system denied", func(s *v1alpha1.SessionSpec) {
+			s.AccessLevel = v1alpha1.AccessLevel{ClusterRole: "edit", Namespaces: []string{"a", "kube-system"}}
+		}, `spec.accessLevel.namespaces[1]: Forbidden: namespace "kube-system" may never be granted`},
+		{"session namespace denied", func(s *v1alpha1.SessionSpec) {
+			s.AccessLevel = v1alpha1.AccessLevel{ClusterRole: "view", Namespaces: []string{"sessiongate-sessions"}}
+		}, `spec.accessLevel.namespaces[0]: Forbidden: namespace "sessiongate-sessions"`},
+		{"owner claim not allowed", func(s *v1alpha1.SessionSpec) { s.Owner.UserPrincipal.Claim = "iss" }, `spec.owner.userPrincipal.claim: Unsupported value: "iss"`},
 		{"group owner", func(s *v1alpha1.SessionSpec) {
 			s.Owner = v1alpha1.Owner{Type: v1alpha1.OwnerGroup, Group: &v1alpha1.GroupPrincipal{Name: "sre"}}
 		}, ""},
@@ -56,7 +69,7 @@ func TestValidate(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			spec := validSpec()
 			c.mutate(&spec)
-			err := p.Validate(&spec).ToAggregate()
+			err := p.Validate(&spec, "sessiongate-sessions").ToAggregate()
 			switch {
 			case c.want == "" && err != nil:
 				t.Errorf("refused a valid spec: %v", err)
@@ -64,5 +77,13 @@ func TestValidate(t *testing.T) {
 				t.Errorf("got %v, want an error containing %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestCheckRefusesSystemGroups(t *testing.T) {
+	p := Default()
+	p.Groups = []string{"sre", " system:masters"}
+	if err := p.Check(); err == nil || !strings.Contains(err.Error(), "system:masters") {
+		t.Errorf("Check() = %v, want a refusal naming system:masters", err)
 	}
 }

@@ -8,6 +8,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sync"
@@ -72,6 +73,35 @@ var (
 	ErrReplaced = errors.New("session was replaced")
 )
 
+// EndedError says why a session left the registry, in words a client can be
+// shown: the session's name and the reason its Session object gives. It is
+// the context cause of a session the data plane removed.
+type EndedError struct {
+	// Session is the session's name.
+	Session string
+	// Reason is a one-word reason, e.g. Terminated, Expired, Deleted.
+	Reason string
+	// Message, if set, says more (the Ready condition's message).
+	Message string
+}
+
+func (e *EndedError) Error() string {
+	msg := fmt.Sprintf("sessiongate: session %q ended: %s", e.Session, e.Reason)
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrExpired) true for an expired session and
+// errors.Is(err, ErrRevoked) true for every other.
+func (e *EndedError) Is(target error) bool {
+	if e.Reason == "Expired" {
+		return target == ErrExpired
+	}
+	return target == ErrRevoked
+}
+
 // Registry maps session names to active sessions.
 type Registry struct {
 	clock clock.WithDelayedExecution
@@ -81,6 +111,8 @@ type Registry struct {
 
 	// OnChange, if set, is called with the number of sessions after each change.
 	OnChange func(active int)
+	// OnRemove, if set, is called with the name of each session that leaves.
+	OnRemove func(name string)
 }
 
 // New returns an empty registry that expires sessions by clk.
@@ -125,7 +157,8 @@ func (r *Registry) Put(s *Session, b *Backend) {
 	name, uid := s.Name, s.UID
 	// A goroutine of its own: a clock may run the callback under its own lock,
 	// and removal stops this timer.
-	s.timer = r.clock.AfterFunc(s.ExpiresAt.Sub(r.clock.Now()), func() { go r.remove(name, uid, ErrExpired) })
+	ended := &EndedError{Session: name, Reason: "Expired", Message: "its TTL ran out at " + s.ExpiresAt.UTC().Format(time.RFC3339)}
+	s.timer = r.clock.AfterFunc(s.ExpiresAt.Sub(r.clock.Now()), func() { go r.remove(name, uid, ended) })
 	r.sessions[s.Name] = s
 	klog.V(2).InfoS("Registered session", "session", s.Name, "cluster", s.Cluster, "expiresAt", s.ExpiresAt)
 	r.changed()
@@ -154,6 +187,9 @@ func (r *Registry) removeLocked(s *Session, why error) {
 	s.cancel(why)
 	s.backend.Load().closeIdle()
 	klog.V(2).InfoS("Unregistered session", "session", s.Name, "reason", why.Error())
+	if r.OnRemove != nil {
+		r.OnRemove(s.Name)
+	}
 	r.changed()
 }
 

@@ -1,0 +1,153 @@
+package controlplane_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/testenv"
+)
+
+// waitClusterReady polls until the Cluster's Ready condition has the reason.
+func (e *env) waitClusterReady(name, reason string) *metav1.Condition {
+	e.t.Helper()
+	var ready *metav1.Condition
+	testenv.Eventually(e.t, 20*time.Second, func() error {
+		c := &v1alpha1.Cluster{}
+		if err := mgmt.Client.Get(e.ctx, client.ObjectKey{Namespace: e.namespace, Name: name}, c); err != nil {
+			return err
+		}
+		ready = meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ClusterConditionReady)
+		if ready == nil || ready.Reason != reason {
+			return fmt.Errorf("cluster %s Ready = %+v, want reason %s", name, ready, reason)
+		}
+		return nil
+	})
+	return ready
+}
+
+func (e *env) kubeconfigSecret(name, kubeconfig string) {
+	e.t.Helper()
+	testenv.Must(e.t, mgmt.Client.Create(e.ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.namespace, Name: name},
+		Data:       map[string][]byte{"kubeconfig": []byte(kubeconfig)},
+	}))
+}
+
+func TestRegisteredClusterIsReady(t *testing.T) {
+	e := newEnv(t)
+	ready := e.waitClusterReady("target", v1alpha1.ReasonClusterReady)
+	if ready.Status != metav1.ConditionTrue || !strings.Contains(ready.Message, "reached as sessiongate") {
+		t.Errorf("Ready = %+v, want True naming the identity the target sees", ready)
+	}
+}
+
+// Whoever can write a Cluster's kubeconfig Secret must not get to run code in
+// the gateway, read its files, or turn TLS verification off.
+func TestUnsafeKubeconfigsAreRefusedAndNeverUsed(t *testing.T) {
+	e := newEnv(t)
+	marker := filepath.Join(t.TempDir(), "exec-plugin-ran")
+	script := filepath.Join(t.TempDir(), "plugin.sh")
+	testenv.Must(t, os.WriteFile(script, []byte("#!/bin/sh\ntouch "+marker+"\necho '{}'\n"), 0o755))
+	const head = "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{name: c, context: {cluster: t, user: u}}]\n"
+	cases := []struct {
+		name, kubeconfig, want string
+	}{
+		{"exec", head + "clusters: [{name: t, cluster: {server: https://127.0.0.1:1}}]\nusers: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: " + script + ", interactiveMode: Never}}}]\n", `user "u" runs an exec plugin`},
+		{"insecure", head + "clusters: [{name: t, cluster: {server: https://127.0.0.1:1, insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: x}}]\n", `sets insecure-skip-tls-verify`},
+		{"token-file", head + "clusters: [{name: t, cluster: {server: https://127.0.0.1:1}}]\nusers: [{name: u, user: {tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token}}]\n", `names a file`},
+		{"cert-file", head + "clusters: [{name: t, cluster: {server: https://127.0.0.1:1}}]\nusers: [{name: u, user: {client-certificate: /etc/passwd, client-key: /etc/passwd}}]\n", `names a file`},
+		{"impersonate", head + "clusters: [{name: t, cluster: {server: https://127.0.0.1:1}}]\nusers: [{name: u, user: {token: x, as: system:admin}}]\n", `impersonates`},
+	}
+	for _, c := range cases {
+		e.kubeconfigSecret(c.name+"-kubeconfig", c.kubeconfig)
+		e.registerCluster(c.name, c.name+"-kubeconfig", v1alpha1.CredentialProvider{})
+		s := e.viewSession("on-" + c.name)
+		s.Spec.Cluster = c.name
+		e.create(s)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ready := e.waitClusterReady(c.name, v1alpha1.ReasonKubeconfigUnsafe)
+			if ready.Status != metav1.ConditionFalse || !strings.Contains(ready.Message, c.want) {
+				t.Errorf("Cluster Ready = %+v, want False saying %q", ready, c.want)
+			}
+			// Its sessions wait, and say why.
+			testenv.Eventually(t, 20*time.Second, func() error {
+				s := &v1alpha1.Session{}
+				testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKey{Namespace: e.namespace, Name: "on-" + c.name}, s))
+				r := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady)
+				if s.Status.Phase != v1alpha1.PhasePending || r == nil || r.Reason != v1alpha1.ReasonKubeconfigUnsafe {
+					return fmt.Errorf("session %s is %s with Ready %+v, want Pending/KubeconfigUnsafe", s.Name, s.Status.Phase, r)
+				}
+				return nil
+			})
+		})
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the gateway ran the exec plugin of a kubeconfig Secret")
+	}
+}
+
+// The server and CA come from the Cluster alone, so a wrong one shows on the
+// Cluster rather than in sessions that go Active and then answer 502.
+func TestWrongServerOrCAIsAClusterCondition(t *testing.T) {
+	e := newEnv(t)
+	other, err := testenv.NewCA("not-the-target-ca")
+	testenv.Must(t, err)
+	e.registerClusterAt("wrong-ca", target.Config.Host, other.CertPEM, "target-kubeconfig", v1alpha1.CredentialProvider{})
+	e.registerClusterAt("nowhere", "https://127.0.0.1:1", target.Config.CAData, "target-kubeconfig", v1alpha1.CredentialProvider{})
+
+	if r := e.waitClusterReady("wrong-ca", v1alpha1.ReasonTargetTLSFailed); !strings.Contains(r.Message, "does not verify against spec.caBundle") {
+		t.Errorf("wrong-ca Ready message %q does not say what is wrong", r.Message)
+	}
+	e.waitClusterReady("nowhere", v1alpha1.ReasonTargetUnreachable)
+
+	s := e.viewSession("on-wrong-ca")
+	s.Spec.Cluster = "wrong-ca"
+	e.create(s)
+	testenv.Eventually(t, 20*time.Second, func() error {
+		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
+		r := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady)
+		if s.Status.Phase != v1alpha1.PhasePending || r == nil || r.Reason != v1alpha1.ReasonTargetTLSFailed {
+			return fmt.Errorf("session is %s with Ready %+v, want Pending/TargetTLSFailed", s.Status.Phase, r)
+		}
+		return nil
+	})
+}
+
+func TestDeletingAClusterEndsAndRevokesItsSessionsFirst(t *testing.T) {
+	e := newEnv(t)
+	e.create(e.viewSession("on-deleted"))
+	s := e.waitPhase("on-deleted", v1alpha1.PhaseActive, 20*time.Second)
+	kube, _ := e.sessionClient(s)
+	cluster := &v1alpha1.Cluster{}
+	testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKey{Namespace: e.namespace, Name: "target"}, cluster))
+	if !strings.Contains(strings.Join(cluster.Finalizers, ","), v1alpha1.ClusterFinalizer) {
+		t.Fatalf("Cluster has finalizers %v, want %s", cluster.Finalizers, v1alpha1.ClusterFinalizer)
+	}
+
+	testenv.Must(t, mgmt.Client.Delete(e.ctx, cluster))
+	s = e.waitPhase("on-deleted", v1alpha1.PhaseTerminated, 20*time.Second)
+	if r := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); r.Reason != v1alpha1.ReasonClusterDeleted {
+		t.Errorf("Ready reason %q, want %s", r.Reason, v1alpha1.ReasonClusterDeleted)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		err := mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(cluster), &v1alpha1.Cluster{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("Cluster still there (err=%v)", err)
+	})
+	e.assertRevoked(s, kube)
+}
