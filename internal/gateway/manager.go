@@ -99,6 +99,9 @@ func (g *Gateway) Addr() string {
 	return g.server.listener.Addr().String()
 }
 
+// Name is the installation's name, which names what it makes on targets.
+func (g *Gateway) Name() string { return g.cp.opts.ControlPlane.Gateway }
+
 // Leading reports whether this replica's control plane holds leadership now.
 func (g *Gateway) Leading() bool { return g.cp.leading.Load() }
 
