@@ -39,7 +39,9 @@ func TestLosingLeadershipKeepsTheDataPlaneServing(t *testing.T) {
 
 	// Someone else takes the lease, for an hour.
 	key := client.ObjectKey{Namespace: namespace, Name: "sessiongate"}
-	t.Cleanup(func() { _ = mgmt.Client.Delete(context.Background(), &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}) })
+	t.Cleanup(func() {
+		_ = mgmt.Client.Delete(context.Background(), &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}})
+	})
 	testenv.Eventually(t, 10*time.Second, func() error {
 		lease := &coordinationv1.Lease{}
 		if err := mgmt.Client.Get(ctx, key, lease); err != nil {
