@@ -17,6 +17,7 @@ const (
 // except that terminated may go from false to true.
 //
 // +kubebuilder:validation:XValidation:rule="duration(self.ttl) == duration(oldSelf.ttl) && self.cluster == oldSelf.cluster && self.accessLevel == oldSelf.accessLevel && self.owner == oldSelf.owner && has(self.reason) == has(oldSelf.reason) && (!has(self.reason) || self.reason == oldSelf.reason)",message="spec is immutable except for terminated"
+// +kubebuilder:validation:XValidation:rule="has(self.policy) == has(oldSelf.policy) && (!has(self.policy) || self.policy == oldSelf.policy) && has(self.requester) == has(oldSelf.requester) && (!has(self.requester) || self.requester == oldSelf.requester)",message="spec is immutable except for terminated"
 // +kubebuilder:validation:XValidation:rule="!(has(oldSelf.terminated) && oldSelf.terminated) || (has(self.terminated) && self.terminated)",message="terminated cannot be set back to false"
 type SessionSpec struct {
 	// ttl is how long the session stays Active, counted from activation, as a
@@ -51,6 +52,32 @@ type SessionSpec struct {
 	// terminated ends the session early. It may only go from false to true.
 	// +optional
 	Terminated bool `json:"terminated,omitempty"`
+
+	// policy names the AccessPolicy the request asks to be judged by; empty
+	// lets the gateway choose among those that grant it.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Policy string `json:"policy,omitempty"`
+
+	// requester is who asked, as the gateway verified them; the REST API sets
+	// it, and such a session is granted only what an AccessPolicy grants. A
+	// Session without it was created directly by a management-cluster
+	// principal (the admin path) and is held to the gateway's guards only.
+	// +optional
+	Requester *Requester `json:"requester,omitempty"`
+}
+
+// Requester is the verified identity behind a request.
+type Requester struct {
+	// user by the gateway's username claim.
+	// +kubebuilder:validation:MaxLength=1024
+	// +required
+	User string `json:"user"`
+	// groups from the token's groups claim when the request was made.
+	// +kubebuilder:validation:MaxItems=256
+	// +listType=atomic
+	// +optional
+	Groups []string `json:"groups,omitempty"`
 }
 
 // AccessLevel has exactly one shape: a ClusterRole bound cluster-wide, a
@@ -114,15 +141,18 @@ type GroupPrincipal struct {
 }
 
 // SessionPhase is a summary of a session's conditions.
-// +kubebuilder:validation:Enum=Pending;Active;Expired;Terminated;Failed
+// +kubebuilder:validation:Enum=Pending;PendingApproval;Active;Expired;Terminated;Rejected;ApprovalTimeout;Failed
 type SessionPhase string
 
 const (
-	PhasePending    SessionPhase = "Pending"
-	PhaseActive     SessionPhase = "Active"
-	PhaseExpired    SessionPhase = "Expired"
-	PhaseTerminated SessionPhase = "Terminated"
-	PhaseFailed     SessionPhase = "Failed"
+	PhasePending         SessionPhase = "Pending"
+	PhasePendingApproval SessionPhase = "PendingApproval"
+	PhaseActive          SessionPhase = "Active"
+	PhaseExpired         SessionPhase = "Expired"
+	PhaseTerminated      SessionPhase = "Terminated"
+	PhaseRejected        SessionPhase = "Rejected"
+	PhaseApprovalTimeout SessionPhase = "ApprovalTimeout"
+	PhaseFailed          SessionPhase = "Failed"
 )
 
 // Condition types of a Session.
@@ -158,7 +188,58 @@ const (
 	// ReasonNameConflict: an object the session needs is in the way and was
 	// not made by this gateway for this session.
 	ReasonNameConflict = "NameConflict"
+	// ReasonPolicyDenied: no AccessPolicy grants the request.
+	ReasonPolicyDenied = "PolicyDenied"
+	// ReasonPendingApproval: the request waits for its approvers.
+	ReasonPendingApproval = "PendingApproval"
+	// ReasonRejected: an approver rejected the request.
+	ReasonRejected = "Rejected"
+	// ReasonApprovalTimeout: no decision came within the policy's timeout.
+	ReasonApprovalTimeout = "ApprovalTimeout"
 )
+
+// DecisionType is an approver's answer.
+// +kubebuilder:validation:Enum=Approved;Rejected
+type DecisionType string
+
+const (
+	DecisionApproved DecisionType = "Approved"
+	DecisionRejected DecisionType = "Rejected"
+)
+
+// Decision is one approver's answer to a request.
+type Decision struct {
+	// approver as the gateway verified them.
+	// +required
+	Approver string `json:"approver"`
+	// decision: Approved or Rejected.
+	// +required
+	Decision DecisionType `json:"decision"`
+	// time of the decision.
+	// +required
+	Time metav1.Time `json:"time"`
+	// comment the approver gave.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Comment string `json:"comment,omitempty"`
+}
+
+// SessionLimits is what the granting policy allowed, as it was when the
+// session was granted: editing the policy later never widens a session.
+type SessionLimits struct {
+	// maxTTL per request.
+	// +optional
+	MaxTTL metav1.Duration `json:"maxTTL,omitempty"`
+	// approval the request needs; nil when none.
+	// +optional
+	Approval *Approval `json:"approval,omitempty"`
+	// renewal allowed.
+	// +optional
+	Renewal *Renewal `json:"renewal,omitempty"`
+	// idleTimeout, if any.
+	// +optional
+	IdleTimeout *metav1.Duration `json:"idleTimeout,omitempty"`
+}
 
 // SessionStatus is the observed state of a Session.
 type SessionStatus struct {
@@ -188,6 +269,20 @@ type SessionStatus struct {
 	// +optional
 	BackendKASURL string `json:"backendKASURL,omitempty"`
 
+	// policy is the AccessPolicy that granted the session; empty for a
+	// session created directly (the admin path).
+	// +optional
+	Policy string `json:"policy,omitempty"`
+
+	// limits the granting policy set, snapshotted at grant time.
+	// +optional
+	Limits *SessionLimits `json:"limits,omitempty"`
+
+	// decisions of approvers, in order.
+	// +listType=atomic
+	// +optional
+	Decisions []Decision `json:"decisions,omitempty"`
+
 	// observedGeneration is the generation this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -211,6 +306,7 @@ type SessionStatus struct {
 // +kubebuilder:printcolumn:name="Group",type=string,JSONPath=`.spec.owner.group.name`,priority=1
 // +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.spec.cluster`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.status.policy`,priority=1
 // +kubebuilder:printcolumn:name="Expires-At",type=string,JSONPath=`.status.expiresAt`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.spec.reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,8 +24,8 @@ import (
 	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/apistatus"
 	"sessiongate.dev/sessiongate/internal/authn"
-	"sessiongate.dev/sessiongate/internal/authz"
 	"sessiongate.dev/sessiongate/internal/credentials"
+	"sessiongate.dev/sessiongate/internal/entitlement"
 	"sessiongate.dev/sessiongate/internal/policy"
 )
 
@@ -32,10 +33,17 @@ import (
 type SessionRequest struct {
 	Cluster     string               `json:"cluster"`
 	AccessLevel v1alpha1.AccessLevel `json:"accessLevel"`
-	// TTL is a Go duration, e.g. "30m".
-	TTL    string `json:"ttl"`
+	// TTL is a Go duration, e.g. "30m"; empty takes the policy's default.
+	TTL    string `json:"ttl,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Policy names the AccessPolicy to be judged by; empty lets the gateway
+	// choose among those that grant the request.
+	Policy string `json:"policy,omitempty"`
 }
+
+// maxRequesterGroups is how many token groups a request may carry into its
+// Session.
+const maxRequesterGroups = 256
 
 // Handler serves the API.
 type Handler struct {
@@ -45,6 +53,16 @@ type Handler struct {
 	Namespace string
 	// OwnerClaim is the token claim that names a requested session's owner.
 	OwnerClaim string
+	// APIReader reads uncached, where a write depends on what was read;
+	// default Client.
+	APIReader client.Reader
+}
+
+func (h *Handler) reader() client.Reader {
+	if h.APIReader != nil {
+		return h.APIReader
+	}
+	return h.Client
 }
 
 // Register adds the API's routes to mux.
@@ -53,6 +71,10 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/sessions", h.authed(h.list))
 	mux.HandleFunc("GET /api/v1/sessions/{name}", h.authed(h.get))
 	mux.HandleFunc("POST /api/v1/sessions/{name}/terminate", h.authed(h.terminate))
+	mux.HandleFunc("POST /api/v1/sessions/{name}/approve", h.authed(h.decide(v1alpha1.DecisionApproved)))
+	mux.HandleFunc("POST /api/v1/sessions/{name}/reject", h.authed(h.decide(v1alpha1.DecisionRejected)))
+	mux.HandleFunc("GET /api/v1/approvals", h.authed(h.approvals))
+	mux.HandleFunc("GET /api/v1/policies", h.authed(h.policies))
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, id *authn.Identity)
@@ -94,12 +116,16 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 			Owner: v1alpha1.Owner{Type: v1alpha1.OwnerUser, UserPrincipal: &v1alpha1.UserPrincipal{Name: ownerName, Claim: h.OwnerClaim}},
 		},
 	}
-	// A Cluster that does not exist gets the same answer as one the caller may
-	// not use: the API is no oracle for the names of registered clusters.
+	if len(id.Groups) > maxRequesterGroups {
+		apistatus.Write(w, apierrors.NewBadRequest(fmt.Sprintf("your token carries %d groups; a request may carry at most %d", len(id.Groups), maxRequesterGroups)))
+		return
+	}
+	s.Spec.Requester = &v1alpha1.Requester{User: id.Username, Groups: id.Groups}
+	// A Cluster that does not exist gets the same answer as one no policy
+	// lets the caller use: the API is no oracle for registered clusters.
 	cluster := &v1alpha1.Cluster{}
 	if err := h.Client.Get(r.Context(), client.ObjectKey{Namespace: h.Namespace, Name: req.Cluster}, cluster); apierrors.IsNotFound(err) || req.Cluster == "" {
-		apistatus.Write(w, apierrors.NewForbidden(v1alpha1.GroupVersion.WithResource("sessions").GroupResource(), "",
-			fmt.Errorf("cluster %q is not available to you", req.Cluster)))
+		forbidden(w, fmt.Sprintf("no policy lets you request access to cluster %q", req.Cluster))
 		return
 	} else if err != nil {
 		klog.ErrorS(err, "Reading cluster", "cluster", req.Cluster)
@@ -107,13 +133,21 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 		return
 	}
 	var errs field.ErrorList
-	ttl, err := time.ParseDuration(req.TTL)
-	if err != nil {
-		errs = append(errs, field.Invalid(field.NewPath("ttl"), req.TTL, "must be a duration such as 30m or 1h"))
+	var ttl time.Duration
+	if req.TTL != "" {
+		var err error
+		if ttl, err = time.ParseDuration(req.TTL); err != nil {
+			errs = append(errs, field.Invalid(field.NewPath("ttl"), req.TTL, "must be a duration such as 30m or 1h"))
+		} else if ttl <= 0 {
+			errs = append(errs, field.Invalid(field.NewPath("ttl"), req.TTL, "must be greater than zero"))
+		}
 	}
-	s.Spec.TTL = metav1.Duration{Duration: ttl}
-	if err == nil {
-		errs = append(errs, h.Policy.Validate(&s.Spec, credentials.SessionNamespace(cluster))...)
+	if len(errs) == 0 {
+		// The gateway's own guards first: they hold whatever a policy says.
+		// Whether a cluster-wide grant is allowed is the policy's to say.
+		probe := s.Spec.DeepCopy()
+		probe.TTL.Duration = max(ttl, h.Policy.MinTTL)
+		errs = h.Policy.Validate(probe, credentials.SessionNamespace(cluster), true)
 	}
 	if len(errs) > 0 {
 		// Messages name the request's fields, not the Session's.
@@ -121,13 +155,34 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 		apistatus.Write(w, apierrors.NewBadRequest(msg))
 		return
 	}
+	policies := &v1alpha1.AccessPolicyList{}
+	if err := h.Client.List(r.Context(), policies, client.InNamespace(h.Namespace)); err != nil {
+		klog.ErrorS(err, "Listing access policies")
+		apistatus.Write(w, apierrors.NewInternalError(errors.New("the request could not be checked")))
+		return
+	}
+	g, err := entitlement.Decide(policies.Items, entitlement.Request{
+		User: id.Username, Groups: id.Groups, Cluster: cluster, AccessLevel: req.AccessLevel,
+		TTL: ttl, Reason: req.Reason, Policy: req.Policy,
+	})
+	if err != nil {
+		klog.V(2).InfoS("Request refused", "user", id.Username, "cluster", req.Cluster, "reason", err.Error())
+		forbidden(w, err.Error())
+		return
+	}
+	s.Spec.Policy = g.Policy.Name
+	s.Spec.TTL = metav1.Duration{Duration: g.TTL}
+	if errs := h.Policy.Validate(&s.Spec, credentials.SessionNamespace(cluster), true); len(errs) > 0 {
+		apistatus.Write(w, apierrors.NewBadRequest(strings.ReplaceAll(errs.ToAggregate().Error(), "spec.", "")))
+		return
+	}
 	if err := h.Client.Create(r.Context(), s); err != nil {
 		klog.ErrorS(err, "Creating session", "user", id.Username)
 		apistatus.Write(w, apierrors.NewInternalError(errors.New("the session could not be created")))
 		return
 	}
-	klog.V(2).InfoS("Session requested", "session", s.Name, "user", id.Username, "cluster", s.Spec.Cluster, "reason", s.Spec.Reason)
-	writeJSON(w, http.StatusCreated, s)
+	klog.V(2).InfoS("Session requested", "session", s.Name, "user", id.Username, "cluster", s.Spec.Cluster, "policy", s.Spec.Policy, "reason", s.Spec.Reason)
+	writeJSON(w, http.StatusCreated, h.awaitJudged(r.Context(), s))
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
@@ -138,22 +193,27 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, id *authn.Identit
 	}
 	mine := &v1alpha1.SessionList{TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "SessionList"}}
 	for _, s := range all.Items {
-		if authz.Owns(id, s.Spec.Owner) {
+		if visible(id, &s) {
 			mine.Items = append(mine.Items, s)
 		}
 	}
 	writeJSON(w, http.StatusOK, mine)
 }
 
-// lookup finds a session the caller owns; any other gets the same 404.
+// lookup finds a session the caller owns, or may decide or has decided as an
+// approver; any other gets the same 404.
 func (h *Handler) lookup(ctx context.Context, w http.ResponseWriter, name string, id *authn.Identity) *v1alpha1.Session {
+	return h.lookupWith(ctx, h.Client, w, name, id)
+}
+
+func (h *Handler) lookupWith(ctx context.Context, reader client.Reader, w http.ResponseWriter, name string, id *authn.Identity) *v1alpha1.Session {
 	s := &v1alpha1.Session{}
-	err := h.Client.Get(ctx, client.ObjectKey{Namespace: h.Namespace, Name: name}, s)
+	err := reader.Get(ctx, client.ObjectKey{Namespace: h.Namespace, Name: name}, s)
 	if err != nil && !apierrors.IsNotFound(err) {
 		apistatus.Write(w, apierrors.NewInternalError(err))
 		return nil
 	}
-	if err != nil || !authz.Owns(id, s.Spec.Owner) {
+	if err != nil || !visible(id, s) {
 		apistatus.Write(w, apierrors.NewNotFound(v1alpha1.GroupVersion.WithResource("sessions").GroupResource(), name))
 		return nil
 	}
@@ -202,6 +262,34 @@ func sessionName(owner string) string {
 		prefix = "session"
 	}
 	return prefix + "-" + utilrand.String(5)
+}
+
+// judgeWait bounds how long a request's answer waits for the leader's
+// judgement, so the caller learns at once whether it waits for approvers.
+const judgeWait = 5 * time.Second
+
+// awaitJudged returns the session once the leader has judged it (it left
+// Pending), or as it is after judgeWait.
+func (h *Handler) awaitJudged(ctx context.Context, s *v1alpha1.Session) *v1alpha1.Session {
+	ctx, cancel := context.WithTimeout(ctx, judgeWait)
+	defer cancel()
+	latest := s
+	_ = wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		cur := &v1alpha1.Session{}
+		if err := h.Client.Get(ctx, client.ObjectKeyFromObject(s), cur); err != nil {
+			return false, nil
+		}
+		latest = cur
+		return cur.Status.Phase != "" && cur.Status.Phase != v1alpha1.PhasePending, nil
+	})
+	return latest
+}
+
+// forbidden refuses with 403 and a message that says why.
+func forbidden(w http.ResponseWriter, msg string) {
+	apistatus.Write(w, &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: msg,
+	}})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -48,6 +48,7 @@ type SessionReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=sessions;clusters,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=accesspolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=sessions/status;clusters/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=sessions/finalizers;clusters/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",namespace=sessiongate,resources=secrets,verbs=get;list;watch;create;update;patch;delete
@@ -116,7 +117,15 @@ func (r *SessionReconciler) reconcile(ctx context.Context, s *v1alpha1.Session) 
 	if !cluster.DeletionTimestamp.IsZero() {
 		return r.end(ctx, s, v1alpha1.ReasonClusterDeleted, fmt.Sprintf("Cluster %s is being deleted", cluster.Name))
 	}
-	if errs := r.Policy.Validate(&s.Spec, credentials.SessionNamespace(cluster)); len(errs) > 0 {
+	if s.Spec.Requester != nil && s.Status.ActivatedAt == nil {
+		if done, res, err := r.entitle(ctx, s, cluster, now); done {
+			return res, err
+		}
+	}
+	// Only an AccessPolicy grants cluster-wide rights beyond view, and the
+	// entitlement step above has judged exactly that for a request.
+	grantedClusterWide := s.Status.Policy != ""
+	if errs := r.Policy.Validate(&s.Spec, credentials.SessionNamespace(cluster), grantedClusterWide); len(errs) > 0 {
 		return r.fail(ctx, s, v1alpha1.ReasonInvalidSpec, errs.ToAggregate().Error())
 	}
 	target, err := r.targets.forCluster(ctx, cluster)
@@ -162,8 +171,12 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 	if s.Status.ActivatedAt == nil {
 		s.Status.ActivatedAt = &metav1.Time{Time: now}
 		s.Status.ExpiresAt = &metav1.Time{Time: expiresAt}
+		how := "granted by AccessPolicy " + s.Status.Policy
+		if s.Spec.Requester == nil {
+			how = "created directly as a Session by a management-cluster principal (admin path; no AccessPolicy applies)"
+		}
 		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, v1alpha1.ReasonActive, "Activate",
-			"session active on cluster %s until %s", s.Spec.Cluster, expiresAt.UTC().Format(time.RFC3339))
+			"session active on cluster %s until %s, %s", s.Spec.Cluster, expiresAt.UTC().Format(time.RFC3339), how)
 	}
 	s.Status.Endpoint = strings.TrimRight(r.IngressBaseURL, "/") + "/sessiongate/" + s.Name + "/kas"
 	s.Status.BackendKASURL = target.Cluster.Spec.Server

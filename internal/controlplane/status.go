@@ -26,6 +26,10 @@ var phaseByReadyReason = map[string]v1alpha1.SessionPhase{
 	v1alpha1.ReasonNamespaceNotFound: v1alpha1.PhaseFailed,
 	v1alpha1.ReasonTargetForbidden:   v1alpha1.PhaseFailed,
 	v1alpha1.ReasonNameConflict:      v1alpha1.PhaseFailed,
+	v1alpha1.ReasonPolicyDenied:      v1alpha1.PhaseFailed,
+	v1alpha1.ReasonPendingApproval:   v1alpha1.PhasePendingApproval,
+	v1alpha1.ReasonRejected:          v1alpha1.PhaseRejected,
+	v1alpha1.ReasonApprovalTimeout:   v1alpha1.PhaseApprovalTimeout,
 }
 
 // phaseOf derives the phase from the conditions; it is the only place that
@@ -47,7 +51,7 @@ func phaseOf(conds []metav1.Condition) v1alpha1.SessionPhase {
 // isFinal reports whether a session has ended for good.
 func isFinal(s *v1alpha1.Session) bool {
 	switch phaseOf(s.Status.Conditions) {
-	case v1alpha1.PhaseExpired, v1alpha1.PhaseTerminated, v1alpha1.PhaseFailed:
+	case v1alpha1.PhaseExpired, v1alpha1.PhaseTerminated, v1alpha1.PhaseFailed, v1alpha1.PhaseRejected, v1alpha1.PhaseApprovalTimeout:
 		return true
 	}
 	return false

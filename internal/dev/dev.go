@@ -142,6 +142,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err := testenv.RegisterTarget(ctx, mgmt, target, Namespace, ClusterName); err != nil {
 		return err
 	}
+	if err := testenv.ApplyFile(ctx, mgmt.Client, filepath.Join(testenv.RepoRoot(), "config", "dev", "policies.yaml"), Namespace); err != nil {
+		return fmt.Errorf("applying the sandbox's access policies: %w", err)
+	}
 
 	step(fmt.Sprintf("starting %d gateway replica(s)", opts.Replicas))
 	gwCtx, cancel := context.WithCancel(ctx)
@@ -288,12 +291,16 @@ func walkthrough(dir, listen string) string {
 Try it (in another shell, from the repository):
 
   export SESSIONGATE_SERVER=https://%[2]s SESSIONGATE_CA=%[1]s/ca.crt
-  export SESSIONGATE_TOKEN=$(bin/sessiongate dev token alice@example.com --dir %[1]s)
-  S=$(bin/sgctl request --cluster dev-target --access edit --namespace demo --ttl 30m --reason "first try" --wait)
+  export SESSIONGATE_TOKEN=$(bin/sessiongate dev token alice@example.com --groups dev --dir %[1]s)
+  bin/sgctl policies
+  S=$(bin/sgctl request --cluster dev-target --access edit --namespace demo --ttl 30m --reason "first try")
+  SESSIONGATE_TOKEN=$(bin/sessiongate dev token bob@example.com --groups sre --dir %[1]s) bin/sgctl approve $S --comment "go ahead"
+  bin/sgctl wait $S
   bin/sgctl kubeconfig $S > alice.kubeconfig
   bin/kubectl --kubeconfig alice.kubeconfig get pods -n demo
   bin/kubectl --kubeconfig alice.kubeconfig exec -n demo web -- echo hello through sessiongate
 
+Policies:        config/dev/policies.yaml (dev-view, dev-edit, sre-admin)
 Operator's view: bin/kubectl --kubeconfig %[1]s/admin.kubeconfig -n sessiongate get sessions
 The target:      bin/kubectl --kubeconfig %[1]s/target-admin.kubeconfig get sa -A
 Audit records:   %[1]s/audit-0.log

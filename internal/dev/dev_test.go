@@ -98,6 +98,12 @@ func TestReadmeWalkthrough(t *testing.T) {
 		}
 	}()
 
+	t.Cleanup(func() {
+		if t.Failed() {
+			log, _ := os.ReadFile(logFile.Name())
+			t.Logf("sessiongate dev's log:\n%s", log)
+		}
+	})
 	ready := make(chan struct{})
 	go func() {
 		s := bufio.NewScanner(stdout)
@@ -129,16 +135,38 @@ func TestReadmeWalkthrough(t *testing.T) {
 		}
 		return out.String(), nil
 	}
-	tokenFor := func(user string) []string {
-		tok, err := run(nil, sessiongate, "dev", "token", user, "--dir", dir)
+	tokenFor := func(user, groups string) []string {
+		tok, err := run(nil, sessiongate, "dev", "token", user, "--groups", groups, "--dir", dir)
 		testenv.Must(t, err)
 		return []string{"SESSIONGATE_TOKEN=" + strings.TrimSpace(tok)}
 	}
-	alice, bob := tokenFor("alice@example.com"), tokenFor("bob@example.com")
+	alice, bob := tokenFor("alice@example.com", "dev"), tokenFor("bob@example.com", "sre")
 
-	out, err := run(alice, sgctl, "request", "--cluster", "dev-target", "--access", "edit", "--namespace", "demo", "--ttl", "30m", "--reason", "walkthrough", "--wait")
+	out, err := run(alice, sgctl, "policies")
+	testenv.Must(t, err)
+	if !strings.Contains(out, "dev-edit") || !strings.Contains(out, "1 of group sre") {
+		t.Errorf("sgctl policies does not show dev-edit needing one approval from sre:\n%s", out)
+	}
+	// Nothing that no policy grants: edit in a namespace dev-edit does not name.
+	if _, err := run(alice, sgctl, "request", "--cluster", "dev-target", "--access", "edit", "--namespace", "default", "--reason", "x"); err == nil ||
+		!strings.Contains(err.Error(), `policy dev-edit: access level "edit" in namespaces default is not allowed here`) {
+		t.Errorf("a request no policy grants: got %v", err)
+	}
+	out, err = run(alice, sgctl, "request", "--cluster", "dev-target", "--access", "edit", "--namespace", "demo", "--ttl", "30m", "--reason", "walkthrough")
 	testenv.Must(t, err)
 	session := strings.TrimSpace(out)
+	if _, err := run(alice, sgctl, "approve", session); err == nil || !strings.Contains(err.Error(), "you cannot decide your own request") {
+		t.Errorf("alice approving her own request: got %v", err)
+	}
+	out, err = run(bob, sgctl, "approvals")
+	testenv.Must(t, err)
+	if !strings.Contains(out, session) || !strings.Contains(out, "alice@example.com") {
+		t.Errorf("bob's approvals do not list %s:\n%s", session, out)
+	}
+	_, err = run(bob, sgctl, "approve", session, "--comment", "go ahead")
+	testenv.Must(t, err)
+	_, err = run(alice, sgctl, "wait", session)
+	testenv.Must(t, err)
 	kc, err := run(alice, sgctl, "kubeconfig", session)
 	testenv.Must(t, err)
 	if strings.Contains(kc, strings.TrimPrefix(alice[0], "SESSIONGATE_TOKEN=")) {
@@ -160,8 +188,11 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if _, err := run(bob, kubectl, "--kubeconfig", kcFile, "get", "pods", "-n", "demo"); err == nil || !strings.Contains(err.Error(), "no active session") {
 		t.Errorf("bob with alice's kubeconfig: got %v, want a refusal", err)
 	}
-	if _, err := run(bob, sgctl, "terminate", session); err == nil || !strings.Contains(err.Error(), "not found") {
-		t.Errorf("bob terminating alice's session: got %v, want not found", err)
+	// carol is neither alice nor one of her approvers: the session does not
+	// exist for her.
+	carol := tokenFor("carol@example.com", "dev")
+	if _, err := run(carol, sgctl, "terminate", session); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("carol terminating alice's session: got %v, want not found", err)
 	}
 
 	_, err = run(alice, sgctl, "terminate", session)

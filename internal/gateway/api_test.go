@@ -1,16 +1,24 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/testenv"
 )
 
 func TestRESTAPIRequestsSessionsForTheCallerOnly(t *testing.T) {
+	accessPolicy(t, "api-view", func(s *v1alpha1.AccessPolicySpec) {
+		s.Requesters = v1alpha1.Subjects{Users: []string{"alice@example.com"}}
+		s.MaxTTL = metav1.Duration{Duration: 8 * time.Hour}
+	})
 	alice := bearer(token(t, "alice@example.com"))
 	alice.Set("Content-Type", "application/json")
 	r := call(t, "POST", "/api/v1/sessions", []byte(`{"cluster":"target","accessLevel":{"clusterRole":"view"},"ttl":"30m","reason":"INC-9"}`), alice)
@@ -36,7 +44,6 @@ func TestRESTAPIRequestsSessionsForTheCallerOnly(t *testing.T) {
 		`{"cluster":"target","accessLevel":{},"ttl":"1h"}`:                                                           `accessLevel: Required value`,
 		`{"cluster":"target","accessLevel":{"group":"system:masters"},"ttl":"1h"}`:                                   `accessLevel.group: Forbidden: "system:masters" is a system: group`,
 		`{"cluster":"target","accessLevel":{"group":"sre"},"ttl":"1h"}`:                                              `accessLevel.group: Forbidden: group "sre" is not one the gateway hands out`,
-		`{"cluster":"target","accessLevel":{"clusterRole":"edit"},"ttl":"1h"}`:                                       `a cluster-wide grant of "edit" is break-glass`,
 		`{"cluster":"target","accessLevel":{"clusterRole":"edit","namespaces":["kube-system"]},"ttl":"1h"}`:          `namespace "kube-system" may never be granted`,
 		`{"cluster":"target","accessLevel":{"clusterRole":"edit","namespaces":["sessiongate-sessions"]},"ttl":"1h"}`: `namespace "sessiongate-sessions" may never be granted`,
 		`not json`: `request body`,
@@ -47,12 +54,23 @@ func TestRESTAPIRequestsSessionsForTheCallerOnly(t *testing.T) {
 		}
 	}
 
-	// A Cluster that does not exist is answered like one the caller may not
-	// use: the API reveals no cluster names.
-	for _, cluster := range []string{"nope", ""} {
-		r := call(t, "POST", "/api/v1/sessions", []byte(`{"cluster":"`+cluster+`","accessLevel":{"clusterRole":"view"},"ttl":"30m"}`), alice)
-		if r.code != http.StatusForbidden || r.st.Message != `sessions.sessiongate.dev is forbidden: cluster "`+cluster+`" is not available to you` {
-			t.Errorf("cluster %q: got %d %q, want 403 saying it is not available", cluster, r.code, r.st.Message)
+	// Beyond the gateway's guards, only what a policy grants: edit
+	// cluster-wide is break-glass, and api-view grants only view.
+	if r := call(t, "POST", "/api/v1/sessions", []byte(`{"cluster":"target","accessLevel":{"clusterRole":"edit"},"ttl":"1h"}`), alice); r.code != http.StatusForbidden ||
+		r.st.Message != `policy api-view: access level "edit" cluster-wide is not allowed here` {
+		t.Errorf("edit cluster-wide: got %d %q, want 403 naming the policy's rule", r.code, r.st.Message)
+	}
+
+	// A Cluster that does not exist is answered like one no policy lets the
+	// caller use: the API reveals no cluster names.
+	for _, cluster := range []string{"nope", "target", ""} {
+		caller := alice
+		if cluster == "target" {
+			caller = bearer(token(t, "mallory@example.com"))
+		}
+		r := call(t, "POST", "/api/v1/sessions", []byte(`{"cluster":"`+cluster+`","accessLevel":{"clusterRole":"view"},"ttl":"30m"}`), caller)
+		if r.code != http.StatusForbidden || r.st.Message != `no policy lets you request access to cluster "`+cluster+`"` {
+			t.Errorf("cluster %q: got %d %q, want 403 saying no policy lets the caller", cluster, r.code, r.st.Message)
 		}
 	}
 
@@ -85,4 +103,18 @@ func TestRESTAPIRequestsSessionsForTheCallerOnly(t *testing.T) {
 	if r.code != http.StatusOK || !s.Spec.Terminated {
 		t.Errorf("alice terminating her session: %d %s", r.code, r.body)
 	}
+}
+
+// accessPolicy creates a policy in the gateway namespace for one test: view
+// cluster-wide on the target, mutated as the test needs.
+func accessPolicy(t *testing.T, name string, mutate func(*v1alpha1.AccessPolicySpec)) {
+	t.Helper()
+	p := &v1alpha1.AccessPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}, Spec: v1alpha1.AccessPolicySpec{
+		Clusters:     v1alpha1.ClusterSelector{Names: []string{"target"}},
+		AccessLevels: []v1alpha1.PolicyAccessLevel{{ClusterRole: "view", Scope: v1alpha1.ScopeCluster}},
+		MaxTTL:       metav1.Duration{Duration: time.Hour},
+	}}
+	mutate(&p.Spec)
+	testenv.Must(t, mgmt.Client.Create(context.Background(), p))
+	t.Cleanup(func() { _ = mgmt.Client.Delete(context.Background(), p) })
 }

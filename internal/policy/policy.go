@@ -67,8 +67,10 @@ func isSystemGroup(g string) bool {
 
 // Validate returns every way spec breaks the policy, each naming its field.
 // sessionNamespace is the target Cluster's session namespace, which no grant
-// may name: rights there reach other sessions' ServiceAccounts.
-func (p Policy) Validate(spec *v1alpha1.SessionSpec, sessionNamespace string) field.ErrorList {
+// may name: rights there reach other sessions' ServiceAccounts. Only when an
+// AccessPolicy explicitly grants it (grantedClusterWide) may a ClusterRole
+// other than view be bound cluster-wide.
+func (p Policy) Validate(spec *v1alpha1.SessionSpec, sessionNamespace string, grantedClusterWide bool) field.ErrorList {
 	var errs field.ErrorList
 	root := field.NewPath("spec")
 
@@ -86,12 +88,12 @@ func (p Policy) Validate(spec *v1alpha1.SessionSpec, sessionNamespace string) fi
 		errs = append(errs, field.Required(root.Child("cluster"), "name a registered Cluster"))
 	}
 
-	errs = append(errs, p.validateAccessLevel(&spec.AccessLevel, sessionNamespace, root.Child("accessLevel"))...)
+	errs = append(errs, p.validateAccessLevel(&spec.AccessLevel, sessionNamespace, grantedClusterWide, root.Child("accessLevel"))...)
 	errs = append(errs, p.validateOwner(&spec.Owner, root.Child("owner"))...)
 	return errs
 }
 
-func (p Policy) validateAccessLevel(al *v1alpha1.AccessLevel, sessionNamespace string, path *field.Path) field.ErrorList {
+func (p Policy) validateAccessLevel(al *v1alpha1.AccessLevel, sessionNamespace string, grantedClusterWide bool, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	switch {
 	case al.ClusterRole != "" && al.Group != "":
@@ -106,9 +108,9 @@ func (p Policy) validateAccessLevel(al *v1alpha1.AccessLevel, sessionNamespace s
 		errs = append(errs, field.Forbidden(path.Child("group"), fmt.Sprintf("%q is a system: group, which a session may never carry", al.Group)))
 	case al.Group != "" && !slices.Contains(p.Groups, al.Group):
 		errs = append(errs, field.Forbidden(path.Child("group"), fmt.Sprintf("group %q is not one the gateway hands out (--allowed-groups)", al.Group)))
-	case al.ClusterRole != "" && len(al.Namespaces) == 0 && al.ClusterRole != ClusterWideRole:
+	case al.ClusterRole != "" && len(al.Namespaces) == 0 && al.ClusterRole != ClusterWideRole && !grantedClusterWide:
 		errs = append(errs, field.Required(path.Child("namespaces"),
-			fmt.Sprintf("a cluster-wide grant of %q is break-glass, which no policy grants; name the namespaces, or ask for %q cluster-wide", al.ClusterRole, ClusterWideRole)))
+			fmt.Sprintf("a cluster-wide grant of %q is break-glass, which only an AccessPolicy can grant; name the namespaces, or ask for %q cluster-wide", al.ClusterRole, ClusterWideRole)))
 	}
 	seen := map[string]bool{}
 	for i, ns := range al.Namespaces {

@@ -69,7 +69,7 @@ func TestValidate(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			spec := validSpec()
 			c.mutate(&spec)
-			err := p.Validate(&spec, "sessiongate-sessions").ToAggregate()
+			err := p.Validate(&spec, "sessiongate-sessions", false).ToAggregate()
 			switch {
 			case c.want == "" && err != nil:
 				t.Errorf("refused a valid spec: %v", err)

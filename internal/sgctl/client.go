@@ -150,3 +150,27 @@ func (c *Client) Terminate(ctx context.Context, name string) (*v1alpha1.Session,
 	s := &v1alpha1.Session{}
 	return s, c.do(ctx, http.MethodPost, "/api/v1/sessions/"+name+"/terminate", nil, s)
 }
+
+// Approve records the caller's approval of a request.
+func (c *Client) Approve(ctx context.Context, name, comment string) (*v1alpha1.Session, error) {
+	s := &v1alpha1.Session{}
+	return s, c.do(ctx, http.MethodPost, "/api/v1/sessions/"+name+"/approve", api.DecisionRequest{Comment: comment}, s)
+}
+
+// Reject records the caller's rejection of a request.
+func (c *Client) Reject(ctx context.Context, name, comment string) (*v1alpha1.Session, error) {
+	s := &v1alpha1.Session{}
+	return s, c.do(ctx, http.MethodPost, "/api/v1/sessions/"+name+"/reject", api.DecisionRequest{Comment: comment}, s)
+}
+
+// Approvals lists the requests the caller may decide.
+func (c *Client) Approvals(ctx context.Context) (*v1alpha1.SessionList, error) {
+	l := &v1alpha1.SessionList{}
+	return l, c.do(ctx, http.MethodGet, "/api/v1/approvals", nil, l)
+}
+
+// Policies lists what the caller may request, per policy and cluster.
+func (c *Client) Policies(ctx context.Context) (*api.PolicyViewList, error) {
+	l := &api.PolicyViewList{}
+	return l, c.do(ctx, http.MethodGet, "/api/v1/policies", nil, l)
+}

@@ -49,6 +49,11 @@ func NewCommand() *cobra.Command {
 		listCommand(client),
 		getCommand(client),
 		terminateCommand(client),
+		approveCommand(client),
+		rejectCommand(client),
+		approvalsCommand(client),
+		policiesCommand(client),
+		waitCommand(client),
 		kubeconfigCommand(cfg, client),
 		tokenCommand(cfg),
 	)
@@ -89,6 +94,10 @@ func requestCommand(client func() (*Client, error)) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if !wait {
+				// The name goes to stdout for scripts; what it waits for to stderr.
+				fmt.Fprintf(cmd.ErrOrStderr(), "session %s: %s%s\n", s.Name, phaseOrPending(s), readyNote(s))
+			}
 			if wait {
 				ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 				defer cancel()
@@ -104,11 +113,29 @@ func requestCommand(client func() (*Client, error)) *cobra.Command {
 	f.StringVar(&req.Cluster, "cluster", "", "Registered cluster to access.")
 	f.StringVar(&access, "access", "view", "ClusterRole to be granted (view, edit, ...) or group:NAME.")
 	f.StringSliceVar(&namespaces, "namespace", nil, "Limit the ClusterRole to these namespaces (repeatable).")
-	f.StringVar(&req.TTL, "ttl", "30m", "How long the session lasts once active.")
+	f.StringVar(&req.TTL, "ttl", "", "How long the session lasts once active (default: the policy's default).")
+	f.StringVar(&req.Policy, "policy", "", "AccessPolicy to be judged by (default: the gateway picks one that grants the request; see sgctl policies).")
 	f.StringVar(&req.Reason, "reason", "", "Why you need access (an incident or change number); audited.")
-	f.BoolVar(&wait, "wait", false, "Show the session's phase as it changes and return when it is Active.")
-	f.DurationVar(&timeout, "timeout", 2*time.Minute, "How long --wait waits.")
+	f.BoolVar(&wait, "wait", false, "Show the session's phase as it changes (and what it waits for) and return when it is Active.")
+	f.DurationVar(&timeout, "timeout", 10*time.Minute, "How long --wait waits.")
 	return cmd
+}
+
+func phaseOrPending(s *v1alpha1.Session) v1alpha1.SessionPhase {
+	if s.Status.Phase == "" {
+		return v1alpha1.PhasePending
+	}
+	return s.Status.Phase
+}
+
+// readyNote is the Ready condition's message for phases where it says what
+// the session waits for or why it ended.
+func readyNote(s *v1alpha1.Session) string {
+	c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady)
+	if c == nil || c.Status == metav1.ConditionTrue || c.Message == "" {
+		return ""
+	}
+	return " (" + c.Message + ")"
 }
 
 // waitActive polls until the session is Active, printing each phase change.
@@ -124,13 +151,13 @@ func waitActive(ctx context.Context, c *Client, name string, progress io.Writer)
 			phase = v1alpha1.PhasePending
 		}
 		if phase != last {
-			fmt.Fprintf(progress, "session %s: %s\n", name, phase)
+			fmt.Fprintf(progress, "session %s: %s%s\n", name, phase, readyNote(s))
 			last = phase
 		}
 		switch phase {
 		case v1alpha1.PhaseActive:
 			return s, nil
-		case v1alpha1.PhaseFailed, v1alpha1.PhaseExpired, v1alpha1.PhaseTerminated:
+		case v1alpha1.PhaseFailed, v1alpha1.PhaseExpired, v1alpha1.PhaseTerminated, v1alpha1.PhaseRejected, v1alpha1.PhaseApprovalTimeout:
 			msg := string(phase)
 			if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); c != nil {
 				msg = c.Message

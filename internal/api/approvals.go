@@ -1,0 +1,236 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/apistatus"
+	"sessiongate.dev/sessiongate/internal/authn"
+	"sessiongate.dev/sessiongate/internal/authz"
+	"sessiongate.dev/sessiongate/internal/entitlement"
+)
+
+// DecisionRequest is the body of POST .../approve and .../reject.
+type DecisionRequest struct {
+	Comment string `json:"comment,omitempty"`
+}
+
+// maxComment bounds a decision's comment, as the CRD does.
+const maxComment = 1024
+
+// +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=accesspolicies,verbs=get;list;watch
+
+// visible: owners see their sessions, approvers those they may decide or
+// have decided.
+func visible(id *authn.Identity, s *v1alpha1.Session) bool {
+	return authz.Owns(id, s.Spec.Owner) || mayDecide(id, s) || decided(id, s)
+}
+
+func mayDecide(id *authn.Identity, s *v1alpha1.Session) bool {
+	return s.Status.Limits != nil && entitlement.CanDecide(s.Status.Limits.Approval, s.Spec.Requester, id.Username, id.Groups)
+}
+
+func decided(id *authn.Identity, s *v1alpha1.Session) bool {
+	return slices.ContainsFunc(s.Status.Decisions, func(d v1alpha1.Decision) bool { return d.Approver == id.Username })
+}
+
+// decide records an approver's decision in the session's status. The leader
+// acts on it; only it moves the session.
+func (h *Handler) decide(decision v1alpha1.DecisionType) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
+		var req DecisionRequest
+		if r.ContentLength != 0 {
+			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				apistatus.Write(w, apierrors.NewBadRequest("request body: "+err.Error()))
+				return
+			}
+		}
+		switch {
+		case len(req.Comment) > maxComment:
+			apistatus.Write(w, apierrors.NewBadRequest(fmt.Sprintf("comment: must be at most %d characters", maxComment)))
+			return
+		case decision == v1alpha1.DecisionRejected && strings.TrimSpace(req.Comment) == "":
+			apistatus.Write(w, apierrors.NewBadRequest("comment: a rejection needs a comment saying why"))
+			return
+		}
+		name := r.PathValue("name")
+		var s *v1alpha1.Session
+		var refusal *apierrors.StatusError
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			// Read fresh: the status patch below is guarded by this
+			// resourceVersion, and a cache may lag.
+			s = h.lookupWith(r.Context(), h.reader(), w, name, id)
+			if s == nil {
+				return errLookedUp
+			}
+			if refusal = checkDecision(id, s); refusal != nil {
+				return nil
+			}
+			patch := client.MergeFromWithOptions(s.DeepCopy(), client.MergeFromWithOptimisticLock{})
+			s.Status.Decisions = append(s.Status.Decisions, v1alpha1.Decision{
+				Approver: id.Username, Decision: decision, Time: metav1.Now(), Comment: req.Comment,
+			})
+			return h.Client.Status().Patch(r.Context(), s, patch)
+		})
+		switch {
+		case errors.Is(err, errLookedUp):
+			return // lookup wrote the answer
+		case err != nil:
+			klog.ErrorS(err, "Recording a decision", "session", name, "approver", id.Username)
+			apistatus.Write(w, apierrors.NewInternalError(errors.New("the decision could not be recorded")))
+			return
+		case refusal != nil:
+			apistatus.Write(w, refusal)
+			return
+		}
+		klog.V(2).InfoS("Decision recorded", "session", name, "approver", id.Username, "decision", decision)
+		writeJSON(w, http.StatusOK, s)
+	}
+}
+
+// errLookedUp: lookup already answered the caller.
+var errLookedUp = errors.New("answered")
+
+// checkDecision says why the caller may not decide s now, or nil.
+func checkDecision(id *authn.Identity, s *v1alpha1.Session) *apierrors.StatusError {
+	switch {
+	case s.Spec.Requester != nil && s.Spec.Requester.User == id.Username:
+		return statusError(http.StatusForbidden, metav1.StatusReasonForbidden, "you cannot decide your own request")
+	case !mayDecide(id, s):
+		return statusError(http.StatusForbidden, metav1.StatusReasonForbidden, fmt.Sprintf("you are not an approver of session %s", s.Name))
+	case decided(id, s):
+		return statusError(http.StatusConflict, metav1.StatusReasonConflict, fmt.Sprintf("you have already decided session %s", s.Name))
+	case s.Status.Phase != v1alpha1.PhasePendingApproval:
+		return statusError(http.StatusConflict, metav1.StatusReasonConflict, fmt.Sprintf("session %s is %s, not PendingApproval", s.Name, s.Status.Phase))
+	}
+	return nil
+}
+
+func statusError(code int32, reason metav1.StatusReason, msg string) *apierrors.StatusError {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: code, Reason: reason, Message: msg}}
+}
+
+// approvals lists the requests the caller may decide now.
+func (h *Handler) approvals(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
+	all := &v1alpha1.SessionList{}
+	if err := h.Client.List(r.Context(), all, client.InNamespace(h.Namespace)); err != nil {
+		apistatus.Write(w, apierrors.NewInternalError(err))
+		return
+	}
+	out := &v1alpha1.SessionList{TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "SessionList"}}
+	for _, s := range all.Items {
+		if s.Status.Phase == v1alpha1.PhasePendingApproval && checkDecision(id, &s) == nil {
+			out.Items = append(out.Items, s)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// PolicyView is what a caller may request under one policy on one cluster:
+// enough for a client to offer the choices.
+type PolicyView struct {
+	Policy        string                       `json:"policy"`
+	Cluster       string                       `json:"cluster"`
+	AccessLevels  []v1alpha1.PolicyAccessLevel `json:"accessLevels"`
+	MaxTTL        string                       `json:"maxTTL"`
+	DefaultTTL    string                       `json:"defaultTTL"`
+	NeedsApproval bool                         `json:"needsApproval"`
+	MinApprovals  int32                        `json:"minApprovals,omitempty"`
+	Approvers     *v1alpha1.Subjects           `json:"approvers,omitempty"`
+	RequireReason bool                         `json:"requireReason,omitempty"`
+	Renewal       *v1alpha1.Renewal            `json:"renewal,omitempty"`
+	IdleTimeout   string                       `json:"idleTimeout,omitempty"`
+}
+
+// PolicyViewList is the body of GET /api/v1/policies.
+type PolicyViewList struct {
+	Items []PolicyView `json:"items"`
+}
+
+// policies lists, per cluster, what the caller may request.
+func (h *Handler) policies(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
+	views, err := h.policyViews(r.Context(), id)
+	if err != nil {
+		apistatus.Write(w, apierrors.NewInternalError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, &PolicyViewList{Items: views})
+}
+
+func (h *Handler) policyViews(ctx context.Context, id *authn.Identity) ([]PolicyView, error) {
+	policies := &v1alpha1.AccessPolicyList{}
+	if err := h.Client.List(ctx, policies, client.InNamespace(h.Namespace)); err != nil {
+		return nil, err
+	}
+	clusters := &v1alpha1.ClusterList{}
+	if err := h.Client.List(ctx, clusters, client.InNamespace(h.Namespace)); err != nil {
+		return nil, err
+	}
+	views := []PolicyView{}
+	for i := range clusters.Items {
+		c := &clusters.Items[i]
+		if !c.DeletionTimestamp.IsZero() {
+			continue
+		}
+		for j := range policies.Items {
+			p := &policies.Items[j]
+			if !entitlement.Covers(p, id.Username, id.Groups, c) {
+				continue
+			}
+			// Judge a minimal request to learn whether this caller needs
+			// approval under the policy.
+			g, _ := entitlement.Decide([]v1alpha1.AccessPolicy{*p}, entitlement.Request{
+				User: id.Username, Groups: id.Groups, Cluster: c, Reason: "x",
+				AccessLevel: probeLevel(p.Spec.AccessLevels[0]),
+			})
+			v := PolicyView{
+				Policy: p.Name, Cluster: c.Name, AccessLevels: p.Spec.AccessLevels,
+				MaxTTL: p.Spec.MaxTTL.Duration.String(), DefaultTTL: p.Spec.MaxTTL.Duration.String(),
+				Renewal: p.Spec.Renewal,
+			}
+			if p.Spec.DefaultTTL != nil {
+				v.DefaultTTL = p.Spec.DefaultTTL.Duration.String()
+			}
+			if p.Spec.IdleTimeout != nil {
+				v.IdleTimeout = p.Spec.IdleTimeout.Duration.String()
+			}
+			if a := p.Spec.Approval; a != nil {
+				v.RequireReason = a.RequireReason
+				if g != nil && g.NeedsApproval {
+					v.NeedsApproval, v.MinApprovals, v.Approvers = true, g.Limits.Approval.MinApprovals, &a.Approvers
+				}
+			}
+			views = append(views, v)
+		}
+	}
+	return views, nil
+}
+
+// probeLevel is a request for a policy's access level that it grants.
+func probeLevel(l v1alpha1.PolicyAccessLevel) v1alpha1.AccessLevel {
+	switch {
+	case l.Group != "":
+		return v1alpha1.AccessLevel{Group: l.Group}
+	case l.Scope == v1alpha1.ScopeCluster:
+		return v1alpha1.AccessLevel{ClusterRole: l.ClusterRole}
+	}
+	ns := "default"
+	if l.Namespaces != nil && len(l.Namespaces.Allow) > 0 && !strings.ContainsAny(l.Namespaces.Allow[0], "*?[") {
+		ns = l.Namespaces.Allow[0]
+	}
+	return v1alpha1.AccessLevel{ClusterRole: l.ClusterRole, Namespaces: []string{ns}}
+}

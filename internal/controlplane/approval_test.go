@@ -1,0 +1,210 @@
+package controlplane_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/testenv"
+)
+
+func (e *env) accessPolicy(name string, mutate func(*v1alpha1.AccessPolicySpec)) *v1alpha1.AccessPolicy {
+	e.t.Helper()
+	p := &v1alpha1.AccessPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: e.namespace, Name: name}, Spec: v1alpha1.AccessPolicySpec{
+		Requesters:   v1alpha1.Subjects{Groups: []string{"dev"}},
+		Clusters:     v1alpha1.ClusterSelector{Names: []string{"target"}},
+		AccessLevels: []v1alpha1.PolicyAccessLevel{{ClusterRole: "view", Scope: v1alpha1.ScopeCluster}},
+		MaxTTL:       metav1.Duration{Duration: time.Hour},
+	}}
+	if mutate != nil {
+		mutate(&p.Spec)
+	}
+	testenv.Must(e.t, mgmt.Client.Create(e.ctx, p))
+	return p
+}
+
+// request is a Session as the REST API makes it: with the verified requester.
+func (e *env) request(name, user string, groups ...string) *v1alpha1.Session {
+	s := e.viewSession(name)
+	s.Spec.Owner.UserPrincipal.Name = user
+	s.Spec.Requester = &v1alpha1.Requester{User: user, Groups: groups}
+	e.create(s)
+	return s
+}
+
+// decide records a decision the way the REST API does: in the status.
+func (e *env) decide(name, approver string, d v1alpha1.DecisionType, comment string) {
+	e.t.Helper()
+	s := &v1alpha1.Session{}
+	testenv.Must(e.t, mgmt.Client.Get(e.ctx, client.ObjectKey{Namespace: e.namespace, Name: name}, s))
+	patch := client.MergeFromWithOptions(s.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	s.Status.Decisions = append(s.Status.Decisions, v1alpha1.Decision{Approver: approver, Decision: d, Time: metav1.Now(), Comment: comment})
+	testenv.Must(e.t, mgmt.Client.Status().Patch(e.ctx, s, patch))
+}
+
+func readyOf(s *v1alpha1.Session) *metav1.Condition {
+	return meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady)
+}
+
+func TestRequestNoPolicyGrantsIsDeniedAndGetsNothing(t *testing.T) {
+	e := newEnv(t)
+	e.accessPolicy("elsewhere", func(s *v1alpha1.AccessPolicySpec) { s.Clusters.Names = []string{"prod-*"} })
+	e.request("nothing-grants", "alice@example.com", "dev")
+	s := e.waitPhase("nothing-grants", v1alpha1.PhaseFailed, 20*time.Second)
+	if r := readyOf(s); r.Reason != v1alpha1.ReasonPolicyDenied || !strings.Contains(r.Message, `no policy lets you request access to cluster "target"`) {
+		t.Errorf("Ready %+v, want PolicyDenied saying no policy covers the cluster", r)
+	}
+	if e.onTarget(s) || s.Status.CredentialsSecretRef != "" {
+		t.Errorf("a denied request got credentials")
+	}
+}
+
+func TestQuorumOfTwoApproversActivatesAndTheRequesterNeverCounts(t *testing.T) {
+	e := newEnv(t)
+	e.accessPolicy("two-eyes", func(s *v1alpha1.AccessPolicySpec) {
+		s.Approval = &v1alpha1.Approval{Approvers: v1alpha1.Subjects{Groups: []string{"sre"}}, MinApprovals: 2}
+	})
+	// alice is in the approver group herself.
+	e.request("needs-two", "alice@example.com", "dev", "sre")
+	s := e.waitPhase("needs-two", v1alpha1.PhasePendingApproval, 20*time.Second)
+	if s.Status.Policy != "two-eyes" || s.Status.Limits == nil || s.Status.Limits.Approval.MinApprovals != 2 {
+		t.Fatalf("status does not record the policy and its limits: %+v", s.Status)
+	}
+	if r := readyOf(s); !strings.Contains(r.Message, "waiting for 2 more approval(s) from group(s) sre") {
+		t.Errorf("PendingApproval message %q does not say what it waits for", r.Message)
+	}
+
+	e.decide("needs-two", "alice@example.com", v1alpha1.DecisionApproved, "")
+	e.decide("needs-two", "bob@example.com", v1alpha1.DecisionApproved, "ok")
+	testenv.Eventually(t, 10*time.Second, func() error {
+		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
+		if r := readyOf(s); s.Status.Phase != v1alpha1.PhasePendingApproval || !strings.Contains(r.Message, "waiting for 1 more") {
+			return fmt.Errorf("after alice's own and bob's approval: %s, %q; want PendingApproval waiting for 1 more", s.Status.Phase, r.Message)
+		}
+		return nil
+	})
+	if e.onTarget(s) {
+		t.Fatal("credentials were minted before the quorum")
+	}
+	// Editing the policy does not change what the request was granted.
+	p := &v1alpha1.AccessPolicy{}
+	testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKey{Namespace: e.namespace, Name: "two-eyes"}, p))
+	p.Spec.Approval.MinApprovals = 1
+	p.Spec.MaxTTL = metav1.Duration{Duration: 8 * time.Hour}
+	testenv.Must(t, mgmt.Client.Update(e.ctx, p))
+
+	e.decide("needs-two", "carol@example.com", v1alpha1.DecisionApproved, "")
+	s = e.waitPhase("needs-two", v1alpha1.PhaseActive, 20*time.Second)
+	if s.Status.Limits.MaxTTL.Duration != time.Hour || s.Status.Limits.Approval.MinApprovals != 2 {
+		t.Errorf("limits changed with the policy: %+v", s.Status.Limits)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		events := &eventsv1.EventList{}
+		testenv.Must(t, mgmt.Client.List(e.ctx, events, client.InNamespace(e.namespace)))
+		var notes []string
+		for _, ev := range events.Items {
+			if ev.Regarding.Name == "needs-two" {
+				notes = append(notes, ev.Note)
+			}
+		}
+		all := strings.Join(notes, "\n")
+		for _, want := range []string{"requested by alice@example.com; granted by AccessPolicy two-eyes", "approved by bob@example.com, carol@example.com"} {
+			if !strings.Contains(all, want) {
+				return fmt.Errorf("Events do not say %q:\n%s", want, all)
+			}
+		}
+		return nil
+	})
+}
+
+func TestRejectedRequestEndsWithTheComment(t *testing.T) {
+	e := newEnv(t)
+	e.accessPolicy("reviewed", func(s *v1alpha1.AccessPolicySpec) {
+		s.Approval = &v1alpha1.Approval{Approvers: v1alpha1.Subjects{Users: []string{"bob@example.com"}}}
+	})
+	e.request("turned-down", "alice@example.com", "dev")
+	e.waitPhase("turned-down", v1alpha1.PhasePendingApproval, 20*time.Second)
+	e.decide("turned-down", "bob@example.com", v1alpha1.DecisionRejected, "use the runbook")
+	s := e.waitPhase("turned-down", v1alpha1.PhaseRejected, 20*time.Second)
+	if r := readyOf(s); r.Message != "rejected by bob@example.com: use the runbook" {
+		t.Errorf("Ready message %q", r.Message)
+	}
+	if e.onTarget(s) {
+		t.Errorf("a rejected request has objects on the target")
+	}
+}
+
+func TestUndecidedRequestTimesOut(t *testing.T) {
+	e := newEnv(t)
+	e.accessPolicy("slow", func(s *v1alpha1.AccessPolicySpec) {
+		s.Approval = &v1alpha1.Approval{Approvers: v1alpha1.Subjects{Groups: []string{"sre"}}, Timeout: &metav1.Duration{Duration: 2 * time.Second}}
+	})
+	e.request("forgotten", "alice@example.com", "dev")
+	s := e.waitPhase("forgotten", v1alpha1.PhaseApprovalTimeout, 20*time.Second)
+	if r := readyOf(s); !strings.Contains(r.Message, "no decision within the policy's approval timeout of 2s") {
+		t.Errorf("Ready message %q", r.Message)
+	}
+}
+
+func TestAutoApprovedRequestIsActiveAndAdminPathIsSaidSo(t *testing.T) {
+	e := newEnv(t)
+	e.accessPolicy("auto", func(s *v1alpha1.AccessPolicySpec) {
+		s.Approval = &v1alpha1.Approval{Approvers: v1alpha1.Subjects{Groups: []string{"sre"}}, AutoApprove: &v1alpha1.AutoApprove{Groups: []string{"dev"}}}
+	})
+	e.request("auto", "alice@example.com", "dev")
+	s := e.waitPhase("auto", v1alpha1.PhaseActive, 20*time.Second)
+	if s.Status.Policy != "auto" || s.Status.Limits.Approval != nil {
+		t.Errorf("auto-approved request: policy %q, approval %+v", s.Status.Policy, s.Status.Limits.Approval)
+	}
+
+	e.create(e.viewSession("admin-made"))
+	s = e.waitPhase("admin-made", v1alpha1.PhaseActive, 20*time.Second)
+	if s.Status.Policy != "" {
+		t.Errorf("an admin-path session names policy %q", s.Status.Policy)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		events := &eventsv1.EventList{}
+		testenv.Must(t, mgmt.Client.List(e.ctx, events, client.InNamespace(e.namespace)))
+		for _, ev := range events.Items {
+			if ev.Regarding.Name == "admin-made" && strings.Contains(ev.Note, "admin path") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no Event says session admin-made came through the admin path")
+	})
+}
+
+func TestInvalidPoliciesAreRefusedWithFieldPaths(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct {
+		mutate func(*v1alpha1.AccessPolicySpec)
+		want   string
+	}{
+		{func(s *v1alpha1.AccessPolicySpec) { s.Clusters = v1alpha1.ClusterSelector{} }, "spec.clusters: Invalid value"},
+		{func(s *v1alpha1.AccessPolicySpec) { s.AccessLevels = nil }, "spec.accessLevels: Required value"},
+		{func(s *v1alpha1.AccessPolicySpec) {
+			s.AccessLevels = []v1alpha1.PolicyAccessLevel{{ClusterRole: "edit", Group: "sre"}}
+		}, "set exactly one of clusterRole or group"},
+		{func(s *v1alpha1.AccessPolicySpec) { s.DefaultTTL = &metav1.Duration{Duration: 2 * time.Hour} }, "defaultTTL must not exceed maxTTL"},
+		{func(s *v1alpha1.AccessPolicySpec) { s.Approval = &v1alpha1.Approval{MinApprovals: 11} }, "spec.approval.minApprovals: Invalid value"},
+	}
+	for i, c := range cases {
+		p := &v1alpha1.AccessPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: e.namespace, Name: fmt.Sprintf("bad-%d", i)}, Spec: v1alpha1.AccessPolicySpec{
+			Requesters:   v1alpha1.Subjects{Groups: []string{"dev"}},
+			Clusters:     v1alpha1.ClusterSelector{Names: []string{"target"}},
+			AccessLevels: []v1alpha1.PolicyAccessLevel{{ClusterRole: "view"}},
+			MaxTTL:       metav1.Duration{Duration: time.Hour},
+		}}
+		c.mutate(&p.Spec)
+		if err := mgmt.Client.Create(e.ctx, p); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("case %d: got %v, want an error containing %q", i, err, c.want)
+		}
+	}
+}
