@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/credentials"
 	"sessiongate.dev/sessiongate/internal/testenv"
 )
 
@@ -162,27 +163,76 @@ func TestOnlyTheOwnerReachesASessionAndOthersLearnNothing(t *testing.T) {
 }
 
 func TestCallerCannotImpersonateOrSmuggleCredentials(t *testing.T) {
-	s := session(t, "hygiene", "alice@example.com")
+	rec := recordedCluster(t)
+	s := session(t, "hygiene", "alice@example.com", onRecorded)
+	sec := &corev1.Secret{}
+	testenv.Must(t, mgmt.Client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: s.Status.CredentialsSecretRef}, sec))
+	sessionToken := string(sec.Data[credentials.KeyToken])
 	review, err := json.Marshal(&authenticationv1.SelfSubjectReview{TypeMeta: metav1.TypeMeta{APIVersion: "authentication.k8s.io/v1", Kind: "SelfSubjectReview"}})
 	testenv.Must(t, err)
-	h := bearer(token(t, "alice@example.com"))
+	callerToken := token(t, "alice@example.com")
+	h := bearer(callerToken)
 	h.Set("Content-Type", "application/json")
-	h.Set("Impersonate-User", "system:admin")
-	h.Add("Impersonate-Group", "system:masters")
-	h.Set("Impersonate-Uid", "0")
-	h.Set("Impersonate-Extra-Scopes", "everything")
+	h.Set("Proxy-Authorization", "Basic c211Z2dsZWQ=")
+	h.Set("X-Remote-User", "system:admin")
+	h.Add("X-Remote-Group", "system:masters")
+	h.Set("X-Remote-Extra-Scopes", "everything")
 	h.Set("Connection", "X-Smuggled")
 	h.Set("X-Smuggled", "yes")
-	r := call(t, "POST", "/sessiongate/hygiene/kas/apis/authentication.k8s.io/v1/selfsubjectreviews", review, h)
+	h.Set("Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io."+base64.RawURLEncoding.EncodeToString([]byte(callerToken))+", v5.channel.k8s.io")
+	const path = "/sessiongate/hygiene/kas/apis/authentication.k8s.io/v1/selfsubjectreviews"
+	r := call(t, "POST", path, review, h)
 	if r.code != http.StatusCreated {
 		t.Fatalf("self subject review through the gateway: %d %s", r.code, r.body)
 	}
 	var got authenticationv1.SelfSubjectReview
 	testenv.Must(t, json.Unmarshal([]byte(r.body), &got))
-	want := "system:serviceaccount:sessiongate-sessions:sessiongate." + s.Namespace + "." + s.Name
+	// The suite's gateway is named "test".
+	want := "system:serviceaccount:sessiongate-sessions:sessiongate.test." + s.Name
 	u := got.Status.UserInfo
 	if _, smuggled := u.Extra["scopes"]; u.Username != want || smuggled || slices.Contains(u.Groups, "system:masters") {
 		t.Errorf("the target saw %+v, want only %s", u, want)
+	}
+
+	// What reached the target: the session's credential and none of the
+	// caller's.
+	arrived := proxied(rec, "/apis/authentication.k8s.io/v1/selfsubjectreviews")
+	if len(arrived) != 1 {
+		t.Fatalf("%d self subject reviews reached the target, want 1", len(arrived))
+	}
+	sent := arrived[0].Header
+	if a := sent.Values("Authorization"); len(a) != 1 || a[0] != "Bearer "+sessionToken {
+		t.Errorf("the target got Authorization %q, want the session's token only", a)
+	}
+	for _, k := range []string{"Proxy-Authorization", "X-Remote-User", "X-Remote-Group", "X-Remote-Extra-Scopes", "X-Smuggled"} {
+		if v := sent.Values(k); len(v) > 0 {
+			t.Errorf("the target got %s: %q", k, v)
+		}
+	}
+	if p := sent.Values("Sec-WebSocket-Protocol"); len(p) != 1 || p[0] != "v5.channel.k8s.io" {
+		// Not printed: it may hold the caller's token.
+		t.Errorf("the target got %d Sec-WebSocket-Protocol values other than v5.channel.k8s.io alone", len(p))
+	}
+	for k, vs := range sent {
+		for _, v := range vs {
+			if strings.Contains(v, callerToken) || strings.Contains(v, base64.RawURLEncoding.EncodeToString([]byte(callerToken))) {
+				t.Errorf("the caller's token reached the target in %s", k)
+			}
+		}
+	}
+
+	// Impersonation is refused, with a reason, before anything is sent.
+	for _, header := range []string{"Impersonate-User", "Impersonate-Group", "Impersonate-Uid", "Impersonate-Extra-Scopes"} {
+		h := bearer(callerToken)
+		h.Set("Content-Type", "application/json")
+		h.Set(header, "system:admin")
+		r := call(t, "POST", path, review, h)
+		if r.code != http.StatusForbidden || r.st.Reason != metav1.StatusReasonForbidden || !strings.Contains(r.st.Message, "impersonation through a session is not supported") {
+			t.Errorf("%s: got %d %s, want 403 saying impersonation is not supported", header, r.code, r.body)
+		}
+	}
+	if n := len(proxied(rec, "/apis/authentication.k8s.io/v1/selfsubjectreviews")); n != 1 {
+		t.Errorf("%d self subject reviews reached the target, want only the first: impersonating requests must stop at the gateway", n)
 	}
 }
 

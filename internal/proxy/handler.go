@@ -57,8 +57,10 @@ func NewHandler(reg *registry.Registry, a *authn.Authenticator, log *audit.Logge
 
 // call is one request's state, gathered for its audit record.
 type call struct {
-	ev      *auditv1.Event
-	session string
+	ev *auditv1.Event
+	// session is set once the session is resolved for the caller: only then
+	// may its name become a metric label.
+	session *registry.Session
 	start   time.Time
 	w       *responseWriter
 }
@@ -88,7 +90,8 @@ func (h *Handler) serve(c *call, r *http.Request) {
 		apistatus.Write(w, apierrors.NewBadRequest(err.Error()))
 		return
 	}
-	c.session = name
+	// The name is still the caller's word: the audit record may hold it,
+	// a metric label may not.
 	c.ev.Annotations = map[string]string{audit.AnnotationSession: name}
 
 	id, err := h.Authn.Authenticate(r)
@@ -109,9 +112,21 @@ func (h *Handler) serve(c *call, r *http.Request) {
 		klog.V(4).InfoS("Refused session request", "session", name, "user", id.Username, "registered", ok)
 		return
 	}
+	c.session = s
+	s.Touch(c.start) // for idle expiry: one atomic store
 	c.ev.Annotations[audit.AnnotationCluster] = s.Cluster
 	c.ev.Annotations[audit.AnnotationTargetIdentity] = s.Identity
 	h.describe(c.ev, r, apiPath)
+	if err := refuseImpersonation(r.Header); err != nil {
+		apistatus.Write(w, err)
+		return
+	}
+	if rw := discoveryRewriter(r, apiPath, w.ResponseWriter); rw != nil {
+		// The target's own address in /api and /apis is none of the
+		// caller's business; the gateway answers with its own.
+		w.ResponseWriter = rw
+		defer rw.finish()
+	}
 	h.forward(w, r, s, apiPath)
 }
 
@@ -177,28 +192,6 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, s *registry.Sessio
 	p.ServeHTTP(w, out)
 }
 
-// sanitize copies the caller's headers without its credentials, any
-// impersonation, and hop-by-hop headers other than the upgrade itself.
-func sanitize(in http.Header) http.Header {
-	out := in.Clone()
-	out.Del("Authorization")
-	out.Del("Proxy-Authorization")
-	for k := range out {
-		if strings.HasPrefix(strings.ToLower(k), "impersonate-") {
-			delete(out, k)
-		}
-	}
-	for _, v := range in.Values("Connection") {
-		for _, name := range strings.Split(v, ",") {
-			name = strings.TrimSpace(name)
-			if name != "" && !strings.EqualFold(name, "upgrade") {
-				out.Del(name)
-			}
-		}
-	}
-	return out
-}
-
 func isWatch(r *http.Request) bool {
 	w := r.URL.Query().Get("watch")
 	return w == "true" || w == "1"
@@ -219,8 +212,10 @@ func (h *Handler) finish(c *call) {
 	if c.ev.Annotations != nil {
 		c.ev.Annotations[audit.AnnotationLatency] = end.Sub(c.start).String()
 	}
-	if c.session != "" {
-		requests.WithLabelValues(c.session, strconv.Itoa(code)).Inc()
+	if c.session != nil {
+		countSessionRequest(c.session, code)
+	} else {
+		refusedRequests.WithLabelValues(strconv.Itoa(code)).Inc()
 	}
 	if h.Audit != nil {
 		h.Audit.Log(c.ev)
