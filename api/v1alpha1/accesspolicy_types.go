@@ -8,6 +8,7 @@ import (
 // long, and who must approve. A request that no policy grants is refused.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.defaultTTL) || duration(self.defaultTTL) <= duration(self.maxTTL)",message="defaultTTL must not exceed maxTTL"
+// +kubebuilder:validation:XValidation:rule="!has(self.renewal) || !has(self.renewal.requiresApproval) || !self.renewal.requiresApproval || (has(self.approval) && has(self.approval.approvers))",message="renewal.requiresApproval needs approval.approvers"
 type AccessPolicySpec struct {
 	// requesters may ask for sessions under this policy.
 	// +required
@@ -49,7 +50,7 @@ type AccessPolicySpec struct {
 	// idleTimeout ends a session (reason IdleExpired) that has proxied no
 	// request for this long.
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1m')",message="must be a duration of at least 1m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s')",message="must be a duration of at least 1s"
 	// +optional
 	IdleTimeout *metav1.Duration `json:"idleTimeout,omitempty"`
 

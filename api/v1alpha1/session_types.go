@@ -17,7 +17,7 @@ const (
 // except that terminated may go from false to true.
 //
 // +kubebuilder:validation:XValidation:rule="duration(self.ttl) == duration(oldSelf.ttl) && self.cluster == oldSelf.cluster && self.accessLevel == oldSelf.accessLevel && self.owner == oldSelf.owner && has(self.reason) == has(oldSelf.reason) && (!has(self.reason) || self.reason == oldSelf.reason)",message="spec is immutable except for terminated"
-// +kubebuilder:validation:XValidation:rule="has(self.policy) == has(oldSelf.policy) && (!has(self.policy) || self.policy == oldSelf.policy) && has(self.requester) == has(oldSelf.requester) && (!has(self.requester) || self.requester == oldSelf.requester)",message="spec is immutable except for terminated"
+// +kubebuilder:validation:XValidation:rule="has(self.policy) == has(oldSelf.policy) && (!has(self.policy) || self.policy == oldSelf.policy) && has(self.requester) == has(oldSelf.requester) && (!has(self.requester) || self.requester == oldSelf.requester) && has(self.startAt) == has(oldSelf.startAt) && (!has(self.startAt) || self.startAt == oldSelf.startAt)",message="spec is immutable except for terminated"
 // +kubebuilder:validation:XValidation:rule="!(has(oldSelf.terminated) && oldSelf.terminated) || (has(self.terminated) && self.terminated)",message="terminated cannot be set back to false"
 type SessionSpec struct {
 	// ttl is how long the session stays Active, counted from activation, as a
@@ -65,6 +65,12 @@ type SessionSpec struct {
 	// principal (the admin path) and is held to the gateway's guards only.
 	// +optional
 	Requester *Requester `json:"requester,omitempty"`
+
+	// startAt asks for a later start; the granting policy must allow
+	// scheduling. The session stays Scheduled until then, and its ttl counts
+	// from activation.
+	// +optional
+	StartAt *metav1.Time `json:"startAt,omitempty"`
 }
 
 // Requester is the verified identity behind a request.
@@ -141,12 +147,14 @@ type GroupPrincipal struct {
 }
 
 // SessionPhase is a summary of a session's conditions.
-// +kubebuilder:validation:Enum=Pending;PendingApproval;Active;Expired;Terminated;Rejected;ApprovalTimeout;Failed
+// +kubebuilder:validation:Enum=Pending;PendingApproval;Scheduled;Active;Expired;IdleExpired;Terminated;Rejected;ApprovalTimeout;Failed
 type SessionPhase string
 
 const (
 	PhasePending         SessionPhase = "Pending"
 	PhasePendingApproval SessionPhase = "PendingApproval"
+	PhaseScheduled       SessionPhase = "Scheduled"
+	PhaseIdleExpired     SessionPhase = "IdleExpired"
 	PhaseActive          SessionPhase = "Active"
 	PhaseExpired         SessionPhase = "Expired"
 	PhaseTerminated      SessionPhase = "Terminated"
@@ -196,7 +204,33 @@ const (
 	ReasonRejected = "Rejected"
 	// ReasonApprovalTimeout: no decision came within the policy's timeout.
 	ReasonApprovalTimeout = "ApprovalTimeout"
+	// ReasonScheduled: approved, waiting for spec.startAt.
+	ReasonScheduled = "Scheduled"
+	// ReasonIdleExpired: no proxied request for the policy's idleTimeout.
+	ReasonIdleExpired = "IdleExpired"
+	// ReasonRenewed: a renewal extended the session.
+	ReasonRenewed = "Renewed"
 )
+
+// RenewalRequest is an owner's request to extend an Active session.
+type RenewalRequest struct {
+	// ttl to add to expiresAt.
+	// +required
+	TTL metav1.Duration `json:"ttl"`
+	// requestedBy as the gateway verified them.
+	// +required
+	RequestedBy string `json:"requestedBy"`
+	// requestedAt is when.
+	// +required
+	RequestedAt metav1.Time `json:"requestedAt"`
+	// decisions of approvers, when the policy's renewals need approval.
+	// +listType=atomic
+	// +optional
+	Decisions []Decision `json:"decisions,omitempty"`
+}
+
+// AnnotationTerminatedBy names who set spec.terminated through the gateway.
+const AnnotationTerminatedBy = "sessiongate.dev/terminated-by"
 
 // DecisionType is an approver's answer.
 // +kubebuilder:validation:Enum=Approved;Rejected
@@ -236,6 +270,10 @@ type SessionLimits struct {
 	// renewal allowed.
 	// +optional
 	Renewal *Renewal `json:"renewal,omitempty"`
+	// renewalApproval decides renewals when the policy's renewals need
+	// approval.
+	// +optional
+	RenewalApproval *Approval `json:"renewalApproval,omitempty"`
 	// idleTimeout, if any.
 	// +optional
 	IdleTimeout *metav1.Duration `json:"idleTimeout,omitempty"`
@@ -282,6 +320,20 @@ type SessionStatus struct {
 	// +listType=atomic
 	// +optional
 	Decisions []Decision `json:"decisions,omitempty"`
+
+	// renewals granted so far.
+	// +optional
+	Renewals int32 `json:"renewals,omitempty"`
+
+	// renewalRequest is a renewal waiting for the leader (and, if the policy
+	// says so, for approvers).
+	// +optional
+	RenewalRequest *RenewalRequest `json:"renewalRequest,omitempty"`
+
+	// lastActivityAt is the latest proxied request any replica reported;
+	// replicas report at most every 30s per session.
+	// +optional
+	LastActivityAt *metav1.Time `json:"lastActivityAt,omitempty"`
 
 	// observedGeneration is the generation this status describes.
 	// +optional

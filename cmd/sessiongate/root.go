@@ -88,6 +88,7 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&serve.OIDC.UsernameClaim, "oidc-username-claim", "sub", "Claim that names the caller in audit records.")
 	f.StringVar(&serve.OIDC.GroupsClaim, "oidc-groups-claim", "groups", "Claim that lists the caller's groups.")
 	f.StringSliceVar(&serve.OIDC.Algorithms, "oidc-signing-algs", nil, "Signing algorithms accepted (default: RS*, ES*, PS*, EdDSA; never HS* or none).")
+	f.StringSliceVar(&serve.AdminGroups, "admin-groups", nil, "Groups whose members may revoke every session of a user or group at once (POST /api/v1/revocations, sgctl revoke).")
 	f.StringVar(&serve.AuditLog, "audit-log", "-", "Where audit records (audit.k8s.io/v1 Event JSON lines) go: - for stdout, or a file.")
 	f.BoolVar(&opts.LeaderElection, "leader-elect", true, "Elect one leader among replicas to run the control plane.")
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: --namespace).")

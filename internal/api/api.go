@@ -16,13 +16,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/apistatus"
+	"sessiongate.dev/sessiongate/internal/audit"
 	"sessiongate.dev/sessiongate/internal/authn"
 	"sessiongate.dev/sessiongate/internal/credentials"
 	"sessiongate.dev/sessiongate/internal/entitlement"
@@ -39,6 +40,8 @@ type SessionRequest struct {
 	// Policy names the AccessPolicy to be judged by; empty lets the gateway
 	// choose among those that grant the request.
 	Policy string `json:"policy,omitempty"`
+	// StartAt asks for a later start (RFC 3339), where the policy allows it.
+	StartAt string `json:"startAt,omitempty"`
 }
 
 // maxRequesterGroups is how many token groups a request may carry into its
@@ -56,6 +59,11 @@ type Handler struct {
 	// APIReader reads uncached, where a write depends on what was read;
 	// default Client.
 	APIReader client.Reader
+	// Audit receives a record of every decision, renewal, termination and
+	// revocation.
+	Audit *audit.Logger
+	// AdminGroups may revoke every session of a user or group.
+	AdminGroups []string
 }
 
 func (h *Handler) reader() client.Reader {
@@ -75,6 +83,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/sessions/{name}/reject", h.authed(h.decide(v1alpha1.DecisionRejected)))
 	mux.HandleFunc("GET /api/v1/approvals", h.authed(h.approvals))
 	mux.HandleFunc("GET /api/v1/policies", h.authed(h.policies))
+	mux.HandleFunc("POST /api/v1/sessions/{name}/renew", h.authed(h.renew))
+	mux.HandleFunc("POST /api/v1/revocations", h.authed(h.revoke))
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, id *authn.Identity)
@@ -133,6 +143,15 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 		return
 	}
 	var errs field.ErrorList
+	var startAt time.Time
+	if req.StartAt != "" {
+		var err error
+		if startAt, err = time.Parse(time.RFC3339, req.StartAt); err != nil || !startAt.After(time.Now()) {
+			errs = append(errs, field.Invalid(field.NewPath("startAt"), req.StartAt, "must be a time in the future, in RFC 3339 (2026-11-24T18:00:00Z)"))
+		} else {
+			s.Spec.StartAt = &metav1.Time{Time: startAt}
+		}
+	}
 	var ttl time.Duration
 	if req.TTL != "" {
 		var err error
@@ -163,7 +182,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 	}
 	g, err := entitlement.Decide(policies.Items, entitlement.Request{
 		User: id.Username, Groups: id.Groups, Cluster: cluster, AccessLevel: req.AccessLevel,
-		TTL: ttl, Reason: req.Reason, Policy: req.Policy,
+		TTL: ttl, Reason: req.Reason, Policy: req.Policy, StartAt: startAt, Now: time.Now(),
 	})
 	if err != nil {
 		klog.V(2).InfoS("Request refused", "user", id.Username, "cluster", req.Cluster, "reason", err.Error())
@@ -182,6 +201,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 		return
 	}
 	klog.V(2).InfoS("Session requested", "session", s.Name, "user", id.Username, "cluster", s.Spec.Cluster, "policy", s.Spec.Policy, "reason", s.Spec.Reason)
+	h.audit(r, id, "request", s, "policy "+s.Spec.Policy)
 	writeJSON(w, http.StatusCreated, h.awaitJudged(r.Context(), s))
 }
 
@@ -232,15 +252,25 @@ func (h *Handler) terminate(w http.ResponseWriter, r *http.Request, id *authn.Id
 		return
 	}
 	if !s.Spec.Terminated {
-		patch := client.MergeFrom(s.DeepCopy())
-		s.Spec.Terminated = true
-		if err := h.Client.Patch(r.Context(), s, patch); err != nil {
+		if err := h.terminateAs(r.Context(), s, id.Username); err != nil {
 			apistatus.Write(w, apierrors.NewInternalError(err))
 			return
 		}
 		klog.V(2).InfoS("Session terminated through the API", "session", s.Name, "user", id.Username)
+		h.audit(r, id, "terminate", s, "")
 	}
 	writeJSON(w, http.StatusOK, s)
+}
+
+// terminateAs sets spec.terminated, naming who did it.
+func (h *Handler) terminateAs(ctx context.Context, s *v1alpha1.Session, who string) error {
+	patch := client.MergeFrom(s.DeepCopy())
+	s.Spec.Terminated = true
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	s.Annotations[v1alpha1.AnnotationTerminatedBy] = who
+	return h.Client.Patch(ctx, s, patch)
 }
 
 // sessionName derives a readable, unique name from the owner's name.

@@ -38,12 +38,36 @@ func visible(id *authn.Identity, s *v1alpha1.Session) bool {
 	return authz.Owns(id, s.Spec.Owner) || mayDecide(id, s) || decided(id, s)
 }
 
+// mayDecide: the caller is one of the session's approvers — of the request
+// or of its renewals — whatever the session's phase.
 func mayDecide(id *authn.Identity, s *v1alpha1.Session) bool {
-	return s.Status.Limits != nil && entitlement.CanDecide(s.Status.Limits.Approval, s.Spec.Requester, id.Username, id.Groups)
+	l := s.Status.Limits
+	return l != nil && (entitlement.CanDecide(l.Approval, s.Spec.Requester, id.Username, id.Groups) ||
+		entitlement.CanDecide(l.RenewalApproval, s.Spec.Requester, id.Username, id.Groups))
 }
 
 func decided(id *authn.Identity, s *v1alpha1.Session) bool {
-	return slices.ContainsFunc(s.Status.Decisions, func(d v1alpha1.Decision) bool { return d.Approver == id.Username })
+	byCaller := func(d v1alpha1.Decision) bool { return d.Approver == id.Username }
+	if rr := s.Status.RenewalRequest; rr != nil && slices.ContainsFunc(rr.Decisions, byCaller) {
+		return true
+	}
+	return slices.ContainsFunc(s.Status.Decisions, byCaller)
+}
+
+// pendingDecision is what approvers may decide on the session now: the
+// request itself while PendingApproval, or a renewal that needs approval
+// while Active. a is nil when there is nothing to decide.
+func pendingDecision(s *v1alpha1.Session) (a *v1alpha1.Approval, requester *v1alpha1.Requester, decisions *[]v1alpha1.Decision) {
+	l := s.Status.Limits
+	switch {
+	case l == nil:
+	case s.Status.Phase == v1alpha1.PhasePendingApproval && l.Approval != nil:
+		return l.Approval, s.Spec.Requester, &s.Status.Decisions
+	case s.Status.Phase == v1alpha1.PhaseActive && s.Status.RenewalRequest != nil && l.RenewalApproval != nil:
+		rr := s.Status.RenewalRequest
+		return l.RenewalApproval, &v1alpha1.Requester{User: rr.RequestedBy}, &rr.Decisions
+	}
+	return nil, nil, nil
 }
 
 // decide records an approver's decision in the session's status. The leader
@@ -81,7 +105,8 @@ func (h *Handler) decide(decision v1alpha1.DecisionType) handlerFunc {
 				return nil
 			}
 			patch := client.MergeFromWithOptions(s.DeepCopy(), client.MergeFromWithOptimisticLock{})
-			s.Status.Decisions = append(s.Status.Decisions, v1alpha1.Decision{
+			_, _, decisions := pendingDecision(s)
+			*decisions = append(*decisions, v1alpha1.Decision{
 				Approver: id.Username, Decision: decision, Time: metav1.Now(), Comment: req.Comment,
 			})
 			return h.Client.Status().Patch(r.Context(), s, patch)
@@ -98,6 +123,7 @@ func (h *Handler) decide(decision v1alpha1.DecisionType) handlerFunc {
 			return
 		}
 		klog.V(2).InfoS("Decision recorded", "session", name, "approver", id.Username, "decision", decision)
+		h.audit(r, id, strings.ToLower(string(decision)), s, string(decision)+": "+req.Comment)
 		writeJSON(w, http.StatusOK, s)
 	}
 }
@@ -107,15 +133,16 @@ var errLookedUp = errors.New("answered")
 
 // checkDecision says why the caller may not decide s now, or nil.
 func checkDecision(id *authn.Identity, s *v1alpha1.Session) *apierrors.StatusError {
+	a, requester, decisions := pendingDecision(s)
 	switch {
-	case s.Spec.Requester != nil && s.Spec.Requester.User == id.Username:
+	case a == nil:
+		return statusError(http.StatusConflict, metav1.StatusReasonConflict, fmt.Sprintf("session %s is %s, not PendingApproval, and has no renewal waiting for approval", s.Name, s.Status.Phase))
+	case requester != nil && requester.User == id.Username:
 		return statusError(http.StatusForbidden, metav1.StatusReasonForbidden, "you cannot decide your own request")
-	case !mayDecide(id, s):
+	case !entitlement.CanDecide(a, requester, id.Username, id.Groups):
 		return statusError(http.StatusForbidden, metav1.StatusReasonForbidden, fmt.Sprintf("you are not an approver of session %s", s.Name))
-	case decided(id, s):
+	case slices.ContainsFunc(*decisions, func(d v1alpha1.Decision) bool { return d.Approver == id.Username }):
 		return statusError(http.StatusConflict, metav1.StatusReasonConflict, fmt.Sprintf("you have already decided session %s", s.Name))
-	case s.Status.Phase != v1alpha1.PhasePendingApproval:
-		return statusError(http.StatusConflict, metav1.StatusReasonConflict, fmt.Sprintf("session %s is %s, not PendingApproval", s.Name, s.Status.Phase))
 	}
 	return nil
 }
@@ -133,7 +160,7 @@ func (h *Handler) approvals(w http.ResponseWriter, r *http.Request, id *authn.Id
 	}
 	out := &v1alpha1.SessionList{TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "SessionList"}}
 	for _, s := range all.Items {
-		if s.Status.Phase == v1alpha1.PhasePendingApproval && checkDecision(id, &s) == nil {
+		if checkDecision(id, &s) == nil {
 			out.Items = append(out.Items, s)
 		}
 	}

@@ -31,6 +31,7 @@ func (r *SessionReconciler) entitle(ctx context.Context, s *v1alpha1.Session, cl
 		g, err := entitlement.Decide(policies.Items, entitlement.Request{
 			User: s.Spec.Requester.User, Groups: s.Spec.Requester.Groups, Cluster: cluster,
 			AccessLevel: s.Spec.AccessLevel, TTL: s.Spec.TTL.Duration, Reason: s.Spec.Reason, Policy: s.Spec.Policy,
+			StartAt: startAt(s), Now: s.CreationTimestamp.Time,
 		})
 		var denied *entitlement.Denied
 		switch {
@@ -45,6 +46,26 @@ func (r *SessionReconciler) entitle(ctx context.Context, s *v1alpha1.Session, cl
 		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, "Granted", "Entitle",
 			"requested by %s; granted by AccessPolicy %s%s", s.Spec.Requester.User, g.Policy.Name, approvalNote(g.Limits.Approval))
 	}
+	if done, res, err := r.approval(ctx, s, now); done {
+		return done, res, err
+	}
+	if at := startAt(s); now.Before(at) {
+		setCondition(s, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonScheduled,
+			"starts at "+at.UTC().Format(time.RFC3339))
+		return true, requeueAt(now, at), nil
+	}
+	return false, ctrl.Result{}, nil
+}
+
+func startAt(s *v1alpha1.Session) time.Time {
+	if s.Spec.StartAt == nil {
+		return time.Time{}
+	}
+	return s.Spec.StartAt.Time
+}
+
+// approval holds a request until its approvers have decided.
+func (r *SessionReconciler) approval(ctx context.Context, s *v1alpha1.Session, now time.Time) (done bool, res ctrl.Result, err error) {
 	a := s.Status.Limits.Approval
 	if a == nil {
 		return false, ctrl.Result{}, nil
@@ -77,6 +98,58 @@ func (r *SessionReconciler) entitle(ctx context.Context, s *v1alpha1.Session, cl
 // isApproved reports whether the session already left PendingApproval.
 func isApproved(s *v1alpha1.Session) bool {
 	return phaseOf(s.Status.Conditions) != v1alpha1.PhasePendingApproval
+}
+
+// renew applies a pending renewal request of an Active session: the leader
+// re-checks it against the snapshotted limits, waits for the renewal's
+// approvers if the policy says so, and moves expiresAt.
+func (r *SessionReconciler) renew(s *v1alpha1.Session, now time.Time) (requeue time.Time) {
+	req := s.Status.RenewalRequest
+	if req == nil || s.Status.ActivatedAt == nil || s.Status.ExpiresAt == nil {
+		return time.Time{}
+	}
+	l := s.Status.Limits
+	drop := func(eventType, reason, format string, args ...any) {
+		s.Status.RenewalRequest = nil
+		r.Recorder.Eventf(s, nil, eventType, reason, "Renew", format, args...)
+	}
+	if err := entitlement.CheckRenewal(l, s.Status.Renewals, s.Status.ActivatedAt.Time, s.Status.ExpiresAt.Time, req.TTL.Duration); err != nil {
+		drop(corev1.EventTypeWarning, "RenewalRefused", "renewal requested by %s refused: %v", req.RequestedBy, err)
+		return time.Time{}
+	}
+	if a := l.RenewalApproval; a != nil {
+		o := entitlement.Tally(a, &v1alpha1.Requester{User: req.RequestedBy}, req.Decisions)
+		switch {
+		case o.Rejected != nil:
+			drop(corev1.EventTypeNormal, "RenewalRejected", "renewal rejected by %s: %s", o.Rejected.Approver, o.Rejected.Comment)
+			return time.Time{}
+		case !o.Approved():
+			deadline := req.RequestedAt.Add(a.Timeout.Duration)
+			if !now.Before(deadline) {
+				drop(corev1.EventTypeNormal, "RenewalTimeout", "no decision on the renewal within %s", a.Timeout.Duration)
+				return time.Time{}
+			}
+			return deadline
+		}
+	}
+	s.Status.ExpiresAt = &metav1.Time{Time: s.Status.ExpiresAt.Add(req.TTL.Duration)}
+	s.Status.Renewals++
+	drop(corev1.EventTypeNormal, v1alpha1.ReasonRenewed, "renewed by %s for %s, until %s", req.RequestedBy, req.TTL.Duration, s.Status.ExpiresAt.UTC().Format(time.RFC3339))
+	return time.Time{}
+}
+
+// idleDeadline is when an Active session with an idle limit ends unless a
+// replica reports activity; zero without a limit.
+func idleDeadline(s *v1alpha1.Session) time.Time {
+	l := s.Status.Limits
+	if l == nil || l.IdleTimeout == nil || s.Status.ActivatedAt == nil {
+		return time.Time{}
+	}
+	last := s.Status.ActivatedAt.Time
+	if a := s.Status.LastActivityAt; a != nil && a.After(last) {
+		last = a.Time
+	}
+	return last.Add(l.IdleTimeout.Duration)
 }
 
 func approvalNote(a *v1alpha1.Approval) string {

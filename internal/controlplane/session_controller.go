@@ -106,9 +106,18 @@ func (r *SessionReconciler) reconcile(ctx context.Context, s *v1alpha1.Session) 
 	case isFinal(s):
 		return r.ensureRevoked(ctx, s)
 	case s.Spec.Terminated:
-		return r.end(ctx, s, v1alpha1.ReasonTerminated, "terminated by spec.terminated")
+		by := "spec.terminated"
+		if who := s.Annotations[v1alpha1.AnnotationTerminatedBy]; who != "" {
+			by = who
+		}
+		return r.end(ctx, s, v1alpha1.ReasonTerminated, "terminated by "+by)
+	}
+	renewalDue := r.renew(s, now)
+	switch idle := idleDeadline(s); {
 	case s.Status.ExpiresAt != nil && !now.Before(s.Status.ExpiresAt.Time):
-		return r.end(ctx, s, v1alpha1.ReasonExpired, fmt.Sprintf("TTL of %s ran out at %s", s.Spec.TTL.Duration, s.Status.ExpiresAt.UTC().Format(time.RFC3339)))
+		return r.end(ctx, s, v1alpha1.ReasonExpired, fmt.Sprintf("TTL ran out at %s", s.Status.ExpiresAt.UTC().Format(time.RFC3339)))
+	case !idle.IsZero() && !now.Before(idle):
+		return r.end(ctx, s, v1alpha1.ReasonIdleExpired, fmt.Sprintf("no request for %s (the policy's idleTimeout)", s.Status.Limits.IdleTimeout.Duration))
 	}
 	cluster, err := r.targets.cluster(ctx, s.Spec.Cluster)
 	if err != nil {
@@ -132,7 +141,15 @@ func (r *SessionReconciler) reconcile(ctx context.Context, s *v1alpha1.Session) 
 	if err != nil {
 		return r.stepFailed(ctx, s, err)
 	}
-	return r.activate(ctx, s, target, now)
+	res, err := r.activate(ctx, s, target, now)
+	// Come back for whatever is due first: the idle deadline, a renewal's
+	// approval timeout.
+	for _, t := range []time.Time{idleDeadline(s), renewalDue} {
+		if !t.IsZero() && err == nil && (res.RequeueAfter == 0 || t.Sub(now) < res.RequeueAfter) {
+			res = requeueAt(now, t)
+		}
+	}
+	return res, err
 }
 
 // activate makes sure a fresh credential is stored and the status says Active.

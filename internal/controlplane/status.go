@@ -30,6 +30,8 @@ var phaseByReadyReason = map[string]v1alpha1.SessionPhase{
 	v1alpha1.ReasonPendingApproval:   v1alpha1.PhasePendingApproval,
 	v1alpha1.ReasonRejected:          v1alpha1.PhaseRejected,
 	v1alpha1.ReasonApprovalTimeout:   v1alpha1.PhaseApprovalTimeout,
+	v1alpha1.ReasonScheduled:         v1alpha1.PhaseScheduled,
+	v1alpha1.ReasonIdleExpired:       v1alpha1.PhaseIdleExpired,
 }
 
 // phaseOf derives the phase from the conditions; it is the only place that
@@ -51,7 +53,7 @@ func phaseOf(conds []metav1.Condition) v1alpha1.SessionPhase {
 // isFinal reports whether a session has ended for good.
 func isFinal(s *v1alpha1.Session) bool {
 	switch phaseOf(s.Status.Conditions) {
-	case v1alpha1.PhaseExpired, v1alpha1.PhaseTerminated, v1alpha1.PhaseFailed, v1alpha1.PhaseRejected, v1alpha1.PhaseApprovalTimeout:
+	case v1alpha1.PhaseExpired, v1alpha1.PhaseTerminated, v1alpha1.PhaseFailed, v1alpha1.PhaseRejected, v1alpha1.PhaseApprovalTimeout, v1alpha1.PhaseIdleExpired:
 		return true
 	}
 	return false

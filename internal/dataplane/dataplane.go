@@ -6,6 +6,7 @@ package dataplane
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -71,7 +72,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.Registry.Remove(s.Name, &registry.EndedError{Session: s.Name, Reason: "Revoked", Message: "its credentials Secret is not its own"})
 		return ctrl.Result{}, nil
 	}
-	if cur, ok := r.Registry.Get(s.Name); ok && cur.UID == s.UID && cur.ExpiresAt.Equal(s.Status.ExpiresAt.Time) && cur.Backend().Version == sec.ResourceVersion {
+	if cur, ok := r.Registry.Get(s.Name); ok && cur.UID == s.UID && cur.Expires().Equal(s.Status.ExpiresAt.Time) && cur.Backend().Version == sec.ResourceVersion && cur.IdleTimeout == idleTimeout(s) {
 		return ctrl.Result{}, nil
 	}
 	b, err := r.Transports.NewBackend(registry.BackendConfig{
@@ -88,13 +89,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, fmt.Errorf("credentials Secret %s of session %s: %w", sec.Name, s.Name, err)
 	}
 	r.Registry.Put(&registry.Session{
-		Name:      s.Name,
-		Namespace: s.Namespace,
-		UID:       s.UID,
-		Cluster:   s.Spec.Cluster,
-		Owner:     s.Spec.Owner,
-		ExpiresAt: s.Status.ExpiresAt.Time,
-		Identity:  sec.Annotations[credentials.AnnotationIdentity],
+		Name:        s.Name,
+		Namespace:   s.Namespace,
+		UID:         s.UID,
+		Cluster:     s.Spec.Cluster,
+		Owner:       s.Spec.Owner,
+		ExpiresAt:   s.Status.ExpiresAt.Time,
+		Identity:    sec.Annotations[credentials.AnnotationIdentity],
+		IdleTimeout: idleTimeout(s),
 	}, b)
 	klog.V(4).InfoS("Session served", "session", klog.KObj(s), "credentialVersion", sec.ResourceVersion)
 	return ctrl.Result{}, nil
@@ -125,4 +127,12 @@ func endedCause(s *v1alpha1.Session) error {
 		e.Reason, e.Message = v1alpha1.ReasonExpired, "its TTL ran out at "+s.Status.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z")
 	}
 	return e
+}
+
+// idleTimeout is the idle limit the session was granted, or zero.
+func idleTimeout(s *v1alpha1.Session) time.Duration {
+	if l := s.Status.Limits; l != nil && l.IdleTimeout != nil {
+		return l.IdleTimeout.Duration
+	}
+	return 0
 }

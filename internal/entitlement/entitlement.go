@@ -34,7 +34,14 @@ type Request struct {
 	Reason string
 	// Policy, when set, is the only policy the request may be granted by.
 	Policy string
+	// StartAt, when set, asks for a later start; Now is the time of the
+	// request.
+	StartAt, Now time.Time
 }
+
+// DefaultMaxScheduleDelay is how far ahead a start may be when the policy
+// does not say.
+const DefaultMaxScheduleDelay = 7 * 24 * time.Hour
 
 // Grant is a policy's yes.
 type Grant struct {
@@ -160,17 +167,38 @@ func judge(p *v1alpha1.AccessPolicy, req Request) (*Grant, error) {
 	if a := p.Spec.Approval; a != nil && a.RequireReason && strings.TrimSpace(req.Reason) == "" {
 		return nil, fmt.Errorf("a reason is required")
 	}
+	if !req.StartAt.IsZero() {
+		sch := p.Spec.Schedule
+		if sch == nil || !sch.Allowed {
+			return nil, fmt.Errorf("a scheduled start is not allowed")
+		}
+		limit := DefaultMaxScheduleDelay
+		if sch.MaxDelay != nil {
+			limit = sch.MaxDelay.Duration
+		}
+		if req.StartAt.After(req.Now.Add(limit)) {
+			return nil, fmt.Errorf("the start %s is more than %s ahead", req.StartAt.UTC().Format(time.RFC3339), limit)
+		}
+	}
 	g := &Grant{Policy: p, TTL: ttl, NeedsApproval: needsApproval(p.Spec.Approval, req.Groups)}
 	g.Limits = v1alpha1.SessionLimits{MaxTTL: p.Spec.MaxTTL, Renewal: p.Spec.Renewal.DeepCopy(), IdleTimeout: p.Spec.IdleTimeout.DeepCopy()}
 	if g.NeedsApproval {
-		a := p.Spec.Approval.DeepCopy()
-		a.MinApprovals = minApprovals(a)
-		if a.Timeout == nil {
-			a.Timeout = &metav1.Duration{Duration: DefaultApprovalTimeout}
-		}
-		g.Limits.Approval = a
+		g.Limits.Approval = withDefaults(p.Spec.Approval)
+	}
+	if r := p.Spec.Renewal; r != nil && r.RequiresApproval && p.Spec.Approval != nil {
+		g.Limits.RenewalApproval = withDefaults(p.Spec.Approval)
 	}
 	return g, nil
+}
+
+func withDefaults(in *v1alpha1.Approval) *v1alpha1.Approval {
+	a := in.DeepCopy()
+	a.MinApprovals = minApprovals(a)
+	if a.Timeout == nil {
+		a.Timeout = &metav1.Duration{Duration: DefaultApprovalTimeout}
+	}
+	a.AutoApprove = nil
+	return a
 }
 
 func needsApproval(a *v1alpha1.Approval, groups []string) bool {
@@ -282,4 +310,23 @@ func Tally(a *v1alpha1.Approval, requester *v1alpha1.Requester, decisions []v1al
 		}
 	}
 	return o
+}
+
+// CheckRenewal says why a renewal of ttl may not be granted under limits, or
+// nil. A session never lasts past maxTTL × (1 + maxRenewals) in all.
+func CheckRenewal(l *v1alpha1.SessionLimits, renewals int32, activatedAt, expiresAt time.Time, ttl time.Duration) error {
+	if l == nil || l.Renewal == nil || !l.Renewal.Allowed {
+		return fmt.Errorf("the session's policy allows no renewal")
+	}
+	if renewals >= l.Renewal.MaxRenewals {
+		return fmt.Errorf("the session was renewed %d time(s), the policy's maximum", renewals)
+	}
+	if ttl <= 0 || ttl > l.MaxTTL.Duration {
+		return fmt.Errorf("ttl %s must be positive and at most the policy's maximum of %s", ttl, l.MaxTTL.Duration)
+	}
+	total := l.MaxTTL.Duration * time.Duration(1+l.Renewal.MaxRenewals)
+	if lifetime := expiresAt.Add(ttl).Sub(activatedAt); lifetime > total {
+		return fmt.Errorf("renewing by %s would make the session last %s, past the policy's total of %s", ttl, lifetime.Round(time.Second), total)
+	}
+	return nil
 }

@@ -50,9 +50,9 @@ func TestApprovalThroughTheRESTAPI(t *testing.T) {
 	eve := bearer(token(t, "eve@example.com", "dev"))
 
 	for body, want := range map[string]string{
-		`{"cluster":"target","accessLevel":{"clusterRole":"edit","namespaces":["demo"]},"ttl":"1h"}`:                    "policy api-dev-edit: a reason is required",
-		`{"cluster":"target","accessLevel":{"clusterRole":"edit","namespaces":["demo"]},"ttl":"3h","reason":"x"}`:       "policy api-dev-edit: ttl 3h0m0s is over the policy's maximum of 2h0m0s",
-		`{"cluster":"target","accessLevel":{"clusterRole":"edit","namespaces":["default"]},"ttl":"1h","reason":"x"}`:    `policy api-dev-edit: access level "edit" in namespaces default is not allowed here`,
+		`{"cluster":"target","accessLevel":{"clusterRole":"edit","namespaces":["demo"]},"ttl":"1h"}`:                 "policy api-dev-edit: a reason is required",
+		`{"cluster":"target","accessLevel":{"clusterRole":"edit","namespaces":["demo"]},"ttl":"3h","reason":"x"}`:    "policy api-dev-edit: ttl 3h0m0s is over the policy's maximum of 2h0m0s",
+		`{"cluster":"target","accessLevel":{"clusterRole":"edit","namespaces":["default"]},"ttl":"1h","reason":"x"}`: `policy api-dev-edit: access level "edit" in namespaces default is not allowed here`,
 		`{"cluster":"target","accessLevel":{"clusterRole":"view"},"ttl":"1h","reason":"x","policy":"someone-elses"}`: `policy "someone-elses" does not let you request access to cluster "target"`,
 	} {
 		if r := requestAs(t, alice, body); r.code != http.StatusForbidden || r.st.Message != want {

@@ -308,15 +308,22 @@ func (g *Gateway) setupDataPlane(namespace string, pol policy.Policy, opts *Serv
 	g.authn = a
 	g.Registry = registry.New(clock.RealClock{})
 	g.Registry.OnChange = proxy.SetActiveSessions
+	g.Registry.OnRemove = proxy.ForgetSession
 	if err := dataplane.Setup(g.Manager, namespace, g.Registry); err != nil {
 		return fmt.Errorf("setting up the data plane: %w", err)
+	}
+	if err := g.Manager.Add(&dataplane.ActivityReporter{Client: g.GetClient(), Registry: g.Registry, Namespace: namespace, Interval: opts.ActivityReportInterval}); err != nil {
+		return err
 	}
 	mux := http.NewServeMux()
 	ownerClaim := opts.OIDC.UsernameClaim
 	if ownerClaim == "" {
 		ownerClaim = "sub"
 	}
-	(&api.Handler{Client: g.GetClient(), Authn: a, Policy: pol, Namespace: namespace, OwnerClaim: ownerClaim}).Register(mux)
+	(&api.Handler{
+		Client: g.GetClient(), APIReader: g.GetAPIReader(), Authn: a, Policy: pol, Namespace: namespace,
+		OwnerClaim: ownerClaim, Audit: log, AdminGroups: opts.AdminGroups,
+	}).Register(mux)
 	srv, err := newServer(opts, routes(proxy.NewHandler(g.Registry, a, log), mux))
 	if err != nil {
 		return err

@@ -31,6 +31,11 @@ type ServeOptions struct {
 	AuditLog string
 	// AuditWriter, when set, receives audit records instead of AuditLog.
 	AuditWriter io.Writer
+	// AdminGroups may revoke every session of a user or group at once.
+	AdminGroups []string
+	// ActivityReportInterval is how often, at most, this replica reports a
+	// session's last request for idle expiry (default 30s).
+	ActivityReportInterval time.Duration
 }
 
 // server is the HTTPS front door of one replica.

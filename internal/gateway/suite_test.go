@@ -144,6 +144,9 @@ func run(m *testing.M) (int, error) {
 				Listen: "127.0.0.1:0", TLSCertFile: certFile, TLSKeyFile: keyFile,
 				OIDC:        authn.Config{IssuerURL: issuerSrv.URL, Audiences: []string{audience}, CAData: issuerCA},
 				AuditWriter: auditLog,
+				AdminGroups: []string{"sessiongate-admins"},
+				// Idle expiry is tested in seconds, not minutes.
+				ActivityReportInterval: 500 * time.Millisecond,
 			},
 			LeaderElection: true, LeaderElectionID: "sessiongate",
 			MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0",

@@ -45,14 +45,37 @@ type Session struct {
 	UID       types.UID
 	Cluster   string
 	Owner     v1alpha1.Owner
+	// ExpiresAt is when the session ends, as given to Put; a renewal moves
+	// it (Expires reads the current value).
 	ExpiresAt time.Time
 	// Identity is who the target sees, for the audit log.
 	Identity string
+	// IdleTimeout, if set, asks the replica to report the session's last
+	// activity (see Touch and LastActivity).
+	IdleTimeout time.Duration
 
-	backend atomic.Pointer[Backend]
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	timer   clock.Timer
+	backend  atomic.Pointer[Backend]
+	expires  atomic.Int64 // unix nanoseconds
+	activity atomic.Int64 // unix nanoseconds of the last proxied request
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	timer    clock.Timer
+}
+
+// Expires is when the session ends now.
+func (s *Session) Expires() time.Time { return time.Unix(0, s.expires.Load()) }
+
+// Touch records a proxied request at t: one atomic store, nothing else on the
+// request path.
+func (s *Session) Touch(t time.Time) { s.activity.Store(t.UnixNano()) }
+
+// LastActivity is when the session last proxied a request on this replica,
+// or the zero time.
+func (s *Session) LastActivity() time.Time {
+	if n := s.activity.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // Backend returns the current backend.
@@ -128,40 +151,73 @@ func (r *Registry) Get(name string) (*Session, bool) {
 	r.mu.RLock()
 	s, ok := r.sessions[name]
 	r.mu.RUnlock()
-	if !ok || !r.clock.Now().Before(s.ExpiresAt) || s.ctx.Err() != nil {
+	if !ok || !r.clock.Now().Before(s.Expires()) || s.ctx.Err() != nil {
 		return nil, false
 	}
 	return s, true
 }
 
 // Put adds a session or updates the one of the same UID: a new backend (a
-// rotated credential) is swapped in without cutting open connections. A
-// session of the same name but another UID replaces the old one, whose
-// connections are cut.
+// rotated credential) is swapped in and a new expiry (a renewal) takes effect,
+// both without cutting open connections. A session of the same name but
+// another UID replaces the old one, whose connections are cut.
 func (r *Registry) Put(s *Session, b *Backend) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old, ok := r.sessions[s.Name]; ok {
-		if old.UID == s.UID && old.ExpiresAt.Equal(s.ExpiresAt) {
+		if old.UID == s.UID {
 			if cur := old.backend.Load(); cur.Version != b.Version {
 				old.backend.Store(b)
 				cur.closeIdle()
 				klog.V(2).InfoS("Rotated session credential", "session", s.Name)
 			}
+			if !old.Expires().Equal(s.ExpiresAt) {
+				old.timer.Stop()
+				r.expireAt(old, s.ExpiresAt)
+				klog.V(2).InfoS("Session expiry moved", "session", s.Name, "expiresAt", s.ExpiresAt)
+			}
+			old.IdleTimeout = s.IdleTimeout
 			return
 		}
 		r.removeLocked(old, ErrReplaced)
 	}
 	s.backend.Store(b)
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
-	name, uid := s.Name, s.UID
-	// A goroutine of its own: a clock may run the callback under its own lock,
-	// and removal stops this timer.
-	ended := &EndedError{Session: name, Reason: "Expired", Message: "its TTL ran out at " + s.ExpiresAt.UTC().Format(time.RFC3339)}
-	s.timer = r.clock.AfterFunc(s.ExpiresAt.Sub(r.clock.Now()), func() { go r.remove(name, uid, ended) })
+	r.expireAt(s, s.ExpiresAt)
 	r.sessions[s.Name] = s
 	klog.V(2).InfoS("Registered session", "session", s.Name, "cluster", s.Cluster, "expiresAt", s.ExpiresAt)
 	r.changed()
+}
+
+// expireAt sets when s ends and arms its timer. Called with r.mu held.
+func (r *Registry) expireAt(s *Session, at time.Time) {
+	s.expires.Store(at.UnixNano())
+	name, uid := s.Name, s.UID
+	ended := &EndedError{Session: name, Reason: "Expired", Message: "its TTL ran out at " + at.UTC().Format(time.RFC3339)}
+	// A goroutine of its own: a clock may run the callback under its own lock,
+	// and removal stops this timer.
+	s.timer = r.clock.AfterFunc(at.Sub(r.clock.Now()), func() { go r.removeIfExpired(name, uid, at, ended) })
+}
+
+// removeIfExpired removes the session unless a renewal moved its expiry
+// after the timer fired.
+func (r *Registry) removeIfExpired(name string, uid types.UID, at time.Time, why error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.sessions[name]; ok && s.UID == uid && s.Expires().Equal(at) {
+		r.removeLocked(s, why)
+	}
+}
+
+// Sessions returns the registered sessions.
+func (r *Registry) Sessions() []*Session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*Session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		out = append(out, s)
+	}
+	return out
 }
 
 // Remove takes the named session out and cuts its connections.
@@ -169,14 +225,6 @@ func (r *Registry) Remove(name string, why error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s, ok := r.sessions[name]; ok {
-		r.removeLocked(s, why)
-	}
-}
-
-func (r *Registry) remove(name string, uid types.UID, why error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if s, ok := r.sessions[name]; ok && s.UID == uid {
 		r.removeLocked(s, why)
 	}
 }

@@ -121,3 +121,21 @@ func TestTokenSessionsOnOneTargetShareATransport(t *testing.T) {
 		t.Error("sharing a transport mixed up the tokens")
 	}
 }
+
+func TestRenewalMovesExpiryWithoutCuttingConnections(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	r := New(clk)
+	r.Put(&Session{Name: "s", UID: "1", ExpiresAt: clk.Now().Add(time.Minute)}, backend(t, "1"))
+	s, _ := r.Get("s")
+	r.Put(&Session{Name: "s", UID: "1", ExpiresAt: clk.Now().Add(2 * time.Minute)}, backend(t, "1"))
+	clk.Step(90 * time.Second)
+	if got, ok := r.Get("s"); !ok || got != s || s.Context().Err() != nil {
+		t.Fatal("a renewed session was cut or replaced at its old expiry")
+	}
+	clk.Step(30 * time.Second)
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the renewed session did not end at its new expiry")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/api"
 )
 
 func approveCommand(client func() (*Client, error)) *cobra.Command {
@@ -151,5 +152,54 @@ func waitCommand(client func() (*Client, error)) *cobra.Command {
 		}),
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "How long to wait.")
+	return cmd
+}
+
+func renewCommand(client func() (*Client, error)) *cobra.Command {
+	var ttl string
+	cmd := &cobra.Command{
+		Use:   "renew SESSION [--ttl 30m]",
+		Short: "Ask to extend one of your Active sessions, as far as its policy allows",
+		Args:  cobra.ExactArgs(1),
+		RunE: withClient(client, func(cmd *cobra.Command, c *Client, args []string) error {
+			s, err := c.Renew(cmd.Context(), args[0], ttl)
+			if err != nil {
+				return err
+			}
+			if s.Status.Limits != nil && s.Status.Limits.RenewalApproval != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "renewal of session %s requested; it waits for the policy's approvers\n", s.Name)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "renewal of session %s requested\n", s.Name)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&ttl, "ttl", "", "How much longer (default: the policy's maxTTL).")
+	return cmd
+}
+
+func revokeCommand(client func() (*Client, error)) *cobra.Command {
+	var req api.RevocationRequest
+	cmd := &cobra.Command{
+		Use:   "revoke --user U | --group G",
+		Short: "End every active or pending session of a user or group, on every cluster (admin groups only)",
+		Args:  cobra.NoArgs,
+		RunE: withClient(client, func(cmd *cobra.Command, c *Client, _ []string) error {
+			if (req.User == "") == (req.Group == "") {
+				return fmt.Errorf("name exactly one of --user or --group")
+			}
+			res, err := c.Revoke(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			for _, name := range res.Ended {
+				fmt.Fprintf(cmd.OutOrStdout(), "session %s ended\n", name)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d session(s) ended\n", len(res.Ended))
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&req.User, "user", "", "User whose sessions end.")
+	cmd.Flags().StringVar(&req.Group, "group", "", "Group whose members' sessions end.")
 	return cmd
 }

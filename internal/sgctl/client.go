@@ -174,3 +174,16 @@ func (c *Client) Policies(ctx context.Context) (*api.PolicyViewList, error) {
 	l := &api.PolicyViewList{}
 	return l, c.do(ctx, http.MethodGet, "/api/v1/policies", nil, l)
 }
+
+// Renew asks to extend one of the caller's Active sessions by ttl ("" for
+// the policy's maximum).
+func (c *Client) Renew(ctx context.Context, name, ttl string) (*v1alpha1.Session, error) {
+	s := &v1alpha1.Session{}
+	return s, c.do(ctx, http.MethodPost, "/api/v1/sessions/"+name+"/renew", api.RenewRequest{TTL: ttl}, s)
+}
+
+// Revoke ends every session of a user or group (admin groups only).
+func (c *Client) Revoke(ctx context.Context, req api.RevocationRequest) (*api.RevocationResult, error) {
+	res := &api.RevocationResult{}
+	return res, c.do(ctx, http.MethodPost, "/api/v1/revocations", req, res)
+}

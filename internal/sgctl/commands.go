@@ -54,6 +54,8 @@ func NewCommand() *cobra.Command {
 		approvalsCommand(client),
 		policiesCommand(client),
 		waitCommand(client),
+		renewCommand(client),
+		revokeCommand(client),
 		kubeconfigCommand(cfg, client),
 		tokenCommand(cfg),
 	)
@@ -114,6 +116,7 @@ func requestCommand(client func() (*Client, error)) *cobra.Command {
 	f.StringVar(&access, "access", "view", "ClusterRole to be granted (view, edit, ...) or group:NAME.")
 	f.StringSliceVar(&namespaces, "namespace", nil, "Limit the ClusterRole to these namespaces (repeatable).")
 	f.StringVar(&req.TTL, "ttl", "", "How long the session lasts once active (default: the policy's default).")
+	f.StringVar(&req.StartAt, "start", "", "Start later, at this RFC 3339 time, where the policy allows scheduling.")
 	f.StringVar(&req.Policy, "policy", "", "AccessPolicy to be judged by (default: the gateway picks one that grants the request; see sgctl policies).")
 	f.StringVar(&req.Reason, "reason", "", "Why you need access (an incident or change number); audited.")
 	f.BoolVar(&wait, "wait", false, "Show the session's phase as it changes (and what it waits for) and return when it is Active.")
@@ -285,14 +288,26 @@ func kubeconfigCommand(cfg *Config, client func() (*Client, error)) *cobra.Comma
 			}
 			if out == "" || out == "-" {
 				_, err = cmd.OutOrStdout().Write(kc)
+			} else {
+				err = os.WriteFile(out, kc, 0o600)
+			}
+			if err != nil {
 				return err
 			}
-			return os.WriteFile(out, kc, 0o600)
+			// The YAML that clientcmd writes has no room for a comment, and
+			// kubectl proxy's failure (404 for everything) says nothing.
+			_, _ = fmt.Fprintln(cmd.ErrOrStderr(), KubectlProxyHint)
+			return nil
 		}),
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "File to write (default: standard output).")
 	return cmd
 }
+
+// KubectlProxyHint is printed (to standard error) with every kubeconfig: a
+// session's server URL has a path, which kubectl proxy drops unless told.
+const KubectlProxyHint = "Note: this kubeconfig's server URL has a path (/sessiongate/<session>/kas); " +
+	"with kubectl proxy, add --append-server-path or every request answers 404."
 
 // Kubeconfig renders a kubeconfig for session s: the server is the session
 // endpoint, the CA the gateway's, and the user an exec credential plugin

@@ -1,0 +1,167 @@
+package controlplane_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/testenv"
+)
+
+// askRenewal records a renewal request as the REST API does.
+func (e *env) askRenewal(name string, ttl time.Duration) {
+	e.t.Helper()
+	s := &v1alpha1.Session{}
+	testenv.Must(e.t, mgmt.Client.Get(e.ctx, client.ObjectKey{Namespace: e.namespace, Name: name}, s))
+	patch := client.MergeFromWithOptions(s.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	s.Status.RenewalRequest = &v1alpha1.RenewalRequest{TTL: metav1.Duration{Duration: ttl}, RequestedBy: s.Spec.Requester.User, RequestedAt: metav1.Now()}
+	testenv.Must(e.t, mgmt.Client.Status().Patch(e.ctx, s, patch))
+}
+
+func (e *env) eventNotes(name string) string {
+	events := &eventsv1.EventList{}
+	testenv.Must(e.t, mgmt.Client.List(e.ctx, events, client.InNamespace(e.namespace)))
+	var notes []string
+	for _, ev := range events.Items {
+		if ev.Regarding.Name == name {
+			notes = append(notes, ev.Note)
+		}
+	}
+	return strings.Join(notes, "\n")
+}
+
+func TestRenewalsExtendUpToThePolicysLimit(t *testing.T) {
+	e := newEnv(t)
+	e.accessPolicy("renewable", func(s *v1alpha1.AccessPolicySpec) {
+		s.Renewal = &v1alpha1.Renewal{Allowed: true, MaxRenewals: 1}
+	})
+	e.request("renew-me", "alice@example.com", "dev")
+	s := e.waitPhase("renew-me", v1alpha1.PhaseActive, 20*time.Second)
+	before := s.Status.ExpiresAt.Time
+
+	e.askRenewal("renew-me", 30*time.Minute)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
+		if s.Status.Renewals != 1 || !s.Status.ExpiresAt.Time.Equal(before.Add(30*time.Minute)) || s.Status.RenewalRequest != nil {
+			return fmt.Errorf("renewals %d, expiresAt %s (was %s), request %+v", s.Status.Renewals, s.Status.ExpiresAt, before, s.Status.RenewalRequest)
+		}
+		return nil
+	})
+	// One renewal is the limit: the next is refused and changes nothing.
+	e.askRenewal("renew-me", 10*time.Minute)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
+		if s.Status.RenewalRequest != nil || !strings.Contains(e.eventNotes("renew-me"), "renewed 1 time(s), the policy's maximum") {
+			return fmt.Errorf("second renewal not refused yet: request %+v", s.Status.RenewalRequest)
+		}
+		return nil
+	})
+	if s.Status.Renewals != 1 || !s.Status.ExpiresAt.Time.Equal(before.Add(30*time.Minute)) {
+		t.Errorf("a refused renewal changed the session: renewals %d, expiresAt %s", s.Status.Renewals, s.Status.ExpiresAt)
+	}
+}
+
+func TestRenewalThatNeedsApprovalWaitsForAnApprover(t *testing.T) {
+	e := newEnv(t)
+	e.accessPolicy("renew-reviewed", func(s *v1alpha1.AccessPolicySpec) {
+		s.Renewal = &v1alpha1.Renewal{Allowed: true, MaxRenewals: 2, RequiresApproval: true}
+		s.Approval = &v1alpha1.Approval{Approvers: v1alpha1.Subjects{Users: []string{"bob@example.com"}}, AutoApprove: &v1alpha1.AutoApprove{Groups: []string{"dev"}}}
+	})
+	e.request("renew-reviewed", "alice@example.com", "dev")
+	s := e.waitPhase("renew-reviewed", v1alpha1.PhaseActive, 20*time.Second)
+	before := s.Status.ExpiresAt.Time
+	e.askRenewal("renew-reviewed", 20*time.Minute)
+
+	s.Status.RenewalRequest = nil
+	testenv.Eventually(t, 5*time.Second, func() error {
+		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
+		if s.Status.RenewalRequest == nil {
+			return fmt.Errorf("renewal request not recorded yet")
+		}
+		return nil
+	})
+	if s.Status.Renewals != 0 || !s.Status.ExpiresAt.Time.Equal(before) {
+		t.Fatalf("a renewal needing approval was applied at once")
+	}
+	patch := client.MergeFromWithOptions(s.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	s.Status.RenewalRequest.Decisions = append(s.Status.RenewalRequest.Decisions, v1alpha1.Decision{Approver: "bob@example.com", Decision: v1alpha1.DecisionApproved, Time: metav1.Now()})
+	testenv.Must(t, mgmt.Client.Status().Patch(e.ctx, s, patch))
+	testenv.Eventually(t, 10*time.Second, func() error {
+		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
+		if s.Status.Renewals != 1 || !s.Status.ExpiresAt.Time.Equal(before.Add(20*time.Minute)) {
+			return fmt.Errorf("approved renewal not applied: renewals %d, expiresAt %s", s.Status.Renewals, s.Status.ExpiresAt)
+		}
+		return nil
+	})
+}
+
+func TestScheduledSessionStartsAtItsTimeAndCountsItsTTLFromThen(t *testing.T) {
+	e := newEnv(t)
+	e.accessPolicy("schedulable", func(s *v1alpha1.AccessPolicySpec) {
+		s.Schedule = &v1alpha1.Schedule{Allowed: true}
+	})
+	s := e.viewSession("later")
+	s.Spec.Requester = &v1alpha1.Requester{User: "alice@example.com", Groups: []string{"dev"}}
+	start := metav1.NewTime(time.Now().Add(3 * time.Second).Truncate(time.Second))
+	s.Spec.StartAt = &start
+	e.create(s)
+	s = e.waitPhase("later", v1alpha1.PhaseScheduled, 10*time.Second)
+	if e.onTarget(s) {
+		t.Fatal("a scheduled session was minted before its start")
+	}
+	s = e.waitPhase("later", v1alpha1.PhaseActive, 20*time.Second)
+	if s.Status.ActivatedAt.Before(&start) || s.Status.ExpiresAt.Sub(s.Status.ActivatedAt.Time) != s.Spec.TTL.Duration {
+		t.Errorf("activated %s (start %s), expires %s: ttl not counted from activation", s.Status.ActivatedAt, start, s.Status.ExpiresAt)
+	}
+
+	// A policy that does not allow scheduling refuses the request.
+	e.accessPolicy("no-schedule", func(s *v1alpha1.AccessPolicySpec) { s.Requesters.Groups = []string{"ops"} })
+	s = e.viewSession("later-refused")
+	s.Spec.Requester = &v1alpha1.Requester{User: "olga@example.com", Groups: []string{"ops"}}
+	s.Spec.StartAt = &start
+	e.create(s)
+	s = e.waitPhase("later-refused", v1alpha1.PhaseFailed, 10*time.Second)
+	if r := readyOf(s); !strings.Contains(r.Message, "a scheduled start is not allowed") {
+		t.Errorf("Ready %+v, want a refusal of the scheduled start", r)
+	}
+}
+
+func TestIdleSessionEndsAndReportedActivityKeepsItAlive(t *testing.T) {
+	e := newEnv(t)
+	e.accessPolicy("idle", func(s *v1alpha1.AccessPolicySpec) {
+		s.IdleTimeout = &metav1.Duration{Duration: 3 * time.Second}
+	})
+	e.request("idle", "alice@example.com", "dev")
+	s := e.waitPhase("idle", v1alpha1.PhaseActive, 20*time.Second)
+	kube, _ := e.sessionClient(s)
+
+	// What a replica reports while traffic flows pushes the deadline on.
+	for range 3 {
+		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
+		patch := client.MergeFrom(s.DeepCopy())
+		s.Status.LastActivityAt = &metav1.Time{Time: time.Now()}
+		testenv.Must(t, mgmt.Client.Status().Patch(e.ctx, s, patch))
+		testenv.Eventually(t, 5*time.Second, func() error {
+			cur := &v1alpha1.Session{}
+			testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), cur))
+			if cur.Status.Phase != v1alpha1.PhaseActive {
+				return fmt.Errorf("session with reported activity is %s", cur.Status.Phase)
+			}
+			if time.Since(cur.Status.LastActivityAt.Time) < 2*time.Second {
+				return fmt.Errorf("waiting for 2s of quiet")
+			}
+			return nil
+		})
+	}
+	s = e.waitPhase("idle", v1alpha1.PhaseIdleExpired, 10*time.Second)
+	if r := readyOf(s); !strings.Contains(r.Message, "no request for 3s") {
+		t.Errorf("Ready %+v", r)
+	}
+	e.assertRevoked(s, kube)
+}

@@ -1,0 +1,88 @@
+package dataplane
+
+import (
+	"context"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/registry"
+)
+
+// DefaultActivityInterval is how often, at most, a replica reports a
+// session's last proxied request.
+const DefaultActivityInterval = 30 * time.Second
+
+// ActivityReporter tells the leader when sessions with an idle limit were
+// last used on this replica: at most once per interval per session, so idle
+// expiry costs no API write per proxied request, whichever replica the
+// traffic lands on.
+type ActivityReporter struct {
+	Client    client.Client
+	Registry  *registry.Registry
+	Namespace string
+	Interval  time.Duration
+
+	reported map[types.UID]time.Time
+}
+
+// NeedLeaderElection: every replica reports its own traffic.
+func (a *ActivityReporter) NeedLeaderElection() bool { return false }
+
+// Start reports every interval until ctx ends.
+func (a *ActivityReporter) Start(ctx context.Context) error {
+	if a.Interval <= 0 {
+		a.Interval = DefaultActivityInterval
+	}
+	a.reported = map[types.UID]time.Time{}
+	tick := time.NewTicker(a.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			a.report(ctx)
+		}
+	}
+}
+
+func (a *ActivityReporter) report(ctx context.Context) {
+	live := map[types.UID]bool{}
+	for _, s := range a.Registry.Sessions() {
+		live[s.UID] = true
+		last := s.LastActivity()
+		if s.IdleTimeout == 0 || last.IsZero() || !last.After(a.reported[s.UID]) {
+			continue
+		}
+		if err := a.patch(ctx, s, last); err != nil {
+			klog.V(2).InfoS("Reporting session activity", "session", s.Name, "err", err.Error())
+			continue
+		}
+		a.reported[s.UID] = last
+	}
+	for uid := range a.reported {
+		if !live[uid] {
+			delete(a.reported, uid)
+		}
+	}
+}
+
+// patch moves status.lastActivityAt forward, never back: another replica may
+// have reported a later request.
+func (a *ActivityReporter) patch(ctx context.Context, rs *registry.Session, last time.Time) error {
+	s := &v1alpha1.Session{}
+	if err := a.Client.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: rs.Name}, s); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if s.UID != rs.UID || (s.Status.LastActivityAt != nil && !last.After(s.Status.LastActivityAt.Time)) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(s.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	s.Status.LastActivityAt = &metav1.Time{Time: last}
+	return a.Client.Status().Patch(ctx, s, patch)
+}
