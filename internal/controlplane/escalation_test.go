@@ -107,9 +107,12 @@ func TestPermanentMintErrorsSayWhy(t *testing.T) {
 	if r := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); r.Reason != v1alpha1.ReasonNamespaceNotFound || !strings.Contains(r.Message, `namespace "does-not-exist" does not exist`) {
 		t.Errorf("Ready %+v, want NamespaceNotFound naming the namespace", r)
 	}
-	if e.onTarget(s) {
-		t.Errorf("a failed session left objects on the target")
-	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if e.onTarget(s) {
+			return fmt.Errorf("a failed session left objects on the target")
+		}
+		return nil
+	})
 
 	// A ClusterRole the gateway's identity may not bind on the target.
 	pol := testPolicy

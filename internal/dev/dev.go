@@ -34,6 +34,8 @@ const (
 	ClusterName = "dev-target"
 	Audience    = "sessiongate"
 	ReadyLine   = "sessiongate dev: ready"
+	// AdminGroup may revoke every session of a user or group.
+	AdminGroup = "sessiongate-admins"
 	// WebReply is what a port-forward to demo/web answers.
 	WebReply = "hello from the demo pod\n"
 )
@@ -166,8 +168,9 @@ func Run(ctx context.Context, opts Options) error {
 			},
 			Serve: &gateway.ServeOptions{
 				Listen: listen, TLSCertFile: certFile, TLSKeyFile: keyFile,
-				OIDC:     authn.Config{IssuerURL: issuerURL, Audiences: []string{Audience}, CAData: ca.CertPEM},
-				AuditLog: filepath.Join(dir, "audit-"+strconv.Itoa(i)+".log"),
+				OIDC:        authn.Config{IssuerURL: issuerURL, Audiences: []string{Audience}, CAData: ca.CertPEM},
+				AuditLog:    filepath.Join(dir, "audit-"+strconv.Itoa(i)+".log"),
+				AdminGroups: []string{AdminGroup},
 			},
 			LeaderElection: true, LeaderElectionID: "sessiongate-dev",
 			MetricsBindAddress: "0", HealthProbeBindAddress: "0",
@@ -301,6 +304,7 @@ Try it (in another shell, from the repository):
   bin/kubectl --kubeconfig alice.kubeconfig exec -n demo web -- echo hello through sessiongate
 
 Policies:        config/dev/policies.yaml (dev-view, dev-edit, sre-admin)
+Incident button: SESSIONGATE_TOKEN=$(bin/sessiongate dev token irene@example.com --groups sessiongate-admins --dir %[1]s) bin/sgctl revoke --user alice@example.com
 Operator's view: bin/kubectl --kubeconfig %[1]s/admin.kubeconfig -n sessiongate get sessions
 The target:      bin/kubectl --kubeconfig %[1]s/target-admin.kubeconfig get sa -A
 Audit records:   %[1]s/audit-0.log
