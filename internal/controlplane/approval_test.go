@@ -83,7 +83,7 @@ func TestQuorumOfTwoApproversActivatesAndTheRequesterNeverCounts(t *testing.T) {
 
 	e.decide("needs-two", "alice@example.com", v1alpha1.DecisionApproved, "")
 	e.decide("needs-two", "bob@example.com", v1alpha1.DecisionApproved, "ok")
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
 		if r := readyOf(s); s.Status.Phase != v1alpha1.PhasePendingApproval || !strings.Contains(r.Message, "waiting for 1 more") {
 			return fmt.Errorf("after alice's own and bob's approval: %s, %q; want PendingApproval waiting for 1 more", s.Status.Phase, r.Message)
@@ -105,7 +105,7 @@ func TestQuorumOfTwoApproversActivatesAndTheRequesterNeverCounts(t *testing.T) {
 	if s.Status.Limits.MaxTTL.Duration != time.Hour || s.Status.Limits.Approval.MinApprovals != 2 {
 		t.Errorf("limits changed with the policy: %+v", s.Status.Limits)
 	}
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		events := &eventsv1.EventList{}
 		testenv.Must(t, mgmt.Client.List(e.ctx, events, client.InNamespace(e.namespace)))
 		var notes []string
@@ -169,7 +169,7 @@ func TestAutoApprovedRequestIsActiveAndAdminPathIsSaidSo(t *testing.T) {
 	if s.Status.Policy != "" {
 		t.Errorf("an admin-path session names policy %q", s.Status.Policy)
 	}
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		events := &eventsv1.EventList{}
 		testenv.Must(t, mgmt.Client.List(e.ctx, events, client.InNamespace(e.namespace)))
 		for _, ev := range events.Items {

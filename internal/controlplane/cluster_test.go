@@ -83,7 +83,7 @@ func TestUnsafeKubeconfigsAreRefusedAndNeverUsed(t *testing.T) {
 				t.Errorf("Cluster Ready = %+v, want False saying %q", ready, c.want)
 			}
 			// Its sessions wait, and say why.
-			testenv.Eventually(t, 20*time.Second, func() error {
+			testenv.Eventually(t, 30*time.Second, func() error {
 				s := &v1alpha1.Session{}
 				testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKey{Namespace: e.namespace, Name: "on-" + c.name}, s))
 				r := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady)
@@ -116,7 +116,7 @@ func TestWrongServerOrCAIsAClusterCondition(t *testing.T) {
 	s := e.viewSession("on-wrong-ca")
 	s.Spec.Cluster = "wrong-ca"
 	e.create(s)
-	testenv.Eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
 		r := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady)
 		if s.Status.Phase != v1alpha1.PhasePending || r == nil || r.Reason != v1alpha1.ReasonTargetTLSFailed {
@@ -142,7 +142,7 @@ func TestDeletingAClusterEndsAndRevokesItsSessionsFirst(t *testing.T) {
 	if r := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); r.Reason != v1alpha1.ReasonClusterDeleted {
 		t.Errorf("Ready reason %q, want %s", r.Reason, v1alpha1.ReasonClusterDeleted)
 	}
-	testenv.Eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		err := mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(cluster), &v1alpha1.Cluster{})
 		if apierrors.IsNotFound(err) {
 			return nil

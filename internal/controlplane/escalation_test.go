@@ -65,7 +65,7 @@ func TestSessionFailedByALaterPolicyIsRevoked(t *testing.T) {
 	stricter.ClusterRoles = []string{"view"}
 	e.startGatewayWith(stricter)
 	s = e.waitPhase("edit-then-not", v1alpha1.PhaseFailed, 20*time.Second)
-	testenv.Eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
 		if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionCredentialsAvailable); c == nil || c.Reason != v1alpha1.ReasonRevoked {
 			return fmt.Errorf("CredentialsAvailable = %+v, want Revoked", c)
@@ -107,7 +107,7 @@ func TestPermanentMintErrorsSayWhy(t *testing.T) {
 	if r := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); r.Reason != v1alpha1.ReasonNamespaceNotFound || !strings.Contains(r.Message, `namespace "does-not-exist" does not exist`) {
 		t.Errorf("Ready %+v, want NamespaceNotFound naming the namespace", r)
 	}
-	testenv.Eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if e.onTarget(s) {
 			return fmt.Errorf("a failed session left objects on the target")
 		}
@@ -126,7 +126,7 @@ func TestPermanentMintErrorsSayWhy(t *testing.T) {
 	if r := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); r.Reason != v1alpha1.ReasonTargetForbidden || !strings.Contains(r.Message, `binding ClusterRole "admin"`) {
 		t.Errorf("Ready %+v, want TargetForbidden naming the ClusterRole", r)
 	}
-	testenv.Eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if e.onTarget(s) {
 			return fmt.Errorf("a failed session left objects on the target")
 		}

@@ -98,14 +98,14 @@ func TestSignedCertificateWithClusterRoleIsBoundAndUnbound(t *testing.T) {
 	}
 
 	testenv.Must(t, mgmt.Client.Delete(e.ctx, s))
-	testenv.Eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if e.onTarget(s) {
 			return fmt.Errorf("bindings of %s still on the target", s.Name)
 		}
 		return nil
 	})
 	// A certificate cannot be revoked; with its binding gone it can do nothing.
-	testenv.Eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		_, err := kube.CoreV1().Pods(metav1.NamespaceAll).List(e.ctx, metav1.ListOptions{})
 		if err == nil {
 			return fmt.Errorf("certificate still lists pods")
@@ -131,7 +131,7 @@ func TestGatewayRestartMidReconcileConvergesWithoutDuplicates(t *testing.T) {
 	e.create(s)
 	// Stop the gateway the moment the first object appears on the target:
 	// before the Secret and the status are written.
-	testenv.Eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
 		if s.UID == "" || !e.onTarget(s) {
 			return fmt.Errorf("nothing on the target yet")

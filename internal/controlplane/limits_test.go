@@ -46,7 +46,7 @@ func TestRenewalsExtendUpToThePolicysLimit(t *testing.T) {
 	before := s.Status.ExpiresAt.Time
 
 	e.askRenewal("renew-me", 30*time.Minute)
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
 		if s.Status.Renewals != 1 || !s.Status.ExpiresAt.Time.Equal(before.Add(30*time.Minute)) || s.Status.RenewalRequest != nil {
 			return fmt.Errorf("renewals %d, expiresAt %s (was %s), request %+v", s.Status.Renewals, s.Status.ExpiresAt, before, s.Status.RenewalRequest)
@@ -55,7 +55,7 @@ func TestRenewalsExtendUpToThePolicysLimit(t *testing.T) {
 	})
 	// One renewal is the limit: the next is refused and changes nothing.
 	e.askRenewal("renew-me", 10*time.Minute)
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
 		if s.Status.RenewalRequest != nil || !strings.Contains(e.eventNotes("renew-me"), "renewed 1 time(s), the policy's maximum") {
 			return fmt.Errorf("second renewal not refused yet: request %+v", s.Status.RenewalRequest)
@@ -79,7 +79,7 @@ func TestRenewalThatNeedsApprovalWaitsForAnApprover(t *testing.T) {
 	e.askRenewal("renew-reviewed", 20*time.Minute)
 
 	s.Status.RenewalRequest = nil
-	testenv.Eventually(t, 5*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
 		if s.Status.RenewalRequest == nil {
 			return fmt.Errorf("renewal request not recorded yet")
@@ -92,7 +92,7 @@ func TestRenewalThatNeedsApprovalWaitsForAnApprover(t *testing.T) {
 	patch := client.MergeFromWithOptions(s.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	s.Status.RenewalRequest.Decisions = append(s.Status.RenewalRequest.Decisions, v1alpha1.Decision{Approver: "bob@example.com", Decision: v1alpha1.DecisionApproved, Time: metav1.Now()})
 	testenv.Must(t, mgmt.Client.Status().Patch(e.ctx, s, patch))
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
 		if s.Status.Renewals != 1 || !s.Status.ExpiresAt.Time.Equal(before.Add(20*time.Minute)) {
 			return fmt.Errorf("approved renewal not applied: renewals %d, expiresAt %s", s.Status.Renewals, s.Status.ExpiresAt)
@@ -147,7 +147,7 @@ func TestIdleSessionEndsAndReportedActivityKeepsItAlive(t *testing.T) {
 		patch := client.MergeFrom(s.DeepCopy())
 		s.Status.LastActivityAt = &metav1.Time{Time: time.Now()}
 		testenv.Must(t, mgmt.Client.Status().Patch(e.ctx, s, patch))
-		testenv.Eventually(t, 5*time.Second, func() error {
+		testenv.Eventually(t, 30*time.Second, func() error {
 			cur := &v1alpha1.Session{}
 			testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), cur))
 			if cur.Status.Phase != v1alpha1.PhaseActive {

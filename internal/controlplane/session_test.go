@@ -165,7 +165,7 @@ func TestExpiredSessionLeavesNothingBehind(t *testing.T) {
 	}
 
 	s = e.waitPhase("short", v1alpha1.PhaseExpired, 20*time.Second)
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
 		if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionCredentialsAvailable); c == nil || c.Reason != v1alpha1.ReasonRevoked {
 			return fmt.Errorf("CredentialsAvailable = %+v, want reason Revoked", c)
@@ -208,7 +208,7 @@ func TestDeletedSessionLeavesNothingBehind(t *testing.T) {
 	kube, _ := e.sessionClient(s)
 
 	testenv.Must(t, mgmt.Client.Delete(e.ctx, s))
-	testenv.Eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		err := mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), &v1alpha1.Session{})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -309,7 +309,7 @@ current-context: c
 	s := e.viewSession("waiting")
 	s.Spec.Cluster = "down"
 	e.create(s)
-	testenv.Eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
 		ready := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady)
 		if s.Status.Phase != v1alpha1.PhasePending || ready == nil || ready.Reason != v1alpha1.ReasonTargetUnreachable {

@@ -197,7 +197,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 
 	_, err = run(alice, sgctl, "terminate", session)
 	testenv.Must(t, err)
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		_, err := run(alice, kubectl, "--kubeconfig", kcFile, "get", "pods", "-n", "demo")
 		if err == nil {
 			return fmt.Errorf("kubectl still works after terminate")
@@ -218,7 +218,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("sessiongate dev still running a minute after Ctrl-C")
 	}
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		for _, p := range children {
 			if alive(p) {
 				cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "cmdline"))

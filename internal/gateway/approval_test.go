@@ -28,7 +28,7 @@ func phaseOf(t *testing.T, who http.Header, name string) v1alpha1.SessionPhase {
 
 func waitPhaseAPI(t *testing.T, who http.Header, name string, want v1alpha1.SessionPhase) {
 	t.Helper()
-	testenv.Eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if p := phaseOf(t, who, name); p != want {
 			return fmt.Errorf("session %s is %q, want %q", name, p, want)
 		}

@@ -45,7 +45,7 @@ func TestEveryRequestIsAuditedWithoutSecrets(t *testing.T) {
 	}
 
 	var exec, get *auditv1.Event
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		for _, ev := range auditRecords(t) {
 			if ev.Annotations[audit.AnnotationSession] != "audited" || ev.ObjectRef == nil {
 				continue

@@ -42,7 +42,7 @@ func TestLosingLeadershipKeepsTheDataPlaneServing(t *testing.T) {
 	t.Cleanup(func() {
 		_ = mgmt.Client.Delete(context.Background(), &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}})
 	})
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		lease := &coordinationv1.Lease{}
 		if err := mgmt.Client.Get(ctx, key, lease); err != nil {
 			return err

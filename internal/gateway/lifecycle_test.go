@@ -55,7 +55,7 @@ func TestRevocationEndsEverySessionOfAUserAndCutsItsStreams(t *testing.T) {
 	}
 	for _, name := range []string{a.Name, b.Name} {
 		s := &v1alpha1.Session{}
-		testenv.Eventually(t, 10*time.Second, func() error {
+		testenv.Eventually(t, 30*time.Second, func() error {
 			testenv.Must(t, mgmt.Client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, s))
 			if s.Status.Phase != v1alpha1.PhaseTerminated {
 				return fmt.Errorf("%s is %s", name, s.Status.Phase)
@@ -99,7 +99,7 @@ func TestRenewalThroughTheRESTAPI(t *testing.T) {
 	if r := renew(rita, `{"ttl":"20m"}`); r.code != http.StatusOK {
 		t.Fatalf("renewal: %d %s", r.code, r.body)
 	}
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		testenv.Must(t, mgmt.Client.Get(context.Background(), client.ObjectKeyFromObject(&s), &s))
 		if !s.Status.ExpiresAt.Time.Equal(before.Add(20 * time.Minute)) {
 			return fmt.Errorf("expiresAt %s, want %s", s.Status.ExpiresAt, before.Add(20*time.Minute))

@@ -94,7 +94,7 @@ func TestASessionsSeriesGoWhenItEnds(t *testing.T) {
 	s.Spec.Terminated = true
 	testenv.Must(t, mgmt.Client.Patch(context.Background(), s, patch))
 	// The audit record of the watch is written after it is counted.
-	testenv.Eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		for _, ev := range auditRecords(t) {
 			if ev.Annotations[audit.AnnotationSession] == "series-end" && ev.Verb == "watch" {
 				return nil

@@ -29,7 +29,7 @@ func TestHealthAndMetricsOnTheMetricsPort(t *testing.T) {
 	if code, body := get(t, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz: %d %s", code, body)
 	}
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if code, body := get(t, "/readyz"); code != http.StatusOK {
 			return fmt.Errorf("/readyz: %d %s", code, body)
 		}
@@ -55,7 +55,7 @@ func TestHealthAndMetricsOnTheMetricsPort(t *testing.T) {
 		}
 		return 0, fmt.Errorf("metric %s not exported", name)
 	}
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		for name, min := range map[string]float64{
 			"sessiongate_active_sessions":                                  1,
 			`sessiongate_requests_total{code="200",session="metered"}`:     1,
@@ -76,7 +76,7 @@ func TestHealthAndMetricsOnTheMetricsPort(t *testing.T) {
 	patch := client.MergeFrom(s.DeepCopy())
 	s.Spec.Terminated = true
 	testenv.Must(t, mgmt.Client.Patch(context.Background(), s, patch))
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		v, err := metric("sessiongate_connections_cut_total")
 		if err != nil || v < 1 {
 			return fmt.Errorf("connections cut = %v (%v), want at least 1", v, err)

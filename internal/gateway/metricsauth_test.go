@@ -105,7 +105,7 @@ func TestMetricsNeedAuthentication(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	testenv.Eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if code := get("/metrics", scraper); code != http.StatusOK {
 			return fmt.Errorf("scraper: /metrics %d, want 200", code)
 		}

@@ -286,7 +286,7 @@ func TestTargetTLSIsAlwaysVerified(t *testing.T) {
 	}}
 	testenv.Must(t, mgmt.Client.Create(ctx, s))
 	t.Cleanup(func() { _ = mgmt.Client.Delete(context.Background(), s) })
-	testenv.Eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		testenv.Must(t, mgmt.Client.Get(ctx, client.ObjectKeyFromObject(s), s))
 		r := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady)
 		if s.Status.Phase != v1alpha1.PhasePending || r == nil || r.Reason != v1alpha1.ReasonTargetTLSFailed {
@@ -303,7 +303,7 @@ func TestTargetTLSIsAlwaysVerified(t *testing.T) {
 	patch := client.MergeFrom(sec.DeepCopy())
 	sec.Data["ca.crt"] = other.CertPEM
 	testenv.Must(t, mgmt.Client.Patch(ctx, sec, patch))
-	testenv.Eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		r := call(t, "GET", "/sessiongate/tampered-ca/kas/api/v1/namespaces/demo/pods", nil, bearer(token(t, "alice@example.com")))
 		if r.code != http.StatusBadGateway {
 			return fmt.Errorf("a target whose certificate does not match the CA: got %d %s, want 502", r.code, r.body)
