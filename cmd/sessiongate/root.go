@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"sessiongate.dev/sessiongate/internal/authn"
 	"sessiongate.dev/sessiongate/internal/controlplane"
 	"sessiongate.dev/sessiongate/internal/gateway"
 	"sessiongate.dev/sessiongate/internal/policy"
@@ -46,6 +47,7 @@ func newServeCommand() *cobra.Command {
 			cp.Policy.ClusterRoles = clusterRoles
 			cp.Policy.Groups = groups
 			cp.Policy.DeniedNamespaces = deniedNS
+			cp.Policy.OwnerClaims = serve.OIDC.OwnerClaims
 			if cp.IngressBaseURL == "" || !strings.HasPrefix(cp.IngressBaseURL, "https://") {
 				return fmt.Errorf("--ingress-base-url must be an https:// URL, got %q", cp.IngressBaseURL)
 			}
@@ -87,6 +89,8 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&serve.OIDC.CAFile, "oidc-ca-file", "", "CA that verifies the issuer's TLS certificate (default: system roots).")
 	f.StringVar(&serve.OIDC.UsernameClaim, "oidc-username-claim", "sub", "Claim that names the caller in audit records.")
 	f.StringVar(&serve.OIDC.GroupsClaim, "oidc-groups-claim", "groups", "Claim that lists the caller's groups.")
+	f.StringSliceVar(&serve.OIDC.OwnerClaims, "oidc-owner-claims", authn.DefaultOwnerClaims, "Claims a session's owner may be matched on (spec.owner.userPrincipal.claim); must include --oidc-username-claim. email counts only with email_verified: true; registered claims (iss, aud, ...) are refused.")
+	f.DurationVar(&serve.OIDC.ExpiryGrace, "oidc-expiry-grace", 0, "Accept tokens this long past their exp (at most 5m). nbf and iat get a fixed 10s leeway.")
 	f.StringSliceVar(&serve.OIDC.Algorithms, "oidc-signing-algs", nil, "Signing algorithms accepted (default: RS*, ES*, PS*, EdDSA; never HS* or none).")
 	f.StringSliceVar(&serve.AdminGroups, "admin-groups", nil, "Groups whose members may revoke every session of a user or group at once (POST /api/v1/revocations, sgctl revoke).")
 	f.StringVar(&serve.AuditLog, "audit-log", "-", "Where audit records (audit.k8s.io/v1 Event JSON lines) go: - for stdout, or a file.")

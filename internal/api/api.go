@@ -174,16 +174,28 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 		apistatus.Write(w, apierrors.NewBadRequest(msg))
 		return
 	}
-	policies := &v1alpha1.AccessPolicyList{}
-	if err := h.Client.List(r.Context(), policies, client.InNamespace(h.Namespace)); err != nil {
+	judge := func(c client.Reader) (*entitlement.Grant, error) {
+		policies := &v1alpha1.AccessPolicyList{}
+		if err := c.List(r.Context(), policies, client.InNamespace(h.Namespace)); err != nil {
+			return nil, err
+		}
+		return entitlement.Decide(policies.Items, entitlement.Request{
+			User: id.Username, Groups: id.Groups, Cluster: cluster, AccessLevel: req.AccessLevel,
+			TTL: ttl, Reason: req.Reason, Policy: req.Policy, StartAt: startAt, Now: time.Now(),
+		})
+	}
+	g, err := judge(h.Client)
+	var denied *entitlement.Denied
+	if errors.As(err, &denied) {
+		// Refuse on what the API server holds, not on a cache that may not
+		// have the policy an operator created a moment ago.
+		g, err = judge(h.reader())
+	}
+	if err != nil && !errors.As(err, &denied) {
 		klog.ErrorS(err, "Listing access policies")
 		apistatus.Write(w, apierrors.NewInternalError(errors.New("the request could not be checked")))
 		return
 	}
-	g, err := entitlement.Decide(policies.Items, entitlement.Request{
-		User: id.Username, Groups: id.Groups, Cluster: cluster, AccessLevel: req.AccessLevel,
-		TTL: ttl, Reason: req.Reason, Policy: req.Policy, StartAt: startAt, Now: time.Now(),
-	})
 	if err != nil {
 		klog.V(2).InfoS("Request refused", "user", id.Username, "cluster", req.Cluster, "reason", err.Error())
 		forbidden(w, err.Error())

@@ -1,6 +1,7 @@
 // Package authn verifies the caller's OIDC bearer token in-process: discovery
 // and JWKS (with key rotation) through coreos/go-oidc, issuer, audience,
-// expiry and not-before with a small skew, and only the allowed algorithms.
+// expiry (no grace unless configured), not-before and issued-at (with a small
+// leeway for clock skew), and only the allowed algorithms.
 package authn
 
 import (
@@ -21,8 +22,18 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// Skew is how far the gateway's clock may differ from the issuer's.
-const Skew = 30 * time.Second
+// Leeway is how far the gateway's clock may run behind the issuer's when
+// checking nbf and iat. It never extends a token past its exp: that takes
+// Config.ExpiryGrace, zero by default as in kube-apiserver.
+const Leeway = 10 * time.Second
+
+// DefaultOwnerClaims are the claims a session's owner may be matched on
+// unless configured.
+var DefaultOwnerClaims = []string{"sub", "email"}
+
+// registeredClaims say who issued a token, for whom and when; they name no
+// one. An owner matched on one of them would be every token holder.
+var registeredClaims = []string{"iss", "aud", "exp", "nbf", "iat", "jti", "azp", "nonce", "at_hash", "c_hash", "auth_time", "acr", "amr", "sid", "typ", "email_verified"}
 
 // DefaultAlgorithms are the signing algorithms accepted unless configured:
 // asymmetric only, so a public key can never be used as an HMAC secret.
@@ -43,6 +54,11 @@ type Config struct {
 	UsernameClaim string
 	// GroupsClaim holds the caller's groups (default "groups").
 	GroupsClaim string
+	// OwnerClaims are the claims a session's owner may be matched on
+	// (default DefaultOwnerClaims); Identity.Claims holds only these.
+	OwnerClaims []string
+	// ExpiryGrace accepts a token this long past its exp (default 0).
+	ExpiryGrace time.Duration
 	// Algorithms allowed; default DefaultAlgorithms.
 	Algorithms []string
 	// Now is the clock; default time.Now.
@@ -55,8 +71,9 @@ type Identity struct {
 	Username string
 	// Groups from the groups claim.
 	Groups []string
-	// Claims holds every top-level string claim, for matching a session's
-	// owner claim (sub, email, upn, ...).
+	// Claims holds the configured owner claims the token carries, for
+	// matching a session's owner (sub, email, upn, ...). email is there
+	// only when the token says email_verified: true.
 	Claims map[string]string
 }
 
@@ -72,8 +89,11 @@ type Authenticator struct {
 	cfg    Config
 	client *http.Client
 
-	mu       sync.Mutex
-	verifier *oidc.IDTokenVerifier
+	mu          sync.Mutex
+	verifier    *oidc.IDTokenVerifier
+	discovering bool      // one discovery at a time; other callers fail fast
+	failedAt    time.Time // the last failed discovery
+	failure     error
 
 	lastSweep time.Time
 	cache     sync.Map // sha256 of a token → cachedIdentity
@@ -103,6 +123,20 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	if cfg.GroupsClaim == "" {
 		cfg.GroupsClaim = "groups"
+	}
+	if len(cfg.OwnerClaims) == 0 {
+		cfg.OwnerClaims = DefaultOwnerClaims
+	}
+	for _, c := range cfg.OwnerClaims {
+		if c == "" || slices.Contains(registeredClaims, c) {
+			return nil, fmt.Errorf("--oidc-owner-claims: %q cannot name a session's owner: it is the same for every token of the issuer, or not a name", c)
+		}
+	}
+	if !slices.Contains(cfg.OwnerClaims, cfg.UsernameClaim) {
+		return nil, fmt.Errorf("--oidc-username-claim %q must be one of --oidc-owner-claims %v: it owns the sessions callers request", cfg.UsernameClaim, cfg.OwnerClaims)
+	}
+	if cfg.ExpiryGrace < 0 || cfg.ExpiryGrace > 5*time.Minute {
+		return nil, fmt.Errorf("--oidc-expiry-grace must be between 0 and 5m, got %s", cfg.ExpiryGrace)
 	}
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = DefaultAlgorithms
@@ -135,12 +169,43 @@ func New(cfg Config) (*Authenticator, error) {
 	return &Authenticator{cfg: cfg, client: client}, nil
 }
 
-func (a *Authenticator) getVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+// discoveryBackoff is how long callers are told the issuer is unreachable
+// after a failed discovery before the next attempt.
+const discoveryBackoff = 2 * time.Second
+
+// getVerifier returns the verifier, discovering the issuer on first use. The
+// lock is never held across the network: while one caller discovers, or
+// shortly after a failure, others fail fast instead of queueing behind it.
+func (a *Authenticator) getVerifier() (*oidc.IDTokenVerifier, error) {
+	a.mu.Lock()
+	switch {
+	case a.verifier != nil:
+		defer a.mu.Unlock()
+		return a.verifier, nil
+	case a.discovering:
+		a.mu.Unlock()
+		return nil, errors.New("OIDC discovery in progress")
+	case a.failure != nil && a.cfg.Now().Before(a.failedAt.Add(discoveryBackoff)):
+		defer a.mu.Unlock()
+		return nil, a.failure
+	}
+	a.discovering = true
+	a.mu.Unlock()
+
+	v, err := a.discover()
+
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.verifier != nil {
-		return a.verifier, nil
+	a.discovering = false
+	if err != nil {
+		a.failure, a.failedAt = err, a.cfg.Now()
+		return nil, err
 	}
+	a.verifier, a.failure = v, nil
+	return v, nil
+}
+
+func (a *Authenticator) discover() (*oidc.IDTokenVerifier, error) {
 	// The provider keeps this context to fetch keys later, on key rotation:
 	// it must outlive the request.
 	pctx := oidc.ClientContext(context.Background(), a.client)
@@ -157,20 +222,21 @@ func (a *Authenticator) getVerifier(ctx context.Context) (*oidc.IDTokenVerifier,
 		return nil, err
 	}
 	keys := oidc.NewRemoteKeySet(pctx, meta.JWKSURI)
-	a.verifier = oidc.NewVerifier(a.cfg.IssuerURL, keys, &oidc.Config{
+	v := oidc.NewVerifier(a.cfg.IssuerURL, keys, &oidc.Config{
 		// Audiences are checked below, against a list.
 		SkipClientIDCheck:    true,
 		SupportedSigningAlgs: a.cfg.Algorithms,
-		// Accept tokens up to Skew past their expiry.
-		Now: func() time.Time { return a.cfg.Now().Add(-Skew) },
+		// exp is checked below, with the configured grace.
+		SkipExpiryCheck: true,
+		Now:             a.cfg.Now,
 	})
 	klog.V(2).InfoS("OIDC issuer discovered", "issuer", a.cfg.IssuerURL, "jwksURI", meta.JWKSURI)
-	return a.verifier, nil
+	return v, nil
 }
 
 // Ready reports whether discovery has succeeded (trying it if not).
 func (a *Authenticator) Ready(ctx context.Context) error {
-	_, err := a.getVerifier(ctx)
+	_, err := a.getVerifier()
 	return err
 }
 
@@ -248,11 +314,11 @@ func (a *Authenticator) verify(ctx context.Context, raw string) (*Identity, time
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	return id, exp.Add(Skew), nil
+	return id, exp.Add(a.cfg.ExpiryGrace), nil
 }
 
 func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Identity, time.Time, error) {
-	v, err := a.getVerifier(ctx)
+	v, err := a.getVerifier()
 	if err != nil {
 		// Not the caller's fault, but no token can be trusted without it.
 		klog.ErrorS(err, "Cannot verify tokens")
@@ -260,27 +326,40 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Identity,
 	}
 	tok, err := v.Verify(ctx, raw)
 	if err != nil {
-		var expired *oidc.TokenExpiredError
-		if errors.As(err, &expired) {
-			return nil, time.Time{}, fail("token expired at %s", expired.Expiry.UTC().Format(time.RFC3339))
-		}
 		klog.V(4).InfoS("Token refused", "reason", err.Error())
 		return nil, time.Time{}, fail("invalid token")
 	}
+	now := a.cfg.Now()
+	switch {
+	case tok.Expiry.IsZero():
+		return nil, time.Time{}, fail("token has no exp claim")
+	case !now.Before(tok.Expiry.Add(a.cfg.ExpiryGrace)):
+		return nil, time.Time{}, fail("token expired at %s", tok.Expiry.UTC().Format(time.RFC3339))
+	case tok.IssuedAt.After(now.Add(Leeway)):
+		return nil, time.Time{}, fail("token issued in the future, at %s", tok.IssuedAt.UTC().Format(time.RFC3339))
+	}
 	if !slices.ContainsFunc(tok.Audience, func(aud string) bool { return slices.Contains(a.cfg.Audiences, aud) }) {
-		return nil, time.Time{}, fail("token audience %v is not one of %v", tok.Audience, a.cfg.Audiences)
+		// The configured audiences are not the caller's business.
+		return nil, time.Time{}, fail("token audience %v is not accepted by this gateway", tok.Audience)
 	}
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
 		return nil, time.Time{}, fail("invalid token claims")
 	}
-	if nbf, ok := claims["nbf"].(float64); ok && a.cfg.Now().Add(Skew).Before(time.Unix(int64(nbf), 0)) {
+	if nbf, ok := claims["nbf"].(float64); ok && now.Add(Leeway).Before(time.Unix(int64(nbf), 0)) {
 		return nil, time.Time{}, fail("token not valid before %s", time.Unix(int64(nbf), 0).UTC().Format(time.RFC3339))
 	}
 	id := &Identity{Claims: map[string]string{}}
-	for k, v := range claims {
-		if s, ok := v.(string); ok {
-			id.Claims[k] = s
+	for _, c := range a.cfg.OwnerClaims {
+		if s, ok := claims[c].(string); ok && s != "" {
+			id.Claims[c] = s
+		}
+	}
+	// An unverified address names whoever typed it, as kube-apiserver holds.
+	if _, ok := id.Claims["email"]; ok && claims["email_verified"] != true {
+		delete(id.Claims, "email")
+		if a.cfg.UsernameClaim == "email" {
+			return nil, time.Time{}, fail("token's email is not verified (email_verified is not true)")
 		}
 	}
 	id.Username = id.Claims[a.cfg.UsernameClaim]

@@ -24,16 +24,13 @@ import (
 // here.
 func (r *SessionReconciler) entitle(ctx context.Context, s *v1alpha1.Session, cluster *v1alpha1.Cluster, now time.Time) (done bool, res ctrl.Result, err error) {
 	if s.Status.Policy == "" {
-		policies := &v1alpha1.AccessPolicyList{}
-		if err := r.List(ctx, policies, client.InNamespace(s.Namespace)); err != nil {
-			return true, ctrl.Result{}, fmt.Errorf("listing access policies: %w", err)
-		}
-		g, err := entitlement.Decide(policies.Items, entitlement.Request{
-			User: s.Spec.Requester.User, Groups: s.Spec.Requester.Groups, Cluster: cluster,
-			AccessLevel: s.Spec.AccessLevel, TTL: s.Spec.TTL.Duration, Reason: s.Spec.Reason, Policy: s.Spec.Policy,
-			StartAt: startAt(s), Now: s.CreationTimestamp.Time,
-		})
+		g, err := r.judge(ctx, r.Client, s, cluster)
 		var denied *entitlement.Denied
+		if errors.As(err, &denied) && r.APIReader != nil {
+			// A policy created a moment ago may not be in the cache yet;
+			// a refusal is final, so it is made on what the API server says.
+			g, err = r.judge(ctx, r.APIReader, s, cluster)
+		}
 		switch {
 		case errors.As(err, &denied):
 			res, err := r.fail(ctx, s, v1alpha1.ReasonPolicyDenied, denied.Error())
@@ -55,6 +52,19 @@ func (r *SessionReconciler) entitle(ctx context.Context, s *v1alpha1.Session, cl
 		return true, requeueAt(now, at), nil
 	}
 	return false, ctrl.Result{}, nil
+}
+
+// judge decides a request against the AccessPolicies read from c.
+func (r *SessionReconciler) judge(ctx context.Context, c client.Reader, s *v1alpha1.Session, cluster *v1alpha1.Cluster) (*entitlement.Grant, error) {
+	policies := &v1alpha1.AccessPolicyList{}
+	if err := c.List(ctx, policies, client.InNamespace(s.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing access policies: %w", err)
+	}
+	return entitlement.Decide(policies.Items, entitlement.Request{
+		User: s.Spec.Requester.User, Groups: s.Spec.Requester.Groups, Cluster: cluster,
+		AccessLevel: s.Spec.AccessLevel, TTL: s.Spec.TTL.Duration, Reason: s.Spec.Reason, Policy: s.Spec.Policy,
+		StartAt: startAt(s), Now: s.CreationTimestamp.Time,
+	})
 }
 
 func startAt(s *v1alpha1.Session) time.Time {

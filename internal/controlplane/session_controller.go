@@ -38,7 +38,9 @@ const refreshBefore = 2 * time.Minute
 // next pass does not finish or clean up.
 type SessionReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
+	// APIReader reads uncached: a refusal is never made on a stale cache.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
 	Clock    clock.PassiveClock
 	Policy   policy.Policy
 	// IngressBaseURL is the gateway's external URL, e.g. https://gw.example.com.

@@ -74,6 +74,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	r := &SessionReconciler{
 		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
 		Recorder:       mgr.GetEventRecorder("sessiongate"),
 		Clock:          opts.Clock,
 		Policy:         opts.Policy,

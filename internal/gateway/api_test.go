@@ -3,12 +3,14 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/testenv"
@@ -117,4 +119,13 @@ func accessPolicy(t *testing.T, name string, mutate func(*v1alpha1.AccessPolicyS
 	mutate(&p.Spec)
 	testenv.Must(t, mgmt.Client.Create(context.Background(), p))
 	t.Cleanup(func() { _ = mgmt.Client.Delete(context.Background(), p) })
+	// Requests are judged from each replica's cache: wait until it has it.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		for i, gw := range replicas {
+			if err := gw.GetClient().Get(context.Background(), client.ObjectKeyFromObject(p), &v1alpha1.AccessPolicy{}); err != nil {
+				return fmt.Errorf("replica %d: %w", i, err)
+			}
+		}
+		return nil
+	})
 }

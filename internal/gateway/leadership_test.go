@@ -40,7 +40,12 @@ func TestLosingLeadershipKeepsTheDataPlaneServing(t *testing.T) {
 	// Someone else takes the lease, for an hour.
 	key := client.ObjectKey{Namespace: namespace, Name: "sessiongate"}
 	t.Cleanup(func() {
-		_ = mgmt.Client.Delete(context.Background(), &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}})
+		// Only the thief's lease: deleting a lease a replica holds would
+		// let a second replica lead until the first notices.
+		lease := &coordinationv1.Lease{}
+		if err := mgmt.Client.Get(context.Background(), key, lease); err == nil && ptr.Deref(lease.Spec.HolderIdentity, "") == "thief" {
+			_ = mgmt.Client.Delete(context.Background(), lease)
+		}
 	})
 	testenv.Eventually(t, 30*time.Second, func() error {
 		lease := &coordinationv1.Lease{}
