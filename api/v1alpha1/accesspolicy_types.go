@@ -58,11 +58,10 @@ type AccessPolicySpec struct {
 	// +optional
 	Schedule *Schedule `json:"schedule,omitempty"`
 
-	// notifications are sent on the session's lifecycle events.
-	// +kubebuilder:validation:MaxItems=8
-	// +listType=atomic
+	// notifications say where the lifecycle events of the sessions this
+	// policy grants are sent.
 	// +optional
-	Notifications []NotificationSink `json:"notifications,omitempty"`
+	Notifications *Notifications `json:"notifications,omitempty"`
 }
 
 // Subjects are users and groups of the caller's token.
@@ -214,26 +213,42 @@ const (
 	NotificationSlack   NotificationKind = "Slack"
 )
 
-// NotificationSink is where lifecycle events of sessions go.
-type NotificationSink struct {
-	// kind: Webhook (JSON signed with HMAC-SHA256) or Slack.
+// Notifications are sent on request, approval, rejection, activation,
+// expiring-soon, expiry and termination of a session.
+type Notifications struct {
+	// sinks receive every event.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
 	// +required
-	Kind NotificationKind `json:"kind"`
-	// urlSecretRef names a Secret (in the policy's namespace) whose key holds
-	// the https:// URL: incoming-webhook URLs are credentials.
-	// +required
-	URLSecretRef SecretKeyRef `json:"urlSecretRef"`
-	// signingSecretRef names the Secret key with the HMAC key (Webhook).
-	// +optional
-	SigningSecretRef *SecretKeyRef `json:"signingSecretRef,omitempty"`
-	// caBundle verifies the receiver; default system roots.
-	// +optional
-	CABundle []byte `json:"caBundle,omitempty"`
+	Sinks []NotificationSink `json:"sinks"`
 	// expiringSoon is how long before expiry the expiring-soon event is
 	// sent; default 10m.
 	// +kubebuilder:validation:Type=string
 	// +optional
 	ExpiringSoon *metav1.Duration `json:"expiringSoon,omitempty"`
+}
+
+// NotificationSink is one receiver of lifecycle events.
+// +kubebuilder:validation:XValidation:rule="self.kind != 'Webhook' || has(self.signingSecretRef)",message="a Webhook sink needs signingSecretRef: receivers must be able to refuse forged events",fieldPath=".signingSecretRef"
+type NotificationSink struct {
+	// kind: Webhook (JSON signed with HMAC-SHA256) or Slack (an incoming
+	// webhook's payload).
+	// +required
+	Kind NotificationKind `json:"kind"`
+	// urlSecretRef names a Secret (in the policy's namespace) whose key holds
+	// the https:// URL (key default "url"): incoming-webhook URLs are
+	// credentials.
+	// +required
+	URLSecretRef SecretKeyRef `json:"urlSecretRef"`
+	// signingSecretRef names the Secret key (default "key") holding the
+	// HMAC-SHA256 key that signs Webhook events; at least 32 bytes.
+	// +optional
+	SigningSecretRef *SecretKeyRef `json:"signingSecretRef,omitempty"`
+	// caBundle verifies the receiver's TLS certificate (PEM); default
+	// system roots.
+	// +optional
+	CABundle []byte `json:"caBundle,omitempty"`
 }
 
 // AccessPolicy grants requesters access to clusters. Policies live in the

@@ -335,6 +335,11 @@ type SessionStatus struct {
 	// +optional
 	LastActivityAt *metav1.Time `json:"lastActivityAt,omitempty"`
 
+	// expiringSoonNotified is the expiresAt the expiring-soon notification
+	// was sent for; a renewal that moves expiresAt arms it again.
+	// +optional
+	ExpiringSoonNotified *metav1.Time `json:"expiringSoonNotified,omitempty"`
+
 	// observedGeneration is the generation this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`

@@ -194,6 +194,10 @@ func TestInvalidPoliciesAreRefusedWithFieldPaths(t *testing.T) {
 		}, "set exactly one of clusterRole or group"},
 		{func(s *v1alpha1.AccessPolicySpec) { s.DefaultTTL = &metav1.Duration{Duration: 2 * time.Hour} }, "defaultTTL must not exceed maxTTL"},
 		{func(s *v1alpha1.AccessPolicySpec) { s.Approval = &v1alpha1.Approval{MinApprovals: 11} }, "spec.approval.minApprovals: Invalid value"},
+		{func(s *v1alpha1.AccessPolicySpec) {
+			s.Notifications = &v1alpha1.Notifications{Sinks: []v1alpha1.NotificationSink{{Kind: v1alpha1.NotificationWebhook, URLSecretRef: v1alpha1.SecretKeyRef{Name: "hooks"}}}}
+		}, "spec.notifications.sinks[0].signingSecretRef: Invalid value"},
+		{func(s *v1alpha1.AccessPolicySpec) { s.Notifications = &v1alpha1.Notifications{} }, "spec.notifications.sinks: Required value"},
 	}
 	for i, c := range cases {
 		p := &v1alpha1.AccessPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: e.namespace, Name: fmt.Sprintf("bad-%d", i)}, Spec: v1alpha1.AccessPolicySpec{

@@ -23,6 +23,7 @@ import (
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/credentials"
+	"sessiongate.dev/sessiongate/internal/notify"
 	"sessiongate.dev/sessiongate/internal/policy"
 )
 
@@ -41,12 +42,13 @@ type SessionReconciler struct {
 	// APIReader reads uncached: a refusal is never made on a stale cache.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
-	Clock    clock.PassiveClock
-	Policy   policy.Policy
+	Clock     clock.PassiveClock
+	Policy    policy.Policy
 	// IngressBaseURL is the gateway's external URL, e.g. https://gw.example.com.
 	IngressBaseURL string
 
-	targets *targets
+	targets  *targets
+	notifier *notify.Notifier
 }
 
 // +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=sessions;clusters,verbs=get;list;watch;update;patch
@@ -86,6 +88,7 @@ func (r *SessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		if before.Phase != s.Status.Phase {
 			klog.V(2).InfoS("Session phase changed", "session", klog.KObj(s), "from", before.Phase, "to", s.Status.Phase)
 		}
+		r.notify(ctx, s, before)
 	}
 	return res, err
 }
@@ -144,9 +147,13 @@ func (r *SessionReconciler) reconcile(ctx context.Context, s *v1alpha1.Session) 
 		return r.stepFailed(ctx, s, err)
 	}
 	res, err := r.activate(ctx, s, target, now)
+	var warnAt time.Time
+	if err == nil {
+		warnAt = r.expiringSoon(ctx, s, now)
+	}
 	// Come back for whatever is due first: the idle deadline, a renewal's
-	// approval timeout.
-	for _, t := range []time.Time{idleDeadline(s), renewalDue} {
+	// approval timeout, the expiring-soon notification.
+	for _, t := range []time.Time{idleDeadline(s), renewalDue, warnAt} {
 		if !t.IsZero() && err == nil && (res.RequeueAfter == 0 || t.Sub(now) < res.RequeueAfter) {
 			res = requeueAt(now, t)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/credentials"
+	"sessiongate.dev/sessiongate/internal/notify"
 	"sessiongate.dev/sessiongate/internal/policy"
 )
 
@@ -41,6 +42,8 @@ type Options struct {
 	ClusterProbeInterval time.Duration
 	// Clock defaults to the real clock.
 	Clock clock.PassiveClock
+	// Notify tunes notification delivery (queue, retries, backoff).
+	Notify notify.Options
 }
 
 // indexSessionCluster indexes Sessions by spec.cluster.
@@ -80,6 +83,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Policy:         opts.Policy,
 		IngressBaseURL: opts.IngressBaseURL,
 		targets:        t,
+	}
+	r.notifier = newNotifier(opts.Notify, r.Recorder)
+	if err := mgr.Add(r.notifier); err != nil {
+		return err
 	}
 	inNamespace := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetNamespace() == opts.Namespace })
 	err := ctrl.NewControllerManagedBy(mgr).

@@ -17,6 +17,7 @@ import (
 	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/controlplane"
 	"sessiongate.dev/sessiongate/internal/gateway"
+	"sessiongate.dev/sessiongate/internal/notify"
 	"sessiongate.dev/sessiongate/internal/policy"
 	"sessiongate.dev/sessiongate/internal/testenv"
 )
@@ -122,6 +123,8 @@ func (e *env) startGatewayWith(pol policy.Policy) {
 			Gateway:        e.namespace,
 			IngressBaseURL: "https://gateway.test",
 			Policy:         pol,
+			// Quick retries, so a failing sink is given up on in a test.
+			Notify: notify.Options{Attempts: 3, Backoff: 20 * time.Millisecond},
 		},
 		LeaderElection:         true,
 		LeaderElectionID:       "sessiongate",

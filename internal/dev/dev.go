@@ -147,6 +147,12 @@ func Run(ctx context.Context, opts Options) error {
 	if err := testenv.ApplyFile(ctx, mgmt.Client, filepath.Join(testenv.RepoRoot(), "config", "dev", "policies.yaml"), Namespace); err != nil {
 		return fmt.Errorf("applying the sandbox's access policies: %w", err)
 	}
+	step("starting the notification receiver")
+	stopReceiver, err := startReceiver(ctx, mgmt.Client, dir, certFile, keyFile, ca.CertPEM, opts.Out)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, stopReceiver)
 
 	step(fmt.Sprintf("starting %d gateway replica(s)", opts.Replicas))
 	gwCtx, cancel := context.WithCancel(ctx)
@@ -226,20 +232,15 @@ func startIssuer(dir, certFile, keyFile string) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stop, err := serveTLS(iss, certFile, keyFile)
 	if err != nil {
 		return "", nil, err
 	}
-	url := "https://" + l.Addr().String()
+	url := "https://" + addr
 	iss.SetURL(url)
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: iss, ReadHeaderTimeout: 5 * time.Second, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
-	go func() { _ = srv.ServeTLS(l, "", "") }()
 	keyPEM, kid, err := iss.KeyPEM()
 	if err != nil {
+		stop()
 		return "", nil, err
 	}
 	b, err := json.Marshal(issuerFile{URL: url, Audience: Audience, KeyID: kid, KeyPEM: keyPEM})
@@ -247,9 +248,26 @@ func startIssuer(dir, certFile, keyFile string) (string, func(), error) {
 		return "", nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "issuer.json"), b, 0o600); err != nil {
+		stop()
 		return "", nil, err
 	}
-	return url, func() { _ = srv.Close() }, nil
+	return url, stop, nil
+}
+
+// serveTLS serves h on a loopback port with the sandbox's serving
+// certificate.
+func serveTLS(h http.Handler, certFile, keyFile string) (addr string, stop func(), err error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return "", nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
+	go func() { _ = srv.ServeTLS(l, "", "") }()
+	return l.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
 func writeKubeconfigs(dir string, mgmt, target *testenv.Cluster) error {

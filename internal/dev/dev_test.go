@@ -3,6 +3,7 @@ package dev_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -201,6 +202,23 @@ func TestReadmeWalkthrough(t *testing.T) {
 		_, err := run(alice, kubectl, "--kubeconfig", kcFile, "get", "pods", "-n", "demo")
 		if err == nil {
 			return fmt.Errorf("kubectl still works after terminate")
+		}
+		return nil
+	})
+
+	// The sandbox's receiver verified and logged the session's story.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		b, _ := os.ReadFile(filepath.Join(dir, dev.NotificationsLog))
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var ev struct{ Type, Session string }
+			if json.Unmarshal([]byte(line), &ev) == nil && ev.Session == session {
+				got = append(got, ev.Type)
+			}
+		}
+		want := "session.requested session.approved session.activated session.terminated"
+		if strings.Join(got, " ") != want {
+			return fmt.Errorf("notifications for %s: %v, want %s", session, got, want)
 		}
 		return nil
 	})
