@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -240,21 +241,50 @@ func (a *Authenticator) Ready(ctx context.Context) error {
 	return err
 }
 
-// BearerToken returns the token of the request's only Authorization header.
+// BearerProtocolPrefix marks a bearer token carried in Sec-WebSocket-Protocol,
+// the only header a browser's WebSocket can set; kube-apiserver reads the
+// same.
+const BearerProtocolPrefix = "base64url.bearer.authorization.k8s.io."
+
+// BearerToken returns the request's one credential: an Authorization bearer
+// token, or, on a WebSocket upgrade only, a bearer subprotocol. Two
+// credentials are refused rather than one picked.
 func BearerToken(r *http.Request) (string, error) {
-	values := r.Header.Values("Authorization")
-	switch len(values) {
+	var tokens []string
+	for _, v := range r.Header.Values("Authorization") {
+		scheme, token, ok := strings.Cut(v, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+			return "", fail("the Authorization header is not a bearer token")
+		}
+		tokens = append(tokens, strings.TrimSpace(token))
+	}
+	if isWebSocket(r) {
+		for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+			for _, p := range strings.Split(v, ",") {
+				enc, ok := strings.CutPrefix(strings.TrimSpace(p), BearerProtocolPrefix)
+				if !ok {
+					continue
+				}
+				b, err := base64.RawURLEncoding.DecodeString(enc)
+				if err != nil || len(b) == 0 {
+					return "", fail("the WebSocket bearer subprotocol is not a base64url token")
+				}
+				tokens = append(tokens, string(b))
+			}
+		}
+	}
+	switch len(tokens) {
 	case 0:
 		return "", fail("no bearer token: send Authorization: Bearer <OIDC token>")
 	case 1:
-	default:
-		return "", fail("more than one Authorization header")
+		return tokens[0], nil
 	}
-	scheme, token, ok := strings.Cut(values[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return "", fail("the Authorization header is not a bearer token")
-	}
-	return strings.TrimSpace(token), nil
+	return "", fail("more than one credential (Authorization headers or WebSocket bearer subprotocols)")
+}
+
+func isWebSocket(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
+		slices.ContainsFunc(strings.Split(r.Header.Get("Connection"), ","), func(t string) bool { return strings.EqualFold(strings.TrimSpace(t), "upgrade") })
 }
 
 // Authenticate verifies the request's bearer token.

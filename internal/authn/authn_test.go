@@ -2,6 +2,7 @@ package authn_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
@@ -262,4 +263,43 @@ func TestSlowDiscoveryBlocksNoOneElse(t *testing.T) {
 	if len(asked) != 0 {
 		t.Errorf("discovery ran %d more time(s)", len(asked))
 	}
+}
+
+func TestBearerTokenTakesExactlyOneCredential(t *testing.T) {
+	proto := func(tok string) string {
+		return authn.BearerProtocolPrefix + base64.RawURLEncoding.EncodeToString([]byte(tok))
+	}
+	upgrade := http.Header{"Connection": {"keep-alive, Upgrade"}, "Upgrade": {"websocket"}}
+	for name, c := range map[string]struct {
+		header http.Header
+		want   string // "" means refused
+	}{
+		"header":                      {http.Header{"Authorization": {"Bearer abc"}}, "abc"},
+		"subprotocol on an upgrade":   {merge(upgrade, http.Header{"Sec-Websocket-Protocol": {proto("abc") + ", v5.channel.k8s.io"}}), "abc"},
+		"subprotocol without upgrade": {http.Header{"Sec-Websocket-Protocol": {proto("abc")}}, ""},
+		"header and subprotocol":      {merge(upgrade, http.Header{"Authorization": {"Bearer abc"}, "Sec-Websocket-Protocol": {proto("xyz")}}), ""},
+		"two subprotocols":            {merge(upgrade, http.Header{"Sec-Websocket-Protocol": {proto("abc"), proto("xyz")}}), ""},
+		"subprotocol not base64url":   {merge(upgrade, http.Header{"Sec-Websocket-Protocol": {authn.BearerProtocolPrefix + "a+b/"}}), ""},
+		"empty subprotocol token":     {merge(upgrade, http.Header{"Sec-Websocket-Protocol": {authn.BearerProtocolPrefix}}), ""},
+		"two Authorization headers":   {http.Header{"Authorization": {"Bearer abc", "Bearer abc"}}, ""},
+		"basic":                       {http.Header{"Authorization": {"Basic YTpi"}}, ""},
+		"none":                        {http.Header{}, ""},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header = c.header
+		got, err := authn.BearerToken(r)
+		if (c.want == "" && err == nil) || (c.want != "" && got != c.want) {
+			t.Errorf("%s: BearerToken = %q, %v", name, got, err)
+		}
+	}
+}
+
+func merge(hs ...http.Header) http.Header {
+	out := http.Header{}
+	for _, h := range hs {
+		for k, vs := range h {
+			out[k] = append(out[k], vs...)
+		}
+	}
+	return out
 }
