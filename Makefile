@@ -10,9 +10,13 @@ CONTROLLER_GEN := $(BIN)/controller-gen
 
 all: build
 
+# Static (no cgo), no build paths, no debug info: what the image ships. The
+# Dockerfile and the stand-alone test build with exactly these (make build).
+GO_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w"
+
 build: ## Build sessiongate and sgctl (also as the kubectl plugin kubectl-sessiongate) into bin/.
-	$(GO) build -o $(BIN)/sessiongate ./cmd/sessiongate
-	$(GO) build -o $(BIN)/sgctl ./cmd/sgctl
+	$(GO_BUILD) -o $(BIN)/sessiongate ./cmd/sessiongate
+	$(GO_BUILD) -o $(BIN)/sgctl ./cmd/sgctl
 	ln -sf sgctl $(BIN)/kubectl-sessiongate
 
 bench: test-bins build ## Measure the gateway against direct and kubectl proxy; writes bench/results/latest.{json,md}.

@@ -30,7 +30,7 @@ import (
 	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/credentials"
 	"sessiongate.dev/sessiongate/internal/devissuer"
-	"sessiongate.dev/sessiongate/internal/testenv"
+	"sessiongate.dev/sessiongate/internal/localkube"
 )
 
 const (
@@ -73,12 +73,12 @@ type replica struct {
 // Env is everything a run needs.
 type Env struct {
 	dir       string
-	mgmt      *testenv.Cluster
-	target    *testenv.Cluster
-	kwok      *testenv.Kwok
+	mgmt      *localkube.Cluster
+	target    *localkube.Cluster
+	kwok      *localkube.Kwok
 	issuer    *devissuer.Issuer
 	issuerSrv *httptest.Server
-	gwCA      *testenv.CA
+	gwCA      *localkube.CA
 	replicas  []*replica
 	proxyCmd  *exec.Cmd
 	token     string
@@ -95,16 +95,16 @@ func Start(ctx context.Context, binDir string, n int) (*Env, error) {
 		return nil, err
 	}
 	e := &Env{dir: dir, Versions: map[string]string{}}
-	if e.mgmt, err = testenv.StartManagement(); err != nil {
+	if e.mgmt, err = localkube.StartManagement(); err != nil {
 		return e, err
 	}
-	if e.target, err = testenv.StartTarget(); err != nil {
+	if e.target, err = localkube.StartTarget(); err != nil {
 		return e, err
 	}
-	if e.kwok, err = testenv.StartKwok(ctx, e.target, dir, testenv.KwokOptions{ForwardPort: 1, Logs: []string{"bench"}}); err != nil {
+	if e.kwok, err = localkube.StartKwok(ctx, e.target, dir, localkube.KwokOptions{ForwardPort: 1, Logs: []string{"bench"}}); err != nil {
 		return e, err
 	}
-	if err := testenv.RunningPod(ctx, e.target, "demo", "web"); err != nil {
+	if err := localkube.RunningPod(ctx, e.target, "demo", "web"); err != nil {
 		return e, err
 	}
 	if err := e.target.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNS}}); err != nil {
@@ -123,7 +123,7 @@ func Start(ctx context.Context, binDir string, n int) (*Env, error) {
 	if e.token, err = e.issuer.Token("alice@example.com", nil, audience, 24*time.Hour); err != nil {
 		return e, err
 	}
-	if e.gwCA, err = testenv.NewCA("sessiongate-bench"); err != nil {
+	if e.gwCA, err = localkube.NewCA("sessiongate-bench"); err != nil {
 		return e, err
 	}
 	certFile, keyFile, err := e.gwCA.WriteServingCert(dir, "127.0.0.1")
@@ -138,13 +138,13 @@ func Start(ctx context.Context, binDir string, n int) (*Env, error) {
 	if err := os.WriteFile(mgmtKubeconfig, kc, 0o600); err != nil {
 		return e, err
 	}
-	if err := testenv.RegisterTarget(ctx, e.mgmt, e.target, namespace, "target"); err != nil {
+	if err := localkube.RegisterTarget(ctx, e.mgmt, e.target, namespace, "target"); err != nil {
 		return e, err
 	}
 
 	ports := make([]int, 2*n)
 	for i := range ports {
-		if ports[i], err = testenv.FreePort(); err != nil {
+		if ports[i], err = localkube.FreePort(); err != nil {
 			return e, err
 		}
 	}
@@ -254,7 +254,7 @@ func (e *Env) startKubectlProxy(ctx context.Context, binDir string, direct *rest
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
 		return nil, err
 	}
-	port, err := testenv.FreePort()
+	port, err := localkube.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +311,7 @@ func (e *Env) Stop() {
 	if e.kwok != nil {
 		e.kwok.Stop()
 	}
-	for _, c := range []*testenv.Cluster{e.target, e.mgmt} {
+	for _, c := range []*localkube.Cluster{e.target, e.mgmt} {
 		if c != nil {
 			_ = c.Stop()
 		}

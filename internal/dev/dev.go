@@ -20,12 +20,13 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"sessiongate.dev/sessiongate/config"
 	"sessiongate.dev/sessiongate/internal/authn"
 	"sessiongate.dev/sessiongate/internal/controlplane"
 	"sessiongate.dev/sessiongate/internal/devissuer"
 	"sessiongate.dev/sessiongate/internal/gateway"
+	"sessiongate.dev/sessiongate/internal/localkube"
 	"sessiongate.dev/sessiongate/internal/policy"
-	"sessiongate.dev/sessiongate/internal/testenv"
 )
 
 // Names of the sandbox.
@@ -40,9 +41,34 @@ const (
 	WebReply = "hello from the demo pod\n"
 )
 
+// dirMarker says a directory is the sandbox's own, so it may be emptied.
+const dirMarker = ".sessiongate-dev"
+
+// emptyDir empties dir for a new sandbox, but only a directory an earlier
+// sandbox made (or an empty one): --dir . must never wipe a checkout.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("--dir %s: %w", dir, err)
+	case len(entries) == 0:
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, dirMarker)); err != nil {
+		return fmt.Errorf("--dir %s holds files sessiongate dev did not make (it has no %s); refusing to empty it: choose another directory or remove it yourself", dir, dirMarker)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clearing the old state in %s: %w", dir, err)
+	}
+	return nil
+}
+
 // Options configure the sandbox.
 type Options struct {
-	// Dir holds the sandbox's files; it is emptied at start.
+	// Dir holds the sandbox's files; it is emptied at start, if an earlier
+	// sandbox made it.
 	Dir string
 	// Listen is the first replica's address; replica i listens on port+i.
 	Listen   string
@@ -73,10 +99,13 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("clearing the old state in %s: %w", dir, err)
+	if err := emptyDir(dir); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "kwok"), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, dirMarker), []byte("made by sessiongate dev; emptied at its next start\n"), 0o600); err != nil {
 		return err
 	}
 	var stops []func()
@@ -88,12 +117,12 @@ func Run(ctx context.Context, opts Options) error {
 	step := func(msg string) { fmt.Fprintf(opts.Out, "sessiongate dev: %s\n", msg) }
 
 	step("starting the management and target clusters")
-	mgmt, err := testenv.StartManagement()
+	mgmt, err := localkube.StartManagement()
 	if err != nil {
 		return err
 	}
 	stops = append(stops, func() { _ = mgmt.Stop() })
-	target, err := testenv.StartTarget()
+	target, err := localkube.StartTarget()
 	if err != nil {
 		return err
 	}
@@ -107,7 +136,7 @@ func Run(ctx context.Context, opts Options) error {
 	webSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, WebReply) }), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = webSrv.Serve(web) }()
 	stops = append(stops, func() { _ = webSrv.Close() })
-	kwok, err := testenv.StartKwok(ctx, target, filepath.Join(dir, "kwok"), testenv.KwokOptions{
+	kwok, err := localkube.StartKwok(ctx, target, filepath.Join(dir, "kwok"), localkube.KwokOptions{
 		ForwardPort: web.Addr().(*net.TCPAddr).Port,
 		Logs:        []string{"demo web server started", "GET / 200"},
 	})
@@ -115,11 +144,11 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	stops = append(stops, kwok.Stop)
-	if err := testenv.RunningPod(ctx, target, "demo", "web"); err != nil {
+	if err := localkube.RunningPod(ctx, target, "demo", "web"); err != nil {
 		return err
 	}
 
-	ca, err := testenv.NewCA("sessiongate-dev")
+	ca, err := localkube.NewCA("sessiongate-dev")
 	if err != nil {
 		return err
 	}
@@ -141,10 +170,14 @@ func Run(ctx context.Context, opts Options) error {
 	if err := writeKubeconfigs(dir, mgmt, target); err != nil {
 		return err
 	}
-	if err := testenv.RegisterTarget(ctx, mgmt, target, Namespace, ClusterName); err != nil {
+	if err := localkube.RegisterTarget(ctx, mgmt, target, Namespace, ClusterName); err != nil {
 		return err
 	}
-	if err := testenv.ApplyFile(ctx, mgmt.Client, filepath.Join(testenv.RepoRoot(), "config", "dev", "policies.yaml"), Namespace); err != nil {
+	policies, err := config.File(config.DevPoliciesPath)
+	if err != nil {
+		return err
+	}
+	if err := localkube.Apply(ctx, mgmt.Client, "config/"+config.DevPoliciesPath, policies, Namespace); err != nil {
 		return fmt.Errorf("applying the sandbox's access policies: %w", err)
 	}
 	step("starting the notification receiver")
@@ -164,8 +197,13 @@ func Run(ctx context.Context, opts Options) error {
 			<-done
 		}
 	})
+	// The sandbox's gateway holds exactly the generated Role, as in production.
+	gwConfig, err := mgmt.GatewayConfig(ctx, Namespace)
+	if err != nil {
+		return err
+	}
 	for i, listen := range listens {
-		gw, err := gateway.New(mgmt.Config, gateway.Options{
+		gw, err := gateway.New(gwConfig, gateway.Options{
 			ControlPlane: controlplane.Options{
 				Namespace: Namespace, Gateway: "sessiongate-dev",
 				IngressBaseURL: "https://" + listens[0],
@@ -270,8 +308,8 @@ func serveTLS(h http.Handler, certFile, keyFile string) (addr string, stop func(
 	return l.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
-func writeKubeconfigs(dir string, mgmt, target *testenv.Cluster) error {
-	for file, c := range map[string]*testenv.Cluster{"admin.kubeconfig": mgmt, "target-admin.kubeconfig": target} {
+func writeKubeconfigs(dir string, mgmt, target *localkube.Cluster) error {
+	for file, c := range map[string]*localkube.Cluster{"admin.kubeconfig": mgmt, "target-admin.kubeconfig": target} {
 		kc, err := c.AdminKubeconfig()
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package dev_test
 import (
 	"bufio"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,16 +22,70 @@ import (
 	"sessiongate.dev/sessiongate/internal/testenv"
 )
 
-// build compiles one of the project's commands into dir.
-func build(t *testing.T, dir, pkg string) string {
-	t.Helper()
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, "./"+pkg)
+// buildDir holds `make build`'s output once built; TestMain removes it.
+var buildDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// built is `make build`'s output, built once for the package's tests.
+var built = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "sessiongate-build-")
+	if err != nil {
+		return "", err
+	}
+	buildDir = dir
+	cmd := exec.Command("make", "build", "BIN="+dir)
 	cmd.Dir = testenv.RepoRoot()
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+		return "", fmt.Errorf("make build: %w\n%s", err, b)
 	}
-	return out
+	return dir, nil
+})
+
+// install puts make build's sessiongate and sgctl in a fresh directory next
+// to the Kubernetes binaries (linked from bin/), as an installation would
+// have them, and checks that the build is static.
+func install(t *testing.T, with ...string) (bin string) {
+	t.Helper()
+	src, err := built()
+	testenv.Must(t, err)
+	bin = t.TempDir()
+	for _, name := range []string{"sessiongate", "sgctl"} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		testenv.Must(t, err)
+		testenv.Must(t, os.WriteFile(filepath.Join(bin, name), b, 0o755))
+	}
+	for _, name := range with {
+		testenv.Must(t, os.Symlink(filepath.Join(testenv.BinDir(), name), filepath.Join(bin, name)))
+	}
+	f, err := elf.Open(filepath.Join(bin, "sessiongate"))
+	testenv.Must(t, err)
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("make build's sessiongate is dynamically linked")
+		}
+	}
+	return bin
+}
+
+// standalone runs an installed sessiongate outside the checkout, with
+// nothing telling it where the checkout or the test binaries are.
+func standalone(bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(bin, "sessiongate"), args...)
+	cmd.Dir = filepath.Dir(bin)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KUBEBUILDER_ASSETS=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	return cmd
 }
 
 // descendants lists the processes below pid, read from /proc.
@@ -73,18 +129,15 @@ func alive(pid int) bool {
 // walkthrough with sgctl and the real kubectl, then stops the sandbox and
 // checks that nothing it started is left running.
 func TestReadmeWalkthrough(t *testing.T) {
-	bin := t.TempDir()
-	sessiongate := build(t, bin, "cmd/sessiongate")
-	sgctl := build(t, bin, "cmd/sgctl")
+	bin := install(t, "kube-apiserver", "etcd", "kwok", "kwok-config")
+	sessiongate, sgctl := filepath.Join(bin, "sessiongate"), filepath.Join(bin, "sgctl")
 	kubectl := filepath.Join(testenv.BinDir(), "kubectl")
 	dir := filepath.Join(t.TempDir(), "dev")
 	port, err := testenv.FreePort()
 	testenv.Must(t, err)
 	listen := "127.0.0.1:" + strconv.Itoa(port)
 
-	sandbox := exec.Command(sessiongate, "dev", "--dir", dir, "--listen", listen)
-	sandbox.Dir = testenv.RepoRoot()
-	sandbox.Env = append(os.Environ(), "KUBEBUILDER_ASSETS="+testenv.BinDir())
+	sandbox := standalone(bin, "dev", "--dir", dir, "--listen", listen)
 	stdout, err := sandbox.StdoutPipe()
 	testenv.Must(t, err)
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "dev.log"))
@@ -254,5 +307,59 @@ func TestBusyPortIsAClearErrorBeforeAnythingStarts(t *testing.T) {
 	err = dev.Run(context.Background(), dev.Options{Dir: t.TempDir(), Listen: l.Addr().String(), Replicas: 1, Out: io.Discard})
 	if err == nil || !strings.Contains(err.Error(), l.Addr().String()+" is in use") {
 		t.Errorf("got %v, want an error saying %s is in use", err, l.Addr())
+	}
+}
+
+// A sandbox that cannot finish starting stops what it did start.
+func TestAFailedStartLeavesNothingRunning(t *testing.T) {
+	bin := install(t, "kube-apiserver", "etcd") // no kwok
+	dir := filepath.Join(t.TempDir(), "dev")
+	port, err := testenv.FreePort()
+	testenv.Must(t, err)
+	out, err := standalone(bin, "dev", "--dir", dir, "--listen", "127.0.0.1:"+strconv.Itoa(port)).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "kwok") {
+		t.Fatalf("sessiongate dev without kwok: %v\n%s", err, out)
+	}
+	// Nothing runs from the installation's directory any more.
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.HasPrefix(string(cmdline), bin) && alive(atoi(e.Name())) {
+			t.Errorf("process %s outlived the failed sandbox: %s", e.Name(), strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+	}
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// --dir never empties a directory the sandbox did not make.
+func TestForeignDirIsNotEmptied(t *testing.T) {
+	dir := t.TempDir()
+	mine := filepath.Join(dir, "go.mod")
+	testenv.Must(t, os.WriteFile(mine, []byte("module precious\n"), 0o600))
+	port, err := testenv.FreePort()
+	testenv.Must(t, err)
+	err = dev.Run(context.Background(), dev.Options{Dir: dir, Listen: "127.0.0.1:" + strconv.Itoa(port), Replicas: 1, Out: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "refusing to empty it") {
+		t.Errorf("got %v, want a refusal", err)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("the sandbox removed a file it did not make: %v", err)
+	}
+}
+
+// The product never carries the test helpers.
+func TestCommandsDoNotImportTestHelpers(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "./cmd/...")
+	cmd.Dir = testenv.RepoRoot()
+	out, err := cmd.Output()
+	testenv.Must(t, err)
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.HasSuffix(pkg, "/internal/testenv") || strings.Contains(pkg, "controller-runtime/pkg/envtest/komega") {
+			t.Errorf("a command imports %s", pkg)
+		}
 	}
 }

@@ -1,129 +1,41 @@
-// Package testenv starts real kube-apiservers (envtest, binaries in bin/) for
-// sessiongate's tests: a management cluster with sessiongate's CRDs, and
-// target clusters whose client CA the tests hold, so that certificates
-// signed for sessions are accepted.
+// Package testenv is what sessiongate's tests share: the real local clusters
+// of internal/localkube under their test names, polling, a gateway's RBAC,
+// and a recording upstream. The product never imports it.
 package testenv
 
 import (
-	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
-	"sessiongate.dev/sessiongate/internal/gateway"
+	"sessiongate.dev/sessiongate/internal/localkube"
 )
 
-// Cluster is one running control plane.
-type Cluster struct {
-	Env    *envtest.Environment
-	Config *rest.Config // admin
-	Client client.Client
-	Kube   kubernetes.Interface
-	// CA signs client certificates the API server accepts; nil for the
-	// management cluster.
-	CA *CA
-}
+// The local clusters tests run against.
+type (
+	Cluster     = localkube.Cluster
+	CA          = localkube.CA
+	Kwok        = localkube.Kwok
+	KwokOptions = localkube.KwokOptions
+)
+
+// NodeName is the kwok node pods are placed on.
+const NodeName = localkube.NodeName
+
+var (
+	StartManagement       = localkube.StartManagement
+	StartTarget           = localkube.StartTarget
+	StartKwok             = localkube.StartKwok
+	RunningPod            = localkube.RunningPod
+	RegisterTarget        = localkube.RegisterTarget
+	AggregateClusterRoles = localkube.AggregateClusterRoles
+	NewCA                 = localkube.NewCA
+	FreePort              = localkube.FreePort
+	ApplyFile             = localkube.ApplyFile
+	BinDir                = localkube.BinDir
+)
 
 // RepoRoot is the root of the sessiongate checkout.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-// BinDir holds kube-apiserver, etcd, kubectl and kwok (make test-bins).
-func BinDir() string {
-	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
-		return d
-	}
-	return filepath.Join(RepoRoot(), "bin")
-}
-
-// StartManagement starts a control plane with sessiongate's CRDs installed.
-func StartManagement() (*Cluster, error) {
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: BinDir(),
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd")},
-		ErrorIfCRDPathMissing: true,
-	}
-	return start(env, nil)
-}
-
-// StartTarget starts a control plane whose client CA is a fresh CA the
-// caller holds (Cluster.CA).
-func StartTarget() (*Cluster, error) {
-	ca, err := NewCA("sessiongate-test-target-client-ca")
-	if err != nil {
-		return nil, err
-	}
-	env := &envtest.Environment{BinaryAssetsDirectory: BinDir()}
-	env.ControlPlane.GetAPIServer().SecureServing.Authn = &caAuthn{ca: ca}
-	c, err := start(env, ca)
-	if err != nil {
-		return nil, err
-	}
-	if err := AggregateClusterRoles(context.Background(), c.Kube); err != nil {
-		_ = c.Stop()
-		return nil, err
-	}
-	return c, nil
-}
-
-func start(env *envtest.Environment, ca *CA) (*Cluster, error) {
-	// A test cluster's data is thrown away: without fsync, a busy shared
-	// disk cannot stall etcd long enough to cost a leader its lease.
-	if env.ControlPlane.Etcd == nil {
-		env.ControlPlane.Etcd = &envtest.Etcd{}
-	}
-	env.ControlPlane.Etcd.Configure().Set("unsafe-no-fsync", "true")
-	cfg, err := env.Start()
-	if err != nil {
-		return nil, fmt.Errorf("starting envtest (are the binaries in %s? run make test-bins): %w", env.BinaryAssetsDirectory, err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: gateway.Scheme()})
-	if err != nil {
-		_ = env.Stop()
-		return nil, err
-	}
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		_ = env.Stop()
-		return nil, err
-	}
-	return &Cluster{Env: env, Config: cfg, Client: c, Kube: kube, CA: ca}, nil
-}
-
-// Stop stops the control plane.
-func (c *Cluster) Stop() error { return c.Env.Stop() }
-
-// MinterKubeconfig grants the user "sessiongate" the target-side rights
-// documented in config/target/rbac.yaml and returns a kubeconfig for it: tests
-// mint with exactly what operators are told to grant.
-func (c *Cluster) MinterKubeconfig(ctx context.Context) ([]byte, error) {
-	if err := ApplyFile(ctx, c.Client, filepath.Join(RepoRoot(), "config", "target", "rbac.yaml"), ""); err != nil {
-		return nil, err
-	}
-	u, err := c.Env.ControlPlane.AddUser(envtest.User{Name: "sessiongate"}, nil)
-	if err != nil {
-		return nil, err
-	}
-	return u.KubeConfig()
-}
-
-// AdminKubeconfig returns a kubeconfig for a system:masters user.
-func (c *Cluster) AdminKubeconfig() ([]byte, error) {
-	u, err := c.Env.ControlPlane.AddUser(envtest.User{Name: "sessiongate-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return nil, err
-	}
-	return u.KubeConfig()
-}
-
-func objectKey(namespace, name string) client.ObjectKey {
-	return client.ObjectKey{Namespace: namespace, Name: name}
 }

@@ -1,4 +1,4 @@
-package testenv
+package localkube
 
 import (
 	"bufio"
@@ -25,6 +25,12 @@ func ApplyFile(ctx context.Context, c client.Client, path, namespace string) err
 	if err != nil {
 		return err
 	}
+	return Apply(ctx, c, path, data, namespace)
+}
+
+// Apply is ApplyFile for YAML in memory; name says where it came from in
+// errors.
+func Apply(ctx context.Context, c client.Client, path string, data []byte, namespace string) error {
 	decode := serializer.NewCodecFactory(gateway.Scheme()).UniversalDeserializer().Decode
 	r := yaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	for {

@@ -1,23 +1,28 @@
-package testenv
+package localkube
 
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"sessiongate.dev/sessiongate/config"
 )
 
 // GatewayConfig returns a config for a new user on the management cluster
 // that holds exactly what config/rbac/role.yaml — generated from the code's
-// RBAC markers — grants, in namespace: a gateway under test runs with it, so
-// a verb the code needs and the markers miss fails a test.
+// RBAC markers — grants, in namespace: the sandbox's and the tests' gateways
+// run with it, so a verb the code needs and the markers miss fails.
 func (c *Cluster) GatewayConfig(ctx context.Context, namespace string) (*rest.Config, error) {
-	if err := ApplyFile(ctx, c.Client, filepath.Join(RepoRoot(), "config", "rbac", "role.yaml"), namespace); err != nil {
+	role, err := config.File(config.RolePath)
+	if err != nil {
+		return nil, err
+	}
+	if err := Apply(ctx, c.Client, config.RolePath, role, namespace); err != nil {
 		return nil, err
 	}
 	user := "sessiongate-gateway:" + namespace
