@@ -363,3 +363,26 @@ func TestCommandsDoNotImportTestHelpers(t *testing.T) {
 		}
 	}
 }
+
+// The image is built by make build, the build the tests above check, and
+// runs as a non-root user.
+func TestDockerfileBuildsWithMakeBuildAndRunsAsNonRoot(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "Dockerfile"))
+	testenv.Must(t, err)
+	var runs []string
+	var user string
+	for _, line := range strings.Split(string(b), "\n") {
+		switch f := strings.Fields(line); {
+		case len(f) > 1 && f[0] == "RUN" && f[1] != "go":
+			runs = append(runs, strings.Join(f[1:], " "))
+		case len(f) > 1 && f[0] == "USER":
+			user = f[1]
+		}
+	}
+	if len(runs) != 1 || !strings.HasPrefix(runs[0], "make build ") {
+		t.Errorf("the Dockerfile builds with %q, want make build alone", runs)
+	}
+	if user == "" || strings.HasPrefix(user, "0") || strings.HasPrefix(user, "root") {
+		t.Errorf("the image runs as %q, want a non-root user", user)
+	}
+}
