@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the binaries that tests run against — kube-apiserver, etcd, kubectl
-# and kwok — from the Go module proxy into the given directory (default bin/).
+# Builds the binaries that tests run against — kube-apiserver, etcd, kubectl,
+# kube-controller-manager and kwok — from the Go module proxy into the given directory (default bin/).
 # Nothing is downloaded from anywhere else. A stamp file per binary records the
 # version it was built from, so a second run is a no-op.
 set -euo pipefail
@@ -33,6 +33,9 @@ cd "$root/hack/tools/kube"
 build etcd "$KUBE_VERSION" go build -o "$bin/etcd" go.etcd.io/etcd/server/v3
 build kube-apiserver "$KUBE_VERSION" go build -o "$bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
 build kubectl "$KUBE_VERSION" go build -o "$bin/kubectl" k8s.io/kubernetes/cmd/kubectl
+# kube-controller-manager signs approved CertificateSigningRequests for the
+# CSR provider's tests (its csrsigning controller, nothing else).
+build kube-controller-manager "$KUBE_VERSION" go build -o "$bin/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager
 
 # kwok fakes nodes and pods on a test target, with real exec, logs and
 # port-forward. Its CRDs and stage definitions come from the same module.

@@ -5,7 +5,7 @@ import (
 )
 
 // ProviderType names how credentials are minted on a target cluster.
-// +kubebuilder:validation:Enum=ServiceAccountToken;SignedCertificate
+// +kubebuilder:validation:Enum=ServiceAccountToken;SignedCertificate;CertificateSigningRequest
 type ProviderType string
 
 const (
@@ -17,6 +17,13 @@ const (
 	// target's API server trusts. The certificate lives no longer than the
 	// session; RBAC bindings made for it are deleted at the end.
 	ProviderSignedCertificate ProviderType = "SignedCertificate"
+	// ProviderCertificateSigningRequest has the target's own
+	// kubernetes.io/kube-apiserver-client signer issue a client certificate
+	// through the CertificateSigningRequest API: the gateway approves its own
+	// request and deletes it once issued. Like SignedCertificate, the
+	// certificate cannot be revoked before it expires; its bindings are
+	// deleted at the end.
+	ProviderCertificateSigningRequest ProviderType = "CertificateSigningRequest"
 )
 
 // DefaultSessionNamespace is the namespace on a target cluster that holds the

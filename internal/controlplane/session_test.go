@@ -238,7 +238,7 @@ func TestInvalidSessionsFailWithAMessageNamingTheField(t *testing.T) {
 		}, `namespace "sessiongate-sessions" may never be granted`},
 		{"system-masters", func(s *v1alpha1.Session) { s.Spec.AccessLevel = v1alpha1.AccessLevel{Group: "system:masters"} }, `"system:masters" is a system: group`},
 		{"owner-claim-iss", func(s *v1alpha1.Session) { s.Spec.Owner.UserPrincipal.Claim = "iss" }, `spec.owner.userPrincipal.claim: Unsupported value: "iss"`},
-		{"group-on-token-provider", func(s *v1alpha1.Session) { s.Spec.AccessLevel = v1alpha1.AccessLevel{Group: "sre"} }, "spec.accessLevel.group needs a Cluster with the SignedCertificate provider"},
+		{"group-on-token-provider", func(s *v1alpha1.Session) { s.Spec.AccessLevel = v1alpha1.AccessLevel{Group: "sre"} }, "spec.accessLevel.group needs a Cluster with a certificate provider"},
 		{"owner-without-principal", func(s *v1alpha1.Session) { s.Spec.Owner.UserPrincipal = nil }, "spec.owner.userPrincipal: Required value"},
 		{"owner-without-claim", func(s *v1alpha1.Session) { s.Spec.Owner.UserPrincipal.Claim = "" }, "spec.owner.userPrincipal.claim: Required value"},
 		{"group-owner-without-group", func(s *v1alpha1.Session) { s.Spec.Owner = v1alpha1.Owner{Type: v1alpha1.OwnerGroup} }, "spec.owner.group.name: Required value"},

@@ -109,6 +109,8 @@ func NewMinter(t Target) (Minter, error) {
 		return &serviceAccountToken{target: t}, nil
 	case v1alpha1.ProviderSignedCertificate:
 		return newSignedCertificate(t)
+	case v1alpha1.ProviderCertificateSigningRequest:
+		return &certificateSigningRequest{target: t}, nil
 	default:
 		return nil, permanent("cluster %s: unknown provider type %q", t.Cluster.Name, t.Cluster.Spec.Provider.Type)
 	}

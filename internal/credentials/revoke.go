@@ -11,11 +11,13 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
 )
 
 // Revoke deletes everything made on the target for the session with the given
-// UID: ServiceAccounts (which kills their tokens server-side), RoleBindings and
-// ClusterRoleBindings. It is idempotent, and it only ever deletes objects that
+// UID: ServiceAccounts (which kills their tokens server-side), RoleBindings,
+// ClusterRoleBindings and CertificateSigningRequests a crash left behind. It is idempotent, and it only ever deletes objects that
 // carry this gateway's labels.
 func Revoke(ctx context.Context, t Target, sessionUID types.UID) error {
 	sel := labels.Set{LabelManagedBy: ManagedByValue, LabelGateway: t.Gateway, LabelSessionUID: string(sessionUID)}.String()
@@ -41,6 +43,18 @@ func Revoke(ctx context.Context, t Target, sessionUID types.UID) error {
 	if err == nil {
 		for _, o := range rbs.Items {
 			note("RoleBinding "+o.Namespace+"/"+o.Name, rbac.RoleBindings(o.Namespace).Delete(ctx, o.Name, preconditions(o.UID)))
+		}
+	}
+	if t.Cluster != nil && t.Cluster.Spec.Provider.Type == v1alpha1.ProviderCertificateSigningRequest {
+		// A request normally goes as soon as it is issued; one a crash left
+		// behind goes here.
+		csrs := t.Client.CertificatesV1().CertificateSigningRequests()
+		list, err := csrs.List(ctx, opts)
+		note("CertificateSigningRequests", err)
+		if err == nil {
+			for _, o := range list.Items {
+				note("CertificateSigningRequest "+o.Name, csrs.Delete(ctx, o.Name, preconditions(o.UID)))
+			}
 		}
 	}
 	ns := SessionNamespace(t.Cluster)
@@ -104,6 +118,15 @@ func SessionsOnTarget(ctx context.Context, t Target) (map[types.UID]Remnant, err
 	sas, err := t.Client.CoreV1().ServiceAccounts(SessionNamespace(t.Cluster)).List(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("listing ServiceAccounts: %w", err)
+	}
+	if t.Cluster != nil && t.Cluster.Spec.Provider.Type == v1alpha1.ProviderCertificateSigningRequest {
+		csrs, err := t.Client.CertificatesV1().CertificateSigningRequests().List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("listing CertificateSigningRequests: %w", err)
+		}
+		for i := range csrs.Items {
+			add(&csrs.Items[i])
+		}
 	}
 	for i := range sas.Items {
 		add(&sas.Items[i])

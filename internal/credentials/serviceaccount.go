@@ -27,7 +27,7 @@ type serviceAccountToken struct {
 
 func (p *serviceAccountToken) Mint(ctx context.Context, s *v1alpha1.Session, notAfter time.Time) (*Credential, error) {
 	if s.Spec.AccessLevel.Group != "" {
-		return nil, permanent("spec.accessLevel.group needs a Cluster with the SignedCertificate provider; cluster %s uses ServiceAccountToken", s.Spec.Cluster)
+		return nil, permanent("spec.accessLevel.group needs a Cluster with a certificate provider (SignedCertificate or CertificateSigningRequest); cluster %s uses ServiceAccountToken", s.Spec.Cluster)
 	}
 	ns := SessionNamespace(p.target.Cluster)
 	name := ObjectName(p.target.Gateway, s)

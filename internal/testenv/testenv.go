@@ -22,16 +22,17 @@ type (
 const NodeName = localkube.NodeName
 
 var (
-	StartManagement       = localkube.StartManagement
-	StartTarget           = localkube.StartTarget
-	StartKwok             = localkube.StartKwok
-	RunningPod            = localkube.RunningPod
-	RegisterTarget        = localkube.RegisterTarget
-	AggregateClusterRoles = localkube.AggregateClusterRoles
-	NewCA                 = localkube.NewCA
-	FreePort              = localkube.FreePort
-	ApplyFile             = localkube.ApplyFile
-	BinDir                = localkube.BinDir
+	StartManagement        = localkube.StartManagement
+	StartTarget            = localkube.StartTarget
+	StartKwok              = localkube.StartKwok
+	RunningPod             = localkube.RunningPod
+	RegisterTarget         = localkube.RegisterTarget
+	AggregateClusterRoles  = localkube.AggregateClusterRoles
+	NewCA                  = localkube.NewCA
+	FreePort               = localkube.FreePort
+	StartControllerManager = localkube.StartControllerManager
+	ApplyFile              = localkube.ApplyFile
+	BinDir                 = localkube.BinDir
 )
 
 // RepoRoot is the root of the sessiongate checkout.
