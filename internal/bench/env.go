@@ -214,10 +214,15 @@ func (e *Env) GatewayPath(replica int, session string) *Path {
 // CreateSession creates a session for alice with edit in demo and bench,
 // and with wait returns once replica 0 serves it.
 func (e *Env) CreateSession(ctx context.Context, name string, wait bool) (*v1alpha1.Session, error) {
+	return e.CreateSessionFor(ctx, name, 2*time.Hour, wait)
+}
+
+// CreateSessionFor is CreateSession with a TTL.
+func (e *Env) CreateSessionFor(ctx context.Context, name string, ttl time.Duration, wait bool) (*v1alpha1.Session, error) {
 	s := &v1alpha1.Session{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
 		Spec: v1alpha1.SessionSpec{
-			TTL: metav1.Duration{Duration: 2 * time.Hour}, Cluster: "target",
+			TTL: metav1.Duration{Duration: ttl}, Cluster: "target",
 			AccessLevel: v1alpha1.AccessLevel{ClusterRole: "edit", Namespaces: []string{"demo", benchNS}},
 			Owner:       v1alpha1.Owner{Type: v1alpha1.OwnerUser, UserPrincipal: &v1alpha1.UserPrincipal{Name: "alice@example.com", Claim: "email"}},
 			Reason:      "bench",
