@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -37,6 +38,8 @@ func newServeCommand() *cobra.Command {
 		groups       []string
 		deniedNS     []string
 		kubeconfig   string
+		istio        bool
+		istioSel     string
 	)
 	def := policy.Default()
 	cmd := &cobra.Command{
@@ -48,6 +51,13 @@ func newServeCommand() *cobra.Command {
 			cp.Policy.Groups = groups
 			cp.Policy.DeniedNamespaces = deniedNS
 			cp.Policy.OwnerClaims = serve.OIDC.OwnerClaims
+			if istio {
+				sel, err := labels.ConvertSelectorToLabelsMap(istioSel)
+				if err != nil || len(sel) == 0 {
+					return fmt.Errorf("--istio-selector must be labels like app.kubernetes.io/name=sessiongate, got %q", istioSel)
+				}
+				cp.Istio = &controlplane.IstioOptions{Selector: sel, GroupsClaim: serve.OIDC.GroupsClaim}
+			}
 			if cp.IngressBaseURL == "" || !strings.HasPrefix(cp.IngressBaseURL, "https://") {
 				return fmt.Errorf("--ingress-base-url must be an https:// URL, got %q", cp.IngressBaseURL)
 			}
@@ -81,6 +91,8 @@ func newServeCommand() *cobra.Command {
 	f.StringSliceVar(&deniedNS, "denied-namespaces", def.DeniedNamespaces, "Namespaces no grant may ever name; each Cluster's session namespace is always denied too.")
 	f.DurationVar(&cp.SweepInterval, "sweep-interval", 5*time.Minute, "How often to look for and remove target objects whose session is gone.")
 	f.DurationVar(&cp.SweepGrace, "sweep-grace", controlplane.DefaultSweepGrace, "Target objects younger than this are never swept, so a session being minted is never taken for an orphan.")
+	f.BoolVar(&istio, "istio-authorization-policies", false, "Give each Active session an Istio AuthorizationPolicy (security.istio.io/v1, in --namespace) that lets its path through the mesh only for JWTs whose owner claim names the session's owner; the gateway verifies tokens itself either way.")
+	f.StringVar(&istioSel, "istio-selector", "app.kubernetes.io/name=sessiongate", "Labels of the workloads the per-session AuthorizationPolicies apply to (the gateway's pods, or the ingress gateway in --namespace).")
 	f.StringVar(&serve.Listen, "listen", ":8443", "Address of the HTTPS server that serves session endpoints.")
 	f.StringVar(&serve.TLSCertFile, "tls-cert-file", "", "Serving certificate (PEM); reloaded when it changes.")
 	f.StringVar(&serve.TLSKeyFile, "tls-key-file", "", "Key of the serving certificate (PEM).")

@@ -46,6 +46,8 @@ type SessionReconciler struct {
 	Policy    policy.Policy
 	// IngressBaseURL is the gateway's external URL, e.g. https://gw.example.com.
 	IngressBaseURL string
+	// Istio, when set, gives each Active session an AuthorizationPolicy.
+	Istio *IstioOptions
 
 	targets  *targets
 	notifier *notify.Notifier
@@ -194,6 +196,9 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 			"minted credentials on cluster %s for %s, valid until %s", s.Spec.Cluster, cred.Identity, cred.NotAfter.UTC().Format(time.RFC3339))
 	}
 
+	if err := r.ensureAuthorizationPolicy(ctx, s); err != nil {
+		return r.stepFailed(ctx, s, err)
+	}
 	if s.Status.ActivatedAt == nil {
 		s.Status.ActivatedAt = &metav1.Time{Time: now}
 		s.Status.ExpiresAt = &metav1.Time{Time: expiresAt}
@@ -282,6 +287,9 @@ func (r *SessionReconciler) revoke(ctx context.Context, s *v1alpha1.Session) err
 		}
 	case err != nil && !apierrors.IsNotFound(err):
 		return fmt.Errorf("reading credentials Secret %s: %w", secretName(s), err)
+	}
+	if err := r.deleteAuthorizationPolicy(ctx, s); err != nil {
+		return err
 	}
 
 	target, err := r.targets.get(ctx, s.Spec.Cluster)

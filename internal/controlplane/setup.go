@@ -44,6 +44,8 @@ type Options struct {
 	Clock clock.PassiveClock
 	// Notify tunes notification delivery (queue, retries, backoff).
 	Notify notify.Options
+	// Istio, when set, gives each Active session an Istio AuthorizationPolicy.
+	Istio *IstioOptions
 }
 
 // indexSessionCluster indexes Sessions by spec.cluster.
@@ -82,6 +84,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Clock:          opts.Clock,
 		Policy:         opts.Policy,
 		IngressBaseURL: opts.IngressBaseURL,
+		Istio:          opts.Istio,
 		targets:        t,
 	}
 	r.notifier = newNotifier(opts.Notify, r.Recorder)

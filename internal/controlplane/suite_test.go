@@ -115,17 +115,25 @@ func (e *env) startGateway() {
 // never as an administrator.
 func (e *env) startGatewayWith(pol policy.Policy) {
 	e.t.Helper()
+	e.startGatewayOpts(func(o *controlplane.Options) { o.Policy = pol })
+}
+
+// startGatewayOpts starts the gateway with changed control plane options.
+func (e *env) startGatewayOpts(mutate func(*controlplane.Options)) {
+	e.t.Helper()
 	cfg, err := mgmt.GatewayConfig(e.ctx, e.namespace)
 	testenv.Must(e.t, err)
+	cp := controlplane.Options{
+		Namespace:      e.namespace,
+		Gateway:        e.namespace,
+		IngressBaseURL: "https://gateway.test",
+		Policy:         testPolicy,
+		// Quick retries, so a failing sink is given up on in a test.
+		Notify: notify.Options{Attempts: 3, Backoff: 20 * time.Millisecond},
+	}
+	mutate(&cp)
 	gw, err := gateway.New(cfg, gateway.Options{
-		ControlPlane: controlplane.Options{
-			Namespace:      e.namespace,
-			Gateway:        e.namespace,
-			IngressBaseURL: "https://gateway.test",
-			Policy:         pol,
-			// Quick retries, so a failing sink is given up on in a test.
-			Notify: notify.Options{Attempts: 3, Backoff: 20 * time.Millisecond},
-		},
+		ControlPlane: cp,
 		LeaderElection:         true,
 		LeaderElectionID:       "sessiongate",
 		MetricsBindAddress:     "0",
