@@ -133,7 +133,7 @@ func (e *env) startGatewayOpts(mutate func(*controlplane.Options)) {
 	}
 	mutate(&cp)
 	gw, err := gateway.New(cfg, gateway.Options{
-		ControlPlane: cp,
+		ControlPlane:           cp,
 		LeaderElection:         true,
 		LeaderElectionID:       "sessiongate",
 		MetricsBindAddress:     "0",
