@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the binaries that tests run against — kube-apiserver, etcd, kubectl,
-# kube-controller-manager and kwok — from the Go module proxy into the given directory (default bin/).
+# kube-controller-manager, kwok and versitygw — from the Go module proxy into the given directory (default bin/).
 # Nothing is downloaded from anywhere else. A stamp file per binary records the
 # version it was built from, so a second run is a no-op.
 set -euo pipefail
@@ -12,6 +12,7 @@ export GOFLAGS=-buildvcs=false
 
 KUBE_VERSION=v1.37.2 # k8s.io/kubernetes; hack/tools/kube/go.mod pins it and its etcd
 KWOK_VERSION=v0.8.0
+VERSITYGW_VERSION=v1.8.0
 
 # build NAME VERSION COMMAND...: runs COMMAND unless bin/NAME exists and was
 # built from VERSION.
@@ -53,3 +54,7 @@ if [[ ! -f "$bin/kwok-config/.version" || "$(cat "$bin/kwok-config/.version")" !
   chmod -R u+w "$bin/kwok-config"
   echo "$KWOK_VERSION" >"$bin/kwok-config/.version"
 fi
+
+# versitygw is the S3-compatible server (POSIX backend) the recording sink's
+# tests store casts in.
+build versitygw "$VERSITYGW_VERSION" env GOBIN="$bin" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"

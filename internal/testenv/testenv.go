@@ -16,6 +16,7 @@ type (
 	CA          = localkube.CA
 	Kwok        = localkube.Kwok
 	KwokOptions = localkube.KwokOptions
+	S3          = localkube.S3
 )
 
 // NodeName is the kwok node pods are placed on.
@@ -31,6 +32,7 @@ var (
 	NewCA                  = localkube.NewCA
 	FreePort               = localkube.FreePort
 	StartControllerManager = localkube.StartControllerManager
+	StartS3                = localkube.StartS3
 	ApplyFile              = localkube.ApplyFile
 	BinDir                 = localkube.BinDir
 )

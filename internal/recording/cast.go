@@ -1,0 +1,130 @@
+// Package recording keeps exec and attach streams as asciicast v2 files
+// (https://docs.asciinema.org/manual/asciicast/v2/): what the user typed
+// (input events), what the container answered on stdout and stderr (output
+// events) and terminal resizes, each with its time since the start. A Recorder
+// never makes the stream wait for storage: events go through a bounded buffer
+// to a Sink (a local directory or an S3-compatible object store) in the
+// background.
+package recording
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Meta says whose stream a cast is; it is the cast header's "sessiongate"
+// field, next to the standard ones.
+type Meta struct {
+	ID        string   `json:"id"`
+	Session   string   `json:"session"`
+	User      string   `json:"user"`
+	Cluster   string   `json:"cluster"`
+	Namespace string   `json:"namespace"`
+	Pod       string   `json:"pod"`
+	Container string   `json:"container,omitempty"`
+	Command   []string `json:"command,omitempty"`
+	// Kind is exec or attach.
+	Kind string `json:"kind"`
+	TTY  bool   `json:"tty"`
+}
+
+// Header is the first line of a cast.
+type Header struct {
+	Version     int               `json:"version"`
+	Width       int               `json:"width"`
+	Height      int               `json:"height"`
+	Timestamp   int64             `json:"timestamp"`
+	Title       string            `json:"title,omitempty"`
+	Env         map[string]string `json:"env,omitempty"`
+	Sessiongate Meta              `json:"sessiongate"`
+}
+
+// EventType is an asciicast v2 event code.
+type EventType string
+
+const (
+	Output EventType = "o"
+	Input  EventType = "i"
+	Resize EventType = "r"
+)
+
+// Event is one line after the header: [seconds, code, data].
+type Event struct {
+	Time time.Duration
+	Type EventType
+	Data string
+}
+
+// MarshalJSON writes the event as asciicast's three-element array.
+func (e Event) MarshalJSON() ([]byte, error) {
+	return json.Marshal([]any{json.Number(strconv.FormatFloat(e.Time.Seconds(), 'f', 6, 64)), e.Type, e.Data})
+}
+
+// UnmarshalJSON reads the three-element array.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if len(raw) != 3 {
+		return fmt.Errorf("an event has %d elements, want 3", len(raw))
+	}
+	var secs float64
+	if err := json.Unmarshal(raw[0], &secs); err != nil {
+		return err
+	}
+	e.Time = time.Duration(secs * float64(time.Second))
+	if err := json.Unmarshal(raw[1], &e.Type); err != nil {
+		return err
+	}
+	return json.Unmarshal(raw[2], &e.Data)
+}
+
+// Cast is a whole recording, as Read returns it.
+type Cast struct {
+	Header Header
+	Events []Event
+}
+
+// Read parses a cast.
+func Read(r io.Reader) (*Cast, error) {
+	s := bufio.NewScanner(r)
+	s.Buffer(make([]byte, 64<<10), 16<<20)
+	if !s.Scan() {
+		if err := s.Err(); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("empty cast")
+	}
+	c := &Cast{}
+	if err := json.Unmarshal(s.Bytes(), &c.Header); err != nil {
+		return nil, fmt.Errorf("cast header: %w", err)
+	}
+	if c.Header.Version != 2 {
+		return nil, fmt.Errorf("asciicast version %d, want 2", c.Header.Version)
+	}
+	for n := 2; s.Scan(); n++ {
+		var e Event
+		if err := json.Unmarshal(s.Bytes(), &e); err != nil {
+			return nil, fmt.Errorf("cast line %d: %w", n, err)
+		}
+		c.Events = append(c.Events, e)
+	}
+	return c, s.Err()
+}
+
+// text makes stream bytes a JSON string without losing them: valid UTF-8
+// stays as it is; a stray byte becomes U+FFFD, as a terminal would show it.
+// Multi-byte characters split across two reads are joined by the encoder.
+func text(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return string([]rune(string(b)))
+}

@@ -1,0 +1,203 @@
+package recording
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// BufferEvents bounds what waits for the sink: a sink slower than the stream
+// for longer than that loses events (best-effort) or fails the recording.
+const BufferEvents = 4096
+
+// Stream is where recorded bytes came from.
+type Stream int
+
+const (
+	Stdin Stream = iota
+	Stdout
+	Stderr
+)
+
+// Recorder writes one stream's cast to a sink without ever blocking the
+// stream: Stdin, Stdout, Stderr and Resize copy the data into a bounded
+// queue and return.
+type Recorder struct {
+	start time.Time
+	now   func() time.Time
+	queue chan Event
+	done  chan struct{}
+
+	mu     sync.Mutex
+	carry  [3][]byte // an incomplete UTF-8 character per stream
+	closed bool
+	err    error
+	// failed is closed on the first lost event or sink error.
+	failed     chan struct{}
+	dropped    atomic.Int64
+	closeOnce  sync.Once
+	closeError error
+}
+
+// Start opens the cast in sink under meta.ID and writes its header.
+func Start(ctx context.Context, sink Sink, meta Meta, width, height int) (*Recorder, error) {
+	if err := ValidID(meta.ID); err != nil {
+		return nil, err
+	}
+	w, err := sink.Create(ctx, meta.ID)
+	if err != nil {
+		return nil, fmt.Errorf("recording %s: %w", meta.ID, err)
+	}
+	if width <= 0 || height <= 0 {
+		width, height = 80, 24
+	}
+	r := &Recorder{start: time.Now(), now: time.Now, queue: make(chan Event, BufferEvents), done: make(chan struct{}), failed: make(chan struct{})}
+	h := Header{Version: 2, Width: width, Height: height, Timestamp: r.start.Unix(),
+		Title: fmt.Sprintf("%s %s/%s on %s by %s", meta.Kind, meta.Namespace, meta.Pod, meta.Cluster, meta.User),
+		Env:   map[string]string{"TERM": "xterm-256color"}, Sessiongate: meta}
+	go r.run(w, h)
+	return r, nil
+}
+
+func (r *Recorder) run(w io.WriteCloser, h Header) {
+	defer close(r.done)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	enc := json.NewEncoder(bw)
+	err := enc.Encode(h)
+	for ev := range r.queue {
+		if err == nil {
+			err = enc.Encode(ev)
+			// Flush when the stream is quiet, so a cast is complete up to
+			// the last pause even if the process dies.
+			if err == nil && len(r.queue) == 0 {
+				err = bw.Flush()
+			}
+		}
+		if err != nil {
+			r.fail(fmt.Errorf("writing the recording: %w", err))
+		}
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		r.fail(fmt.Errorf("storing the recording: %w", err))
+	}
+}
+
+func (r *Recorder) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failLocked(err)
+}
+
+func (r *Recorder) failLocked(err error) {
+	if r.err == nil {
+		r.err = err
+		close(r.failed)
+	}
+}
+
+// Failed is closed once the recording has lost something: a stream whose
+// policy requires recording must end then.
+func (r *Recorder) Failed() <-chan struct{} { return r.failed }
+
+// Err is why the recording failed, or nil.
+func (r *Recorder) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// Stdin records what the user sent.
+func (r *Recorder) Stdin(p []byte) { r.record(Stdin, Input, p) }
+
+// Stdout records what the container wrote.
+func (r *Recorder) Stdout(p []byte) { r.record(Stdout, Output, p) }
+
+// Stderr records the container's errors; asciicast has one output stream.
+func (r *Recorder) Stderr(p []byte) { r.record(Stderr, Output, p) }
+
+// Resize records a terminal size change.
+func (r *Recorder) Resize(width, height int) {
+	r.enqueue(Event{Time: r.now().Sub(r.start), Type: Resize, Data: strconv.Itoa(width) + "x" + strconv.Itoa(height)})
+}
+
+func (r *Recorder) record(s Stream, t EventType, p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	r.mu.Lock()
+	b := append(r.carry[s], p...)
+	// Keep an incomplete character at the end for the next read.
+	cut := len(b)
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				cut = i
+			}
+			break
+		}
+	}
+	r.carry[s] = append([]byte(nil), b[cut:]...)
+	r.mu.Unlock()
+	if cut > 0 {
+		r.enqueue(Event{Time: r.now().Sub(r.start), Type: t, Data: text(b[:cut])})
+	}
+}
+
+func (r *Recorder) enqueue(ev Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	select {
+	case r.queue <- ev:
+	default:
+		if r.dropped.Add(1) == 1 {
+			r.failLocked(errors.New("the recording fell behind the stream and lost events"))
+		}
+	}
+}
+
+// Dropped is how many events the recording lost.
+func (r *Recorder) Dropped() int64 { return r.dropped.Load() }
+
+// Close flushes what is queued and commits the cast; it returns why the
+// recording is incomplete, if it is.
+func (r *Recorder) Close() error {
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		rest := r.carry
+		r.carry = [3][]byte{}
+		r.mu.Unlock()
+		for s, b := range rest {
+			if len(b) > 0 {
+				t := Output
+				if Stream(s) == Stdin {
+					t = Input
+				}
+				r.enqueue(Event{Time: r.now().Sub(r.start), Type: t, Data: text(b)})
+			}
+		}
+		r.mu.Lock()
+		r.closed = true
+		close(r.queue)
+		r.mu.Unlock()
+		<-r.done
+		r.closeError = r.Err()
+	})
+	return r.closeError
+}

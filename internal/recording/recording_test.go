@@ -1,0 +1,174 @@
+package recording_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sessiongate.dev/sessiongate/internal/recording"
+	"sessiongate.dev/sessiongate/internal/testenv"
+)
+
+// s3 starts versitygw with a bucket and returns a sink on it.
+func s3(t *testing.T) (*recording.S3, *testenv.S3) {
+	t.Helper()
+	srv, err := testenv.StartS3(t.TempDir())
+	testenv.Must(t, err)
+	t.Cleanup(srv.Stop)
+	testenv.Must(t, srv.Bucket("casts"))
+	sink, err := recording.NewS3(recording.S3Config{
+		Endpoint: srv.Endpoint, Bucket: "casts", Prefix: "gw/", AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, CA: srv.CA,
+	})
+	testenv.Must(t, err)
+	return sink, srv
+}
+
+func TestACastHoldsExactlyWhatWasRecordedInEitherSink(t *testing.T) {
+	s3Sink, srv := s3(t)
+	dir := t.TempDir()
+	for name, c := range map[string]struct {
+		sink   recording.Sink
+		stored func(id string) string
+	}{
+		"directory": {recording.Dir(dir), func(id string) string { return filepath.Join(dir, id+".cast") }},
+		"S3":        {s3Sink, func(id string) string { return filepath.Join(srv.Root, "casts", "gw", id+".cast") }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			meta := recording.Meta{ID: recording.NewID("alice-x", time.Now()), Session: "alice-x", User: "alice@example.com",
+				Cluster: "prod", Namespace: "demo", Pod: "web", Container: "app", Command: []string{"sh"}, Kind: "exec", TTY: true}
+			r, err := recording.Start(ctx, c.sink, meta, 80, 24)
+			testenv.Must(t, err)
+			r.Stdin([]byte("ls\r"))
+			r.Stdout([]byte("file1\r\n"))
+			r.Stderr([]byte("warning\n"))
+			r.Resize(120, 40)
+			r.Stdout([]byte("h\xc3")) // é split across two reads
+			r.Stdout([]byte("\xa9llo"))
+			testenv.Must(t, r.Close())
+
+			// What reached the store, read back through the sink.
+			if _, err := os.Stat(c.stored(meta.ID)); err != nil {
+				t.Fatalf("the cast is not in the store: %v", err)
+			}
+			rc, err := c.sink.Open(ctx, meta.ID)
+			testenv.Must(t, err)
+			defer rc.Close()
+			cast, err := recording.Read(rc)
+			testenv.Must(t, err)
+			if h := cast.Header; h.Version != 2 || h.Width != 80 || h.Height != 24 || h.Sessiongate.User != "alice@example.com" || h.Sessiongate.Pod != "web" || strings.Join(h.Sessiongate.Command, " ") != "sh" {
+				t.Errorf("header %+v", h)
+			}
+			var got []string
+			var last time.Duration
+			for _, e := range cast.Events {
+				got = append(got, string(e.Type)+":"+e.Data)
+				if e.Time < last {
+					t.Errorf("event times go back: %v after %v", e.Time, last)
+				}
+				last = e.Time
+			}
+			want := []string{"i:ls\r", "o:file1\r\n", "o:warning\n", "r:120x40", "o:h", "o:éllo"}
+			if strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Errorf("events %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// stuck is a sink whose writes never return, like a store that hangs.
+type stuck struct{ release chan struct{} }
+
+func (s stuck) Create(context.Context, string) (io.WriteCloser, error) { return s, nil }
+func (s stuck) Open(context.Context, string) (io.ReadCloser, error) {
+	return nil, recording.ErrNotFound
+}
+func (s stuck) Check(context.Context) error { return nil }
+func (s stuck) Write(p []byte) (int, error) {
+	<-s.release
+	return 0, errors.New("the store went away")
+}
+func (s stuck) Close() error { return nil }
+
+// Recording never makes the stream wait: with the sink stuck, every call
+// returns, the overflow is counted, and the recording says it failed.
+func TestARecorderNeverBlocksTheStream(t *testing.T) {
+	sink := stuck{release: make(chan struct{})}
+	r, err := recording.Start(context.Background(), sink, recording.Meta{ID: "s-1-ab", Kind: "exec"}, 80, 24)
+	testenv.Must(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 3 * recording.BufferEvents {
+			r.Stdout([]byte("x"))
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("recording blocked the stream")
+	}
+	select {
+	case <-r.Failed():
+	default:
+		t.Fatal("the recording lost events and does not say so")
+	}
+	if r.Dropped() == 0 || !strings.Contains(r.Err().Error(), "lost events") {
+		t.Errorf("dropped %d, err %v", r.Dropped(), r.Err())
+	}
+	close(sink.release)
+	if err := r.Close(); err == nil {
+		t.Error("Close of an incomplete recording returned nil")
+	}
+}
+
+func TestS3SinkSaysWhenItCannotTakeWrites(t *testing.T) {
+	sink, srv := s3(t)
+	ctx := context.Background()
+	testenv.Must(t, sink.Check(ctx))
+	if _, err := sink.Open(ctx, "nothing-here"); !errors.Is(err, recording.ErrNotFound) {
+		t.Errorf("a missing cast: %v", err)
+	}
+	other, err := recording.NewS3(recording.S3Config{Endpoint: srv.Endpoint, Bucket: "absent", AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, CA: srv.CA})
+	testenv.Must(t, err)
+	if err := other.Check(ctx); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("a missing bucket: %v", err)
+	}
+	wrongKey, err := recording.NewS3(recording.S3Config{Endpoint: srv.Endpoint, Bucket: "casts", AccessKey: srv.AccessKey, SecretKey: "wrong", CA: srv.CA})
+	testenv.Must(t, err)
+	if err := wrongKey.Check(ctx); err == nil {
+		t.Error("a wrong secret key: Check passed")
+	}
+	srv.Stop()
+	if err := sink.Check(ctx); err == nil {
+		t.Error("with the store down, Check passed")
+	}
+}
+
+func TestConfigurationAndIDsAreChecked(t *testing.T) {
+	for name, c := range map[string]recording.S3Config{
+		"plain http": {Endpoint: "http://s3.example.com", Bucket: "b", AccessKey: "a", SecretKey: "s"},
+		"a path":     {Endpoint: "https://s3.example.com/bucket", Bucket: "b", AccessKey: "a", SecretKey: "s"},
+		"no bucket":  {Endpoint: "https://s3.example.com", AccessKey: "a", SecretKey: "s"},
+		"no secret":  {Endpoint: "https://s3.example.com", Bucket: "b", AccessKey: "a"},
+		"CA not PEM": {Endpoint: "https://s3.example.com", Bucket: "b", AccessKey: "a", SecretKey: "s", CA: []byte("x")},
+	} {
+		if _, err := recording.NewS3(c); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	dir := recording.Dir(t.TempDir())
+	for _, id := range []string{"", "../etc/passwd", "a/b", "a..b", "UPPER", ".hidden", strings.Repeat("a", 300)} {
+		if _, err := dir.Open(context.Background(), id); err == nil || errors.Is(err, recording.ErrNotFound) {
+			t.Errorf("id %q: %v, want a refusal", id, err)
+		}
+		if _, err := dir.Create(context.Background(), id); err == nil {
+			t.Errorf("id %q: Create accepted", id)
+		}
+	}
+}
