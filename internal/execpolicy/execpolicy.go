@@ -1,0 +1,241 @@
+// Package execpolicy decides whether an exec's command may run, from allow
+// and deny patterns, before the stream opens: something RBAC cannot express.
+//
+// A pattern is matched against every command the exec would run, after
+// resolving what can be resolved: the path of argv[0] is cleaned
+// (/bin/../bin/rm, //bin//rm and ./rm are rm), wrappers are looked through
+// (env, nice, timeout, nohup, xargs, busybox, stdbuf, ionice, setsid,
+// taskset, time, command, exec), and a shell's -c string is split into its
+// simple commands. What cannot be decided — a substitution, a variable in
+// command position, eval, a wrapper option it does not know, sudo — is
+// refused whenever the policy has rules, unless it allows the undecidable.
+//
+// Patterns: "rm" matches argv[0]'s base name; "/usr/bin/rm" (with a slash)
+// the cleaned full path; a pattern with a space ("kubectl get *", "rm -rf *")
+// the whole argv joined by spaces, as a glob where * is any run of
+// characters and ? any one. Nothing here can see a binary copied under
+// another name, or keystrokes in an interactive shell: the docs say so, and a
+// policy can forbid interactive exec altogether.
+package execpolicy
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Policy is a set of rules; the zero Policy allows everything.
+type Policy struct {
+	Allow []string
+	Deny  []string
+	// AllowUndecidable lets through commands the resolver cannot see into.
+	AllowUndecidable bool
+}
+
+// Decision says why a command may not run.
+type Decision struct {
+	Allowed bool
+	// Rule is the pattern that decided ("deny rm"), or what was undecidable.
+	Rule string
+	// Command is the resolved command the rule applied to.
+	Command []string
+}
+
+func (d Decision) String() string {
+	if d.Allowed {
+		return "allowed"
+	}
+	return fmt.Sprintf("refused by %s (command: %s)", d.Rule, strings.Join(d.Command, " "))
+}
+
+// Check decides argv.
+func (p Policy) Check(argv []string) Decision {
+	if len(p.Allow) == 0 && len(p.Deny) == 0 {
+		return Decision{Allowed: true}
+	}
+	cmds, undecidable := Resolve(argv)
+	if undecidable != "" && !p.AllowUndecidable {
+		return Decision{Rule: "undecidable: " + undecidable, Command: argv}
+	}
+	for _, c := range cmds {
+		for _, pat := range p.Deny {
+			if matches(pat, c) {
+				return Decision{Rule: "deny " + pat, Command: c}
+			}
+		}
+		if len(p.Allow) == 0 {
+			continue
+		}
+		allowed := false
+		for _, pat := range p.Allow {
+			if matches(pat, c) {
+				allowed = true
+				break
+			}
+		}
+		if !allowed {
+			return Decision{Rule: "allow list (no pattern matches)", Command: c}
+		}
+	}
+	return Decision{Allowed: true}
+}
+
+// Validate refuses patterns that could never match as meant.
+func Validate(pattern string) error {
+	switch {
+	case strings.TrimSpace(pattern) == "":
+		return fmt.Errorf("an empty pattern")
+	case strings.HasPrefix(pattern, "/") && path.Clean(pattern) != pattern && !strings.Contains(pattern, " "):
+		return fmt.Errorf("pattern %q is not a clean path (say %q)", pattern, path.Clean(pattern))
+	}
+	return nil
+}
+
+func matches(pattern string, argv []string) bool {
+	if len(argv) == 0 {
+		return false
+	}
+	switch {
+	case strings.Contains(pattern, " "):
+		return glob(pattern, strings.Join(argv, " "))
+	case strings.Contains(pattern, "/"):
+		return glob(pattern, argv[0])
+	default:
+		return glob(pattern, path.Base(argv[0]))
+	}
+}
+
+// glob matches s against a pattern where * is any run and ? any one byte.
+func glob(pattern, s string) bool {
+	px, sx := 0, 0
+	star, mark := -1, 0
+	for sx < len(s) {
+		switch {
+		case px < len(pattern) && (pattern[px] == '?' || pattern[px] == s[sx]):
+			px++
+			sx++
+		case px < len(pattern) && pattern[px] == '*':
+			star, mark = px, sx
+			px++
+		case star >= 0:
+			px = star + 1
+			mark++
+			sx = mark
+		default:
+			return false
+		}
+	}
+	for px < len(pattern) && pattern[px] == '*' {
+		px++
+	}
+	return px == len(pattern)
+}
+
+// Resolve returns every command argv would run, argv[0] cleaned, or why it
+// cannot tell.
+func Resolve(argv []string) (cmds [][]string, undecidable string) {
+	return resolve(argv, 0)
+}
+
+const maxDepth = 8
+
+func resolve(argv []string, depth int) ([][]string, string) {
+	if depth > maxDepth {
+		return nil, "wrappers nested too deep"
+	}
+	if len(argv) == 0 || argv[0] == "" {
+		return nil, "an empty command"
+	}
+	argv = append([]string{cleanPath(argv[0])}, argv[1:]...)
+	name := path.Base(argv[0])
+	if strings.Contains(argv[0], "$") || strings.ContainsAny(argv[0], "`*?[") {
+		return nil, "a command name that is not literal: " + argv[0]
+	}
+	if w, ok := wrappers[name]; ok {
+		rest, why := w(argv[1:])
+		if why != "" {
+			return nil, name + ": " + why
+		}
+		if rest == nil {
+			// The wrapper runs nothing else (env with no command prints
+			// the environment).
+			return [][]string{argv}, ""
+		}
+		inner, why := resolve(rest, depth+1)
+		return append([][]string{argv}, inner...), why
+	}
+	if shells[name] {
+		script, ok, why := shellScript(argv[1:])
+		if why != "" {
+			return nil, name + ": " + why
+		}
+		if !ok {
+			return [][]string{argv}, "" // an interactive shell: itself
+		}
+		simple, why := splitScript(script)
+		if why != "" {
+			return nil, name + " -c: " + why
+		}
+		out := [][]string{argv}
+		for _, c := range simple {
+			inner, why := resolve(c, depth+1)
+			if why != "" {
+				return nil, why
+			}
+			out = append(out, inner...)
+		}
+		return out, ""
+	}
+	if why := hidesCommands(name, argv[1:]); why != "" {
+		return nil, why
+	}
+	return [][]string{argv}, ""
+}
+
+// cleanPath resolves ./rm, //bin//rm and /bin/../bin/rm.
+func cleanPath(p string) string {
+	if !strings.Contains(p, "/") {
+		return p
+	}
+	c := path.Clean(p)
+	if !strings.HasPrefix(p, "/") {
+		return path.Base(c) // relative: only the name is known
+	}
+	return c
+}
+
+// hidesCommands says why a program whose arguments can name a command to run
+// cannot be decided here.
+func hidesCommands(name string, args []string) string {
+	has := func(flags ...string) bool {
+		for _, a := range args {
+			for _, f := range flags {
+				if a == f || strings.HasPrefix(a, f+"=") {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	switch name {
+	case "sudo", "su", "doas", "runuser", "chroot", "unshare", "nsenter", "script", "expect", "eval", "source", ".", "ssh", "parallel", "watch", "flock", "strace", "ltrace", "unbuffer", "chrt", "numactl", "cgexec", "systemd-run", "start-stop-daemon", "su-exec", "gosu", "setpriv", "capsh", "prlimit":
+		if len(args) > 0 {
+			return name + " runs what its arguments name"
+		}
+	case "find":
+		if has("-exec", "-execdir", "-ok", "-okdir") {
+			return "find -exec runs what its arguments name"
+		}
+	case "perl", "ruby", "node", "python", "python2", "python3", "php", "lua", "tclsh":
+		if has("-e", "-E", "-c", "-r", "--eval") {
+			return name + " runs the code its arguments hold"
+		}
+	case "awk", "gawk", "mawk", "nawk":
+		for _, a := range args {
+			if strings.Contains(a, "system") || strings.Contains(a, "|") {
+				return name + " can run commands from its program"
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,189 @@
+package execpolicy_test
+
+import (
+	"strings"
+	"testing"
+
+	"sessiongate.dev/sessiongate/internal/execpolicy"
+)
+
+func TestDenyRulesSeeThroughPathsWrappersShellsAndQuotes(t *testing.T) {
+	p := execpolicy.Policy{Deny: []string{"rm", "dd", "/usr/sbin/shutdown"}}
+	refused := [][]string{
+		{"rm", "-rf", "/"},
+		{"/bin/rm", "x"},
+		{"/bin/../bin/rm", "x"},
+		{"//bin//rm", "x"},
+		{"./rm", "x"},
+		{"../../bin/rm", "x"},
+		{"env", "rm", "x"},
+		{"env", "-i", "FOO=bar", "-u", "HOME", "rm", "x"},
+		{"/usr/bin/env", "--", "A=1", "rm"},
+		{"nice", "-n", "5", "rm", "x"},
+		{"nice", "-5", "rm", "x"},
+		{"timeout", "10", "rm", "x"},
+		{"timeout", "-s", "KILL", "--preserve-status", "5s", "dd", "if=/dev/zero"},
+		{"nohup", "rm", "x"},
+		{"busybox", "rm", "x"},
+		{"xargs", "rm"},
+		{"xargs", "-0", "-n", "1", "rm", "-f"},
+		{"stdbuf", "-o0", "rm", "x"},
+		{"setsid", "rm"},
+		{"env", "nice", "timeout", "3", "busybox", "rm"},
+		{"sh", "-c", "rm -rf /tmp/x"},
+		{"bash", "-ec", "echo hi; rm x"},
+		{"sh", "-c", "ls && rm x"},
+		{"sh", "-c", "ls | xargs rm"},
+		{"sh", "-c", "'r'm x"},
+		{"sh", "-c", `"rm" x`},
+		{"sh", "-c", `r\m x`},
+		{"sh", "-c", "FOO=1 rm x"},
+		{"sh", "-c", "if true; then rm x; fi"},
+		{"sh", "-c", "(rm x)"},
+		{"sh", "-c", "{ rm x; }"},
+		{"sh", "-c", "exec rm x"},
+		{"sh", "-c", "command rm x"},
+		{"sh", "-c", "ls >/dev/null 2>&1; rm x"},
+		{"sh", "-c", "sh -c 'rm x'"},
+		{"busybox", "sh", "-c", "rm x"},
+		{"/usr/sbin/shutdown", "-h", "now"},
+	}
+	for _, argv := range refused {
+		if d := p.Check(argv); d.Allowed {
+			t.Errorf("%q was allowed", argv)
+		}
+	}
+	// Undecidable: refused while the policy has rules, whatever they are.
+	undecidable := [][]string{
+		{"sh", "-c", "$(echo rm) x"},
+		{"sh", "-c", "`echo rm` x"},
+		{"sh", "-c", "$CMD x"},
+		{"sh", "-c", "rm${IFS}x"},
+		{"sh", "-c", "eval 'rm x'"},
+		{"sh", "-c", "echo rm x | sh"},
+		{"sh", "-c", "cat <(rm x)"},
+		{"sh", "-c", "for f in a; do rm $f; done"},
+		{"sh", "script.sh"},
+		{"env", "-S", "rm x"},
+		{"sudo", "rm", "x"},
+		{"find", ".", "-exec", "rm", "{}", ";"},
+		{"python3", "-c", "import os; os.system('rm x')"},
+		{"perl", "-e", "unlink 'x'"},
+		{"awk", "BEGIN { system(\"rm x\") }"},
+		{"timeout", "--unknown-flag", "rm"},
+		{"sh", "-c", "echo 'unterminated"},
+	}
+	for _, argv := range undecidable {
+		d := p.Check(argv)
+		if d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
+			t.Errorf("%q: %v, want refused as undecidable", argv, d)
+		}
+	}
+	// A policy may let the undecidable through: then only what can be seen
+	// is judged.
+	lenient := execpolicy.Policy{Deny: p.Deny, AllowUndecidable: true}
+	if d := lenient.Check([]string{"sh", "-c", "$(echo rm) x"}); !d.Allowed {
+		t.Errorf("allowUndecidable: %v", d)
+	}
+	if d := lenient.Check([]string{"sh", "-c", "rm x"}); d.Allowed {
+		t.Errorf("allowUndecidable let a visible rm through")
+	}
+	allowed := [][]string{
+		{"ls", "-l"},
+		{"cat", "/etc/rm"},
+		{"echo", "rm"},
+		{"sh"},
+		{"bash", "-l"},
+		{"sh", "-c", "ls -l | grep rm > /tmp/rm.txt"},
+		{"sh", "-c", `echo "$HOME"`},
+		{"env"},
+		{"xargs", "echo"},
+		{"find", ".", "-name", "rm"},
+		{"awk", "{print $1}", "file"},
+		{"python3", "app.py"},
+		{"/usr/bin/shutdownx"},
+	}
+	for _, argv := range allowed {
+		if d := p.Check(argv); !d.Allowed {
+			t.Errorf("%q: %v, want allowed", argv, d)
+		}
+	}
+}
+
+func TestARefusalNamesItsRule(t *testing.T) {
+	p := execpolicy.Policy{Deny: []string{"rm -rf *", "dd"}}
+	if d := p.Check([]string{"env", "rm", "-rf", "/"}); d.Allowed || d.Rule != "deny rm -rf *" || strings.Join(d.Command, " ") != "rm -rf /" {
+		t.Errorf("%+v", d)
+	}
+	if d := p.Check([]string{"rm", "-r", "x"}); !d.Allowed {
+		t.Errorf("rm -r is not rm -rf *: %v", d)
+	}
+	if d := p.Check([]string{"/bin/dd", "if=x"}); d.Allowed || d.Rule != "deny dd" {
+		t.Errorf("%+v", d)
+	}
+}
+
+func TestAnAllowListCoversEveryCommandRun(t *testing.T) {
+	p := execpolicy.Policy{Allow: []string{"ls", "cat", "/usr/bin/top", "kubectl get *"}}
+	for argv, ok := range map[string]bool{
+		"ls -l":                true,
+		"/bin/ls":              true,
+		"/usr/bin/top":         true,
+		"/bin/top":             false,
+		"kubectl get pods":     true,
+		"kubectl delete pods":  false,
+		"rm x":                 false,
+		"sh":                   false,
+		"nice ls":              false, // nice itself is not allowed
+		"sh\x00-c\x00ls | cat": false, // sh itself is not on the list
+	} {
+		args := strings.Fields(argv)
+		if strings.Contains(argv, "\x00") {
+			args = strings.Split(argv, "\x00")
+		}
+		if d := p.Check(args); d.Allowed != ok {
+			t.Errorf("%q: %v, want allowed=%v", argv, d, ok)
+		}
+	}
+	withShell := execpolicy.Policy{Allow: []string{"sh", "ls", "cat"}}
+	if d := withShell.Check([]string{"sh", "-c", "ls | cat"}); !d.Allowed {
+		t.Errorf("sh -c 'ls | cat' with sh, ls and cat allowed: %v", d)
+	}
+	if d := withShell.Check([]string{"sh", "-c", "ls; rm x"}); d.Allowed {
+		t.Errorf("sh -c 'ls; rm x' passed an allow list without rm")
+	}
+}
+
+func TestNoRulesAllowEverything(t *testing.T) {
+	if d := (execpolicy.Policy{}).Check([]string{"sh", "-c", "$(anything)"}); !d.Allowed {
+		t.Errorf("an empty policy refused: %v", d)
+	}
+}
+
+func TestPatternsAreValidated(t *testing.T) {
+	for _, p := range []string{"", "  ", "/bin/../bin/rm", "//bin/rm"} {
+		if execpolicy.Validate(p) == nil {
+			t.Errorf("pattern %q accepted", p)
+		}
+	}
+	for _, p := range []string{"rm", "/bin/rm", "rm -rf *", "kube*"} {
+		if err := execpolicy.Validate(p); err != nil {
+			t.Errorf("pattern %q: %v", p, err)
+		}
+	}
+}
+
+// Hostile argv never panics the resolver, and a resolved deny always holds.
+func FuzzCheck(f *testing.F) {
+	for _, s := range []string{"sh\x00-c\x00rm x", "env\x00-u", "timeout\x00-s", "sh\x00-c\x00'", "xargs\x00-I", "busybox"} {
+		f.Add(s)
+	}
+	p := execpolicy.Policy{Deny: []string{"rm"}}
+	f.Fuzz(func(t *testing.T, s string) {
+		argv := strings.Split(s, "\x00")
+		d := p.Check(argv)
+		if d.Allowed && len(argv) > 0 && (argv[0] == "rm" || strings.HasSuffix(argv[0], "/rm")) {
+			t.Errorf("%q allowed", argv)
+		}
+	})
+}

@@ -1,0 +1,235 @@
+package execpolicy
+
+import (
+	"strings"
+)
+
+// shells run a -c string, a script file, or what they read.
+var shells = map[string]bool{"sh": true, "bash": true, "dash": true, "zsh": true, "ash": true, "ksh": true, "mksh": true, "yash": true, "fish": true, "csh": true, "tcsh": true}
+
+// shellScript finds a shell's -c string. ok is false for an interactive
+// shell (no -c, no script file).
+func shellScript(args []string) (script string, ok bool, undecidable string) {
+	dashC := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			if i+1 < len(args) {
+				if dashC {
+					return args[i+1], true, ""
+				}
+				return "", false, "runs the script file " + args[i+1]
+			}
+			return "", !dashC, ""
+		case a == "-o" || a == "+o" || a == "-O" || a == "+O" || a == "--rcfile" || a == "--init-file":
+			i++
+		case strings.HasPrefix(a, "--"):
+			// --login, --norc, --posix, ...
+		case strings.HasPrefix(a, "-") || strings.HasPrefix(a, "+"):
+			if strings.ContainsRune(a[1:], 'c') {
+				dashC = true
+			}
+			if strings.ContainsRune(a[1:], 's') {
+				return "", false, "" // reads commands from stdin: interactive
+			}
+		default:
+			if dashC {
+				return a, true, ""
+			}
+			return "", false, "runs the script file " + a
+		}
+	}
+	if dashC {
+		return "", false, "-c without a command string"
+	}
+	return "", false, ""
+}
+
+// splitScript splits a -c string into simple commands, unquoting words as
+// the shell would; anything that runs code it does not show — substitutions,
+// process substitution, compound commands it does not follow — is
+// undecidable.
+func splitScript(script string) ([][]string, string) {
+	words, why := tokenize(script)
+	if why != "" {
+		return nil, why
+	}
+	var out [][]string
+	var cur []string
+	skipNext := false
+	flush := func() {
+		if len(cur) > 0 {
+			out = append(out, cur)
+		}
+		cur = nil
+	}
+	for _, w := range words {
+		switch {
+		case w.op != "":
+			switch w.op {
+			case ">", ">>", "<", "<>", ">|", "&>", "&>>", "<<<":
+				skipNext = true // the next word is a file (or a string)
+			case "<<", "<<-":
+				return nil, "a here-document"
+			default: // ; & | && || ( ) newline
+				flush()
+			}
+		case skipNext:
+			skipNext = false
+		case len(cur) == 0 && isAssignment(w.text):
+			// FOO=bar cmd: the assignment is not the command
+		case len(cur) == 0 && (w.text == "if" || w.text == "then" || w.text == "else" || w.text == "elif" || w.text == "fi" ||
+			w.text == "do" || w.text == "done" || w.text == "while" || w.text == "until" || w.text == "!" || w.text == "{" || w.text == "}"):
+			// keywords before a command
+		case len(cur) == 0 && (w.text == "for" || w.text == "case" || w.text == "select" || w.text == "function" || w.text == "coproc"):
+			return nil, "a compound command (" + w.text + ")"
+		default:
+			cur = append(cur, w.text)
+		}
+	}
+	flush()
+	if len(out) == 0 {
+		return nil, "no command in the -c string"
+	}
+	for _, c := range out {
+		// A shell in a pipeline reads what the pipe feeds it.
+		if shells[strings.TrimPrefix(c[0], "/")] || shells[baseName(c[0])] {
+			if _, ok, _ := shellScript(c[1:]); !ok {
+				return nil, "a shell reading commands from its input"
+			}
+		}
+	}
+	return out, ""
+}
+
+type word struct {
+	text string
+	op   string
+}
+
+// tokenize splits a POSIX shell string into words and operators.
+func tokenize(s string) ([]word, string) {
+	var out []word
+	var b strings.Builder
+	inWord := false
+	end := func() {
+		if inWord {
+			out = append(out, word{text: b.String()})
+			b.Reset()
+			inWord = false
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\':
+			if i+1 < len(s) {
+				i++
+				if s[i] != '\n' {
+					b.WriteByte(s[i])
+					inWord = true
+				}
+			}
+		case c == '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return nil, "an unterminated quote"
+			}
+			b.WriteString(s[i+1 : i+1+j])
+			inWord = true
+			i += j + 1
+		case c == '"':
+			i++
+			for ; i < len(s) && s[i] != '"'; i++ {
+				switch {
+				case s[i] == '\\' && i+1 < len(s) && strings.IndexByte("$`\"\\\n", s[i+1]) >= 0:
+					i++
+					b.WriteByte(s[i])
+				case s[i] == '`' || (s[i] == '$' && i+1 < len(s) && s[i+1] == '('):
+					return nil, "a command substitution"
+				default:
+					b.WriteByte(s[i])
+				}
+			}
+			if i >= len(s) {
+				return nil, "an unterminated quote"
+			}
+			inWord = true
+		case c == '`' || (c == '$' && i+1 < len(s) && s[i+1] == '('):
+			return nil, "a command substitution"
+		case (c == '<' || c == '>') && i+1 < len(s) && s[i+1] == '(':
+			return nil, "a process substitution"
+		case c == ' ' || c == '\t':
+			end()
+		case c == '#' && !inWord:
+			for i < len(s) && s[i] != '\n' {
+				i++
+			}
+			i--
+		case strings.IndexByte(";&|()<>\n", c) >= 0:
+			// A redirection's file descriptor (2>, 1>&2) belongs to it.
+			if (c == '<' || c == '>') && inWord && isDigits(b.String()) {
+				b.Reset()
+				inWord = false
+			} else {
+				end()
+			}
+			op := string(c)
+			for _, two := range []string{"&&", "||", ">>", "<<", ">&", "<&", "&>", ">|", "<>", ";;"} {
+				if strings.HasPrefix(s[i:], two) {
+					op = two
+					break
+				}
+			}
+			if strings.HasPrefix(s[i:], "<<<") || strings.HasPrefix(s[i:], "&>>") || strings.HasPrefix(s[i:], "<<-") {
+				op = s[i : i+3]
+			}
+			i += len(op) - 1
+			switch op {
+			case ">&", "<&":
+				op = ">"
+			case ";;":
+				return nil, "a case statement"
+			}
+			out = append(out, word{op: op})
+		default:
+			b.WriteByte(c)
+			inWord = true
+		}
+	}
+	end()
+	return out, ""
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAssignment(w string) bool {
+	name, _, ok := strings.Cut(w, "=")
+	if !ok || name == "" {
+		return false
+	}
+	for i, r := range name {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}

@@ -1,0 +1,163 @@
+package execpolicy
+
+import (
+	"strings"
+)
+
+// A wrapper returns the command it runs (nil: none), or why that cannot be
+// told.
+type wrapper func(args []string) (rest []string, undecidable string)
+
+var wrappers map[string]wrapper
+
+func init() {
+	wrappers = map[string]wrapper{
+		"env": env,
+		// Options with a value, options without, and the leading operands
+		// before the command.
+		"nice":    options("n", "", 0, "adjustment"),
+		"nohup":   options("", "", 0),
+		"setsid":  options("", "cfw", 0),
+		"stdbuf":  options("ioe", "", 0, "input", "output", "error"),
+		"ionice":  options("cnp", "t", 0, "class", "classdata", "pid"),
+		"timeout": options("sk", "v", 1, "signal", "kill-after"),
+		"taskset": options("", "ac", 1),
+		"time":    options("fo", "apqv", 0, "format", "output"),
+		"command": options("", "", 0),
+		"exec":    options("a", "cl", 0),
+		"busybox": func(args []string) ([]string, string) {
+			if len(args) == 0 {
+				return nil, ""
+			}
+			return args, ""
+		},
+		"xargs": xargs,
+	}
+}
+
+// options skips a wrapper's options: short ones that take a value
+// (withValue), short flags (flags), long options with a value (long), and
+// then n operands before the command.
+func options(withValue, flags string, n int, long ...string) wrapper {
+	return func(args []string) ([]string, string) {
+		i := 0
+		for ; i < len(args); i++ {
+			a := args[i]
+			if a == "--" {
+				i++
+				break
+			}
+			if !strings.HasPrefix(a, "-") || a == "-" {
+				break
+			}
+			if strings.HasPrefix(a, "--") {
+				name, _, hasValue := strings.Cut(a[2:], "=")
+				if contains(long, name) {
+					if !hasValue {
+						i++
+					}
+					continue
+				}
+				if longFlags[name] {
+					continue
+				}
+				return nil, "an option it does not know: " + a
+			}
+			// -n5, -n 5, -cv: each letter a flag, up to one taking a value.
+			for j := 1; j < len(a); j++ {
+				c := a[j]
+				switch {
+				case strings.IndexByte(withValue, c) >= 0:
+					if j == len(a)-1 {
+						i++
+					}
+					j = len(a)
+				case strings.IndexByte(flags, c) >= 0:
+				case c >= '0' && c <= '9' && withValue == "n":
+					j = len(a) // nice -5
+				default:
+					return nil, "an option it does not know: " + a
+				}
+			}
+		}
+		if i+n >= len(args) {
+			return nil, "" // no command: it runs nothing else
+		}
+		return args[i+n:], ""
+	}
+}
+
+// longFlags are the wrappers' long options that take no value.
+var longFlags = map[string]bool{"preserve-status": true, "foreground": true, "verbose": true, "fork": true, "ctty": true, "wait": true, "all-tasks": true, "cpu-list": true, "portability": true, "append": true, "quiet": true}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// env [-i] [-u NAME] [-C DIR] [NAME=VALUE]... [COMMAND [ARG]...]; -S splits a
+// string into the command, which is not decided here.
+func env(args []string) ([]string, string) {
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			i++
+			for i < len(args) && strings.Contains(args[i], "=") {
+				i++
+			}
+			if i == len(args) {
+				return nil, ""
+			}
+			return args[i:], ""
+		case a == "-i" || a == "-" || a == "--ignore-environment" || a == "-0" || a == "--null" || a == "-v" || a == "--debug":
+		case a == "-u" || a == "-C" || a == "--unset" || a == "--chdir":
+			i++
+		case strings.HasPrefix(a, "--unset=") || strings.HasPrefix(a, "--chdir=") || (strings.HasPrefix(a, "-u") && len(a) > 2) || (strings.HasPrefix(a, "-C") && len(a) > 2):
+		case strings.HasPrefix(a, "-S") || strings.HasPrefix(a, "--split-string"):
+			return nil, "-S splits a string into a command"
+		case strings.HasPrefix(a, "-"):
+			return nil, "an option it does not know: " + a
+		case strings.Contains(a, "="):
+		default:
+			return args[i:], ""
+		}
+	}
+	return nil, ""
+}
+
+// xargs [options] [COMMAND [ARG]...]: runs COMMAND (default echo) with
+// arguments read from stdin, which are not seen here but cannot change the
+// command.
+func xargs(args []string) ([]string, string) {
+	withValue := map[string]bool{"-I": true, "-i": false, "-d": true, "-n": true, "-P": true, "-L": true, "-l": false, "-s": true, "-E": true, "-e": false, "-a": true}
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			i++
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			break
+		}
+		switch {
+		case a == "-0" || a == "-r" || a == "-t" || a == "-p" || a == "-x" || a == "--null" || a == "--no-run-if-empty" || a == "--verbose" || a == "--interactive" || a == "--exit":
+		case len(a) == 2 && withValue[a]:
+			i++
+		case len(a) > 2 && withValue[a[:2]] || (len(a) >= 2 && (a[:2] == "-i" || a[:2] == "-l" || a[:2] == "-e")):
+		case strings.HasPrefix(a, "--") && strings.Contains(a, "="):
+		default:
+			return nil, "an option it does not know: " + a
+		}
+	}
+	if i >= len(args) {
+		return []string{"echo"}, ""
+	}
+	return args[i:], ""
+}
