@@ -54,6 +54,11 @@ type AccessPolicySpec struct {
 	// +optional
 	IdleTimeout *metav1.Duration `json:"idleTimeout,omitempty"`
 
+	// streams limits the exec and attach streams of the sessions this policy
+	// grants.
+	// +optional
+	Streams *StreamPolicy `json:"streams,omitempty"`
+
 	// schedule lets a requester ask for a later start.
 	// +optional
 	Schedule *Schedule `json:"schedule,omitempty"`
@@ -202,6 +207,45 @@ type Schedule struct {
 	// +kubebuilder:validation:Type=string
 	// +optional
 	MaxDelay *metav1.Duration `json:"maxDelay,omitempty"`
+}
+
+// StreamPolicy limits a session's streams.
+type StreamPolicy struct {
+	// exec rules, checked on the exec request's command before the stream
+	// opens.
+	// +optional
+	Exec *ExecRules `json:"exec,omitempty"`
+	// forbidInteractive refuses attach, and exec with both stdin and a TTY:
+	// keystrokes in an interactive shell cannot be checked against exec
+	// rules.
+	// +optional
+	ForbidInteractive bool `json:"forbidInteractive,omitempty"`
+}
+
+// ExecRules are patterns over the commands an exec runs: "rm" matches the
+// program's base name, "/usr/bin/rm" (with a slash) its cleaned path, and a
+// pattern with a space ("rm -rf *") the whole command line, * being any run
+// of characters. Wrappers (env, nice, timeout, xargs, busybox, ...) and
+// shell -c strings are looked through; what cannot be (a command
+// substitution, eval, sudo, ...) is refused unless allowUndecidable.
+type ExecRules struct {
+	// allow, when set, lists every command that may run; others are refused.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=atomic
+	// +optional
+	Allow []string `json:"allow,omitempty"`
+	// deny lists commands that may never run; deny wins over allow.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=atomic
+	// +optional
+	Deny []string `json:"deny,omitempty"`
+	// allowUndecidable lets through what the rules cannot see into.
+	// +optional
+	AllowUndecidable bool `json:"allowUndecidable,omitempty"`
 }
 
 // NotificationKind is the payload shape of a notification sink.

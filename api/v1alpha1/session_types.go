@@ -277,6 +277,9 @@ type SessionLimits struct {
 	// idleTimeout, if any.
 	// +optional
 	IdleTimeout *metav1.Duration `json:"idleTimeout,omitempty"`
+	// streams limits, if any.
+	// +optional
+	Streams *StreamPolicy `json:"streams,omitempty"`
 }
 
 // SessionStatus is the observed state of a Session.

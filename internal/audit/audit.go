@@ -24,7 +24,10 @@ const (
 	AnnotationTargetIdentity = "sessiongate.dev/target-identity"
 	AnnotationCommand        = "sessiongate.dev/exec-command"
 	AnnotationDecision       = "sessiongate.dev/decision"
-	AnnotationLatency        = "sessiongate.dev/latency"
+	// AnnotationRefusedBy names the session's stream rule that refused an
+	// exec or attach, e.g. "deny rm".
+	AnnotationRefusedBy = "sessiongate.dev/refused-by"
+	AnnotationLatency   = "sessiongate.dev/latency"
 	// AnnotationTruncated lists the fields cut to their limit, e.g.
 	// "requestURI,userAgent".
 	AnnotationTruncated = "sessiongate.dev/truncated"

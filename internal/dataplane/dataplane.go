@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -72,7 +73,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.Registry.Remove(s.Name, &registry.EndedError{Session: s.Name, Reason: "Revoked", Message: "its credentials Secret is not its own"})
 		return ctrl.Result{}, nil
 	}
-	if cur, ok := r.Registry.Get(s.Name); ok && cur.UID == s.UID && cur.Expires().Equal(s.Status.ExpiresAt.Time) && cur.Backend().Version == sec.ResourceVersion && cur.IdleTimeout == idleTimeout(s) {
+	if cur, ok := r.Registry.Get(s.Name); ok && cur.UID == s.UID && cur.Expires().Equal(s.Status.ExpiresAt.Time) && cur.Backend().Version == sec.ResourceVersion && cur.IdleTimeout == idleTimeout(s) && equality.Semantic.DeepEqual(cur.Streams, streams(s)) {
 		return ctrl.Result{}, nil
 	}
 	b, err := r.Transports.NewBackend(registry.BackendConfig{
@@ -97,6 +98,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		ExpiresAt:   s.Status.ExpiresAt.Time,
 		Identity:    sec.Annotations[credentials.AnnotationIdentity],
 		IdleTimeout: idleTimeout(s),
+		Streams:     streams(s),
 	}, b)
 	klog.V(4).InfoS("Session served", "session", klog.KObj(s), "credentialVersion", sec.ResourceVersion)
 	return ctrl.Result{}, nil
@@ -135,4 +137,12 @@ func idleTimeout(s *v1alpha1.Session) time.Duration {
 		return l.IdleTimeout.Duration
 	}
 	return 0
+}
+
+// streams are the exec and attach limits the session was granted, or nil.
+func streams(s *v1alpha1.Session) *v1alpha1.StreamPolicy {
+	if l := s.Status.Limits; l != nil {
+		return l.Streams
+	}
+	return nil
 }

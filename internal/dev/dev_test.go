@@ -235,6 +235,10 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if out, err := run(alice, kubectl, "--kubeconfig", kcFile, "exec", "-n", "demo", "web", "--", "echo", "hello through sessiongate"); err != nil || !strings.Contains(out, "hello through sessiongate") {
 		t.Fatalf("alice: kubectl exec: %v\n%s", err, out)
 	}
+	// dev-edit denies rm, however it is wrapped.
+	if _, err := run(alice, kubectl, "--kubeconfig", kcFile, "exec", "-n", "demo", "web", "--", "sh", "-c", "rm -rf /tmp/x"); err == nil || !strings.Contains(err.Error(), "refused by deny rm") {
+		t.Errorf("alice: kubectl exec rm under dev-edit: %v", err)
+	}
 	if out, err := run(alice, kubectl, "--kubeconfig", kcFile, "logs", "-n", "demo", "web"); err != nil || !strings.Contains(out, "demo web server started") {
 		t.Fatalf("alice: kubectl logs: %v\n%s", err, out)
 	}

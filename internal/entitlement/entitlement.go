@@ -181,7 +181,7 @@ func judge(p *v1alpha1.AccessPolicy, req Request) (*Grant, error) {
 		}
 	}
 	g := &Grant{Policy: p, TTL: ttl, NeedsApproval: needsApproval(p.Spec.Approval, req.Groups)}
-	g.Limits = v1alpha1.SessionLimits{MaxTTL: p.Spec.MaxTTL, Renewal: p.Spec.Renewal.DeepCopy(), IdleTimeout: p.Spec.IdleTimeout.DeepCopy()}
+	g.Limits = v1alpha1.SessionLimits{MaxTTL: p.Spec.MaxTTL, Renewal: p.Spec.Renewal.DeepCopy(), IdleTimeout: p.Spec.IdleTimeout.DeepCopy(), Streams: p.Spec.Streams.DeepCopy()}
 	if g.NeedsApproval {
 		g.Limits.Approval = withDefaults(p.Spec.Approval)
 	}

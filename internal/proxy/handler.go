@@ -116,8 +116,13 @@ func (h *Handler) serve(c *call, r *http.Request) {
 	s.Touch(c.start) // for idle expiry: one atomic store
 	c.ev.Annotations[audit.AnnotationCluster] = s.Cluster
 	c.ev.Annotations[audit.AnnotationTargetIdentity] = s.Identity
-	h.describe(c.ev, r, apiPath)
+	info := h.describe(c.ev, r, apiPath)
 	if err := refuseImpersonation(r.Header); err != nil {
+		apistatus.Write(w, err)
+		return
+	}
+	if rule, err := checkStream(s, info, r.URL.Query()); err != nil {
+		c.ev.Annotations[audit.AnnotationRefusedBy] = rule
 		apistatus.Write(w, err)
 		return
 	}
@@ -132,7 +137,7 @@ func (h *Handler) serve(c *call, r *http.Request) {
 
 // describe fills the audit record with what the request does, parsed by
 // k8s.io/apiserver's own resolver.
-func (h *Handler) describe(ev *auditv1.Event, r *http.Request, apiPath string) {
+func (h *Handler) describe(ev *auditv1.Event, r *http.Request, apiPath string) *request.RequestInfo {
 	// The resolver reads only the method and URL: a shallow copy with the
 	// API path will do, with no clone of the headers on the hot path.
 	u := *r.URL
@@ -140,7 +145,7 @@ func (h *Handler) describe(ev *auditv1.Event, r *http.Request, apiPath string) {
 	rr := &http.Request{Method: r.Method, URL: &u}
 	info, err := h.requestInfo.NewRequestInfo(rr)
 	if err != nil {
-		return
+		return nil
 	}
 	ev.Verb = info.Verb
 	if info.IsResourceRequest {
@@ -154,6 +159,7 @@ func (h *Handler) describe(ev *auditv1.Event, r *http.Request, apiPath string) {
 			}
 		}
 	}
+	return info
 }
 
 // forward sends the request to the target as the session's identity. The

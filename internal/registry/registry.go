@@ -53,6 +53,8 @@ type Session struct {
 	// IdleTimeout, if set, asks the replica to report the session's last
 	// activity (see Touch and LastActivity).
 	IdleTimeout time.Duration
+	// Streams are the exec and attach limits the session was granted.
+	Streams *v1alpha1.StreamPolicy
 
 	backend  atomic.Pointer[Backend]
 	expires  atomic.Int64 // unix nanoseconds

@@ -1,0 +1,75 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/testenv"
+)
+
+// A policy's exec rules hold for vanilla kubectl through the gateway: a
+// denied command, however wrapped, never reaches the target, the refusal
+// names its rule, and an allowed command runs.
+func TestExecRulesOfThePolicyHoldForKubectl(t *testing.T) {
+	rec := recordedCluster(t)
+	accessPolicy(t, "api-exec-rules", func(s *v1alpha1.AccessPolicySpec) {
+		s.Requesters = v1alpha1.Subjects{Users: []string{"erin@example.com"}}
+		s.Clusters = v1alpha1.ClusterSelector{Names: []string{recordedClusterName}}
+		s.AccessLevels = []v1alpha1.PolicyAccessLevel{{ClusterRole: "edit", Namespaces: &v1alpha1.NamespaceFilter{Allow: []string{"demo"}}}}
+		s.Streams = &v1alpha1.StreamPolicy{ForbidInteractive: true, Exec: &v1alpha1.ExecRules{Deny: []string{"rm", "dd"}}}
+	})
+	erin := bearer(token(t, "erin@example.com"))
+	r := requestAs(t, erin, `{"cluster":"`+recordedClusterName+`","accessLevel":{"clusterRole":"edit","namespaces":["demo"]},"ttl":"30m"}`)
+	var s v1alpha1.Session
+	testenv.Must(t, json.Unmarshal([]byte(r.body), &s))
+	waitPhaseAPI(t, erin, s.Name, v1alpha1.PhaseActive)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		for i, gw := range replicas {
+			if cur, ok := gw.Registry.Get(s.Name); !ok || cur.Streams == nil {
+				return fmt.Errorf("replica %d does not serve the session's stream limits yet", i)
+			}
+		}
+		return nil
+	})
+	kc := kubeconfig(t, 0, s.Name, token(t, "erin@example.com"))
+
+	for _, argv := range [][]string{
+		{"rm", "-rf", "/tmp/x"},
+		{"/bin/../bin/rm", "x"},
+		{"env", "nice", "dd", "if=/dev/zero"},
+		{"sh", "-c", "ls; 'r'm x"},
+		{"sh", "-c", "$(echo rm) x"},
+	} {
+		out, err := runKubectl(t, kc, nil, "", append([]string{"exec", "-n", "demo", "web", "--"}, argv...)...)
+		if err == nil || !strings.Contains(out, "is forbidden") || !strings.Contains(out, "refused by") {
+			t.Errorf("kubectl exec %q: %v\n%q", argv, err, out)
+		}
+	}
+	if n := len(proxied(rec, "/exec")); n != 0 {
+		t.Errorf("%d refused exec(s) reached the target", n)
+	}
+	if !strings.Contains(auditLog.String(), `"sessiongate.dev/refused-by":"deny rm"`) {
+		t.Errorf("no audit record names the rule that refused the exec")
+	}
+
+	out, err := runKubectl(t, kc, nil, "", "exec", "-n", "demo", "web", "--", "echo", "allowed")
+	if err != nil || !strings.Contains(out, "allowed") {
+		t.Errorf("an allowed command: %v\n%s", err, out)
+	}
+
+	// Interactive streams are forbidden: exec with stdin and a TTY, and attach.
+	for _, q := range []string{"exec?command=sh&stdin=true&tty=true&stdout=true", "attach?stdin=true&stdout=true"} {
+		resp := call(t, "POST", "/sessiongate/"+s.Name+"/kas/api/v1/namespaces/demo/pods/web/"+q, nil, erin)
+		if resp.code != http.StatusForbidden || !strings.Contains(resp.st.Message, "forbids interactive streams") {
+			t.Errorf("%s: %d %q, want 403", q, resp.code, resp.st.Message)
+		}
+	}
+	if n := len(proxied(rec, "/attach")); n != 0 {
+		t.Errorf("a refused attach reached the target")
+	}
+}
