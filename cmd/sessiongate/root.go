@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"sessiongate.dev/sessiongate/internal/controlplane"
 	"sessiongate.dev/sessiongate/internal/gateway"
 	"sessiongate.dev/sessiongate/internal/policy"
+	"sessiongate.dev/sessiongate/internal/recording"
 )
 
 func newRootCommand() *cobra.Command {
@@ -40,6 +42,9 @@ func newServeCommand() *cobra.Command {
 		kubeconfig   string
 		istio        bool
 		istioSel     string
+		recDir       string
+		s3           recording.S3Config
+		s3CAFile     string
 	)
 	def := policy.Default()
 	cmd := &cobra.Command{
@@ -51,6 +56,11 @@ func newServeCommand() *cobra.Command {
 			cp.Policy.Groups = groups
 			cp.Policy.DeniedNamespaces = deniedNS
 			cp.Policy.OwnerClaims = serve.OIDC.OwnerClaims
+			sink, err := recordingSink(recDir, s3, s3CAFile)
+			if err != nil {
+				return err
+			}
+			serve.Recordings = sink
 			if istio {
 				sel, err := labels.ConvertSelectorToLabelsMap(istioSel)
 				if err != nil || len(sel) == 0 {
@@ -93,6 +103,13 @@ func newServeCommand() *cobra.Command {
 	f.DurationVar(&cp.SweepGrace, "sweep-grace", controlplane.DefaultSweepGrace, "Target objects younger than this are never swept, so a session being minted is never taken for an orphan.")
 	f.BoolVar(&istio, "istio-authorization-policies", false, "Give each Active session an Istio AuthorizationPolicy (security.istio.io/v1, in --namespace) that lets its path through the mesh only for JWTs whose owner claim names the session's owner; the gateway verifies tokens itself either way.")
 	f.StringVar(&istioSel, "istio-selector", "app.kubernetes.io/name=sessiongate", "Labels of the workloads the per-session AuthorizationPolicies apply to (the gateway's pods, or the ingress gateway in --namespace).")
+	f.StringVar(&recDir, "recording-dir", "/var/lib/sessiongate/recordings", "Directory that keeps exec and attach recordings (asciicast v2), when no S3 store is set.")
+	f.StringVar(&s3.Endpoint, "recording-s3-endpoint", "", "https:// endpoint of an S3-compatible store for recordings, instead of --recording-dir; credentials come from $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY.")
+	f.StringVar(&s3.Bucket, "recording-s3-bucket", "", "Bucket of the recordings store.")
+	f.StringVar(&s3.Prefix, "recording-s3-prefix", "", "Prefix of recording object names, e.g. sessiongate/.")
+	f.StringVar(&s3.Region, "recording-s3-region", "", "Region of the recordings store, if it needs one.")
+	f.StringVar(&s3CAFile, "recording-s3-ca-file", "", "CA that verifies the recordings store (default: system roots).")
+	f.StringSliceVar(&serve.AuditorGroups, "auditor-groups", nil, "Groups whose members may list and replay every session's recordings (owners and approvers may see their sessions').")
 	f.StringVar(&serve.Listen, "listen", ":8443", "Address of the HTTPS server that serves session endpoints.")
 	f.StringVar(&serve.TLSCertFile, "tls-cert-file", "", "Serving certificate (PEM); reloaded when it changes.")
 	f.StringVar(&serve.TLSKeyFile, "tls-key-file", "", "Key of the serving certificate (PEM).")
@@ -123,4 +140,27 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 		return clientcmd.BuildConfigFromFlags("", kubeconfig)
 	}
 	return ctrl.GetConfig()
+}
+
+// recordingSink is the S3 store when one is named, else the directory.
+func recordingSink(dir string, s3 recording.S3Config, caFile string) (recording.Sink, error) {
+	if s3.Endpoint == "" {
+		if dir == "" {
+			return nil, fmt.Errorf("--recording-dir must name a directory when no --recording-s3-endpoint is set")
+		}
+		return recording.Dir(dir), nil
+	}
+	s3.AccessKey, s3.SecretKey = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+	if caFile != "" {
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--recording-s3-ca-file: %w", err)
+		}
+		s3.CA = b
+	}
+	sink, err := recording.NewS3(s3)
+	if err != nil {
+		return nil, fmt.Errorf("--recording-s3-*: %w", err)
+	}
+	return sink, nil
 }

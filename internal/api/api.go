@@ -28,6 +28,7 @@ import (
 	"sessiongate.dev/sessiongate/internal/credentials"
 	"sessiongate.dev/sessiongate/internal/entitlement"
 	"sessiongate.dev/sessiongate/internal/policy"
+	"sessiongate.dev/sessiongate/internal/recording"
 )
 
 // SessionRequest is the body of POST /api/v1/sessions.
@@ -64,6 +65,10 @@ type Handler struct {
 	Audit *audit.Logger
 	// AdminGroups may revoke every session of a user or group.
 	AdminGroups []string
+	// Recordings holds exec and attach casts; nil when nothing is recorded.
+	Recordings recording.Sink
+	// AuditorGroups may list and fetch every session's recordings.
+	AuditorGroups []string
 }
 
 func (h *Handler) reader() client.Reader {
@@ -85,6 +90,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/policies", h.authed(h.policies))
 	mux.HandleFunc("POST /api/v1/sessions/{name}/renew", h.authed(h.renew))
 	mux.HandleFunc("POST /api/v1/revocations", h.authed(h.revoke))
+	mux.HandleFunc("GET /api/v1/sessions/{name}/recordings", h.authed(h.recordings))
+	mux.HandleFunc("GET /api/v1/recordings/{id}", h.authed(h.recording))
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, id *authn.Identity)

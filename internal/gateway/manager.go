@@ -327,6 +327,7 @@ func (g *Gateway) setupDataPlane(namespace string, pol policy.Policy, opts *Serv
 	(&api.Handler{
 		Client: g.GetClient(), APIReader: g.GetAPIReader(), Authn: a, Policy: pol, Namespace: namespace,
 		OwnerClaim: ownerClaim, Audit: log, AdminGroups: opts.AdminGroups,
+		Recordings: opts.Recordings, AuditorGroups: opts.AuditorGroups,
 	}).Register(mux)
 	srv, err := newServer(opts, routes(proxy.NewHandler(g.Registry, a, log), mux))
 	if err != nil {

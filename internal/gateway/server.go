@@ -17,6 +17,7 @@ import (
 	"sessiongate.dev/sessiongate/internal/audit"
 	"sessiongate.dev/sessiongate/internal/authn"
 	"sessiongate.dev/sessiongate/internal/proxy"
+	"sessiongate.dev/sessiongate/internal/recording"
 )
 
 // ServeOptions configure the data plane's HTTPS server.
@@ -36,6 +37,10 @@ type ServeOptions struct {
 	// ActivityReportInterval is how often, at most, this replica reports a
 	// session's last request for idle expiry (default 30s).
 	ActivityReportInterval time.Duration
+	// Recordings stores exec and attach casts; nil records nothing.
+	Recordings recording.Sink
+	// AuditorGroups may list and fetch every session's recordings.
+	AuditorGroups []string
 }
 
 // server is the HTTPS front door of one replica.

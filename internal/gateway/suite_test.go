@@ -32,6 +32,7 @@ import (
 	"sessiongate.dev/sessiongate/internal/devissuer"
 	"sessiongate.dev/sessiongate/internal/gateway"
 	"sessiongate.dev/sessiongate/internal/policy"
+	"sessiongate.dev/sessiongate/internal/recording"
 	"sessiongate.dev/sessiongate/internal/testenv"
 )
 
@@ -52,6 +53,8 @@ var (
 	replicas     []*gateway.Gateway
 	auditLog     = &syncBuffer{}
 	workDir      string
+	// recordings is where both replicas keep casts.
+	recordings recording.Dir
 	// metricsPort serves replica 0's /metrics, /healthz and /readyz.
 	metricsPort int
 )
@@ -74,6 +77,7 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(workDir)
+	recordings = recording.Dir(filepath.Join(workDir, "recordings"))
 
 	if mgmt, err = testenv.StartManagement(); err != nil {
 		return 0, err
@@ -145,6 +149,7 @@ func run(m *testing.M) (int, error) {
 				OIDC:        authn.Config{IssuerURL: issuerSrv.URL, Audiences: []string{audience}, CAData: issuerCA},
 				AuditWriter: auditLog,
 				AdminGroups: []string{"sessiongate-admins"},
+				Recordings:  recordings, AuditorGroups: []string{"auditors"},
 				// Idle expiry is tested in seconds, not minutes.
 				ActivityReportInterval: 500 * time.Millisecond,
 			},

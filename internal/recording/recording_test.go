@@ -77,6 +77,22 @@ func TestACastHoldsExactlyWhatWasRecordedInEitherSink(t *testing.T) {
 			if strings.Join(got, "|") != strings.Join(want, "|") {
 				t.Errorf("events %q, want %q", got, want)
 			}
+
+			// Listing a session finds its casts and no one else's, even
+			// where one session's name starts with another's.
+			other, err := recording.Start(ctx, c.sink, recording.Meta{ID: recording.NewID("alice", time.Now()), Kind: "exec"}, 80, 24)
+			testenv.Must(t, err)
+			testenv.Must(t, other.Close())
+			list, err := c.sink.List(ctx, "alice-x")
+			testenv.Must(t, err)
+			if len(list) != 1 || list[0].ID != meta.ID || list[0].Size == 0 || time.Since(list[0].Time) > time.Minute {
+				t.Errorf("List(alice-x) = %+v, want just %s", list, meta.ID)
+			}
+			list, err = c.sink.List(ctx, "alice")
+			testenv.Must(t, err)
+			if len(list) != 1 || list[0].ID == meta.ID {
+				t.Errorf("List(alice) = %+v, want only alice's own cast", list)
+			}
 		})
 	}
 }
@@ -88,7 +104,8 @@ func (s stuck) Create(context.Context, string) (io.WriteCloser, error) { return 
 func (s stuck) Open(context.Context, string) (io.ReadCloser, error) {
 	return nil, recording.ErrNotFound
 }
-func (s stuck) Check(context.Context) error { return nil }
+func (s stuck) Check(context.Context) error                            { return nil }
+func (s stuck) List(context.Context, string) ([]recording.Info, error) { return nil, nil }
 func (s stuck) Write(p []byte) (int, error) {
 	<-s.release
 	return 0, errors.New("the store went away")

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/minio/minio-go/v7"
@@ -142,4 +143,20 @@ func (s *S3) Check(ctx context.Context) error {
 		return fmt.Errorf("bucket %s does not exist", s.bucket)
 	}
 	return nil
+}
+
+// List finds the session's casts under the prefix.
+func (s *S3) List(ctx context.Context, session string) ([]Info, error) {
+	var out []Info
+	for o := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix + session + "-"}) {
+		if o.Err != nil {
+			return nil, o.Err
+		}
+		id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, s.prefix), ".cast")
+		if sess, valid := SessionOf(id); ok && valid && sess == session {
+			out = append(out, Info{ID: id, Session: session, Size: o.Size, Time: timeOf(id)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +25,48 @@ type Sink interface {
 	Open(ctx context.Context, id string) (io.ReadCloser, error)
 	// Check reports whether the sink can take writes now.
 	Check(ctx context.Context) error
+	// List returns the casts of one session, oldest first.
+	List(ctx context.Context, session string) ([]Info, error)
+}
+
+// Info describes a stored cast.
+type Info struct {
+	ID      string    `json:"id"`
+	Session string    `json:"session"`
+	Size    int64     `json:"size"`
+	Time    time.Time `json:"time"`
+}
+
+// SessionOf returns the session a cast ID names (NewID's first part).
+func SessionOf(id string) (string, bool) {
+	rest, rnd, ok := cutLast(id)
+	if !ok || len(rnd) != 8 {
+		return "", false
+	}
+	session, ms, ok := cutLast(rest)
+	if !ok || session == "" {
+		return "", false
+	}
+	if _, err := strconv.ParseInt(ms, 10, 64); err != nil {
+		return "", false
+	}
+	return session, true
+}
+
+func cutLast(s string) (string, string, bool) {
+	i := strings.LastIndexByte(s, '-')
+	if i < 0 {
+		return "", "", false
+	}
+	return s[:i], s[i+1:], true
+}
+
+// timeOf is when a cast of that ID started.
+func timeOf(id string) time.Time {
+	rest, _, _ := cutLast(id)
+	_, ms, _ := cutLast(rest)
+	n, _ := strconv.ParseInt(ms, 10, 64)
+	return time.UnixMilli(n).UTC()
 }
 
 // ErrNotFound is a cast that is not there.
@@ -113,4 +156,29 @@ func (d Dir) Check(context.Context) error {
 	}
 	_ = f.Close()
 	return os.Remove(f.Name())
+}
+
+// List finds the session's casts in the directory.
+func (d Dir) List(_ context.Context, session string) ([]Info, error) {
+	entries, err := os.ReadDir(string(d))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Info
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".cast")
+		if s, valid := SessionOf(id); !ok || !valid || s != session || e.Type()&os.ModeType != 0 {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		out = append(out, Info{ID: id, Session: session, Size: fi.Size(), Time: timeOf(id)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -90,41 +91,53 @@ func NewClient(cfg *Config) (*Client, error) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	tok, err := c.cfg.Token(ctx)
+	resp, err := c.send(ctx, method, path, body)
 	if err != nil {
 		return err
-	}
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.cfg.Server, "/")+path, r)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("calling the gateway: %w", err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return err
 	}
+	return json.Unmarshal(data, out)
+}
+
+// send makes the call and returns a successful response, or the gateway's
+// refusal as an error.
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	tok, err := c.cfg.Token(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.cfg.Server, "/")+path, r)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("calling the gateway: %w", err)
+	}
 	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		var st metav1.Status
 		if json.Unmarshal(data, &st) == nil && st.Message != "" {
-			return fmt.Errorf("%s", st.Message)
+			return nil, fmt.Errorf("%s", st.Message)
 		}
-		return fmt.Errorf("the gateway answered %s", resp.Status)
+		return nil, fmt.Errorf("the gateway answered %s", resp.Status)
 	}
-	return json.Unmarshal(data, out)
+	return resp, nil
 }
 
 // Request asks for a session for the caller.
@@ -186,4 +199,19 @@ func (c *Client) Renew(ctx context.Context, name, ttl string) (*v1alpha1.Session
 func (c *Client) Revoke(ctx context.Context, req api.RevocationRequest) (*api.RevocationResult, error) {
 	res := &api.RevocationResult{}
 	return res, c.do(ctx, http.MethodPost, "/api/v1/revocations", req, res)
+}
+
+// Recordings lists a session's recordings.
+func (c *Client) Recordings(ctx context.Context, session string) (*api.RecordingList, error) {
+	l := &api.RecordingList{}
+	return l, c.do(ctx, http.MethodGet, "/api/v1/sessions/"+url.PathEscape(session)+"/recordings", nil, l)
+}
+
+// Recording fetches a cast; the caller closes it.
+func (c *Client) Recording(ctx context.Context, id string) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/api/v1/recordings/"+url.PathEscape(id), nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
 }

@@ -56,6 +56,8 @@ func NewCommand() *cobra.Command {
 		waitCommand(client),
 		renewCommand(client),
 		revokeCommand(client),
+		recordingsCommand(client),
+		replayCommand(client),
 		kubeconfigCommand(cfg, client),
 		tokenCommand(cfg),
 	)
