@@ -27,6 +27,7 @@ import (
 	"sessiongate.dev/sessiongate/internal/gateway"
 	"sessiongate.dev/sessiongate/internal/localkube"
 	"sessiongate.dev/sessiongate/internal/policy"
+	"sessiongate.dev/sessiongate/internal/recording"
 )
 
 // Names of the sandbox.
@@ -215,6 +216,7 @@ func Run(ctx context.Context, opts Options) error {
 				OIDC:        authn.Config{IssuerURL: issuerURL, Audiences: []string{Audience}, CAData: ca.CertPEM},
 				AuditLog:    filepath.Join(dir, "audit-"+strconv.Itoa(i)+".log"),
 				AdminGroups: []string{AdminGroup},
+				Recordings:  recording.Dir(filepath.Join(dir, "recordings")),
 			},
 			LeaderElection: true, LeaderElectionID: "sessiongate-dev",
 			MetricsBindAddress: "0", HealthProbeBindAddress: "0",
