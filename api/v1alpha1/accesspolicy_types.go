@@ -220,7 +220,36 @@ type StreamPolicy struct {
 	// rules.
 	// +optional
 	ForbidInteractive bool `json:"forbidInteractive,omitempty"`
+	// recording of exec and attach streams: off, best-effort (the default:
+	// a stream goes on if its recording fails) or required (an exec or
+	// attach is refused when the recording store cannot take writes, and a
+	// stream whose recording fails is closed).
+	// +kubebuilder:validation:Enum=off;best-effort;required
+	// +optional
+	Recording RecordingMode `json:"recording,omitempty"`
+	// maxStreamDuration closes an exec, attach, port-forward or watch
+	// stream this long after it opened.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s')",message="must be a duration of at least 1s"
+	// +optional
+	MaxStreamDuration *metav1.Duration `json:"maxStreamDuration,omitempty"`
+	// streamIdleTimeout closes an exec, attach, port-forward or watch
+	// stream through which nothing has passed, either way, for this long.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s')",message="must be a duration of at least 1s"
+	// +optional
+	StreamIdleTimeout *metav1.Duration `json:"streamIdleTimeout,omitempty"`
 }
+
+// RecordingMode says whether a session's exec and attach streams are
+// recorded, and what happens when the recording fails.
+type RecordingMode string
+
+const (
+	RecordingOff        RecordingMode = "off"
+	RecordingBestEffort RecordingMode = "best-effort"
+	RecordingRequired   RecordingMode = "required"
+)
 
 // ExecRules are patterns over the commands an exec runs: "rm" matches the
 // program's base name, "/usr/bin/rm" (with a slash) its cleaned path, and a

@@ -28,6 +28,17 @@ const (
 	// exec or attach, e.g. "deny rm".
 	AnnotationRefusedBy = "sessiongate.dev/refused-by"
 	AnnotationLatency   = "sessiongate.dev/latency"
+	// AnnotationRecording is the id of the stream's cast.
+	AnnotationRecording = "sessiongate.dev/recording"
+	// AnnotationRecordingError says why a stream's recording failed or is
+	// incomplete.
+	AnnotationRecordingError = "sessiongate.dev/recording-error"
+	// AnnotationStreamEnd says why a stream ended other than by its command
+	// finishing: the gateway closed it (session ended, a lifetime ran out)
+	// or it failed.
+	AnnotationStreamEnd = "sessiongate.dev/stream-end"
+	// AnnotationExitCode is an exec's exit code.
+	AnnotationExitCode = "sessiongate.dev/exit-code"
 	// AnnotationTruncated lists the fields cut to their limit, e.g.
 	// "requestURI,userAgent".
 	AnnotationTruncated = "sessiongate.dev/truncated"

@@ -329,7 +329,9 @@ func (g *Gateway) setupDataPlane(namespace string, pol policy.Policy, opts *Serv
 		OwnerClaim: ownerClaim, Audit: log, AdminGroups: opts.AdminGroups,
 		Recordings: opts.Recordings, AuditorGroups: opts.AuditorGroups,
 	}).Register(mux)
-	srv, err := newServer(opts, routes(proxy.NewHandler(g.Registry, a, log), mux))
+	ph := proxy.NewHandler(g.Registry, a, log)
+	ph.Recordings = opts.Recordings
+	srv, err := newServer(opts, routes(ph, mux))
 	if err != nil {
 		return err
 	}

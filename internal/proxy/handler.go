@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
@@ -25,12 +26,15 @@ import (
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"sessiongate.dev/sessiongate/internal/apistatus"
 	"sessiongate.dev/sessiongate/internal/audit"
 	"sessiongate.dev/sessiongate/internal/authn"
 	"sessiongate.dev/sessiongate/internal/authz"
+	"sessiongate.dev/sessiongate/internal/recording"
 	"sessiongate.dev/sessiongate/internal/registry"
+	"sessiongate.dev/sessiongate/internal/streams"
 )
 
 // Handler is the session proxy.
@@ -40,6 +44,10 @@ type Handler struct {
 	Audit    *audit.Logger
 	// Now is the clock for audit timestamps; default time.Now.
 	Now func() time.Time
+	// Clock times stream lifetimes; default the real clock.
+	Clock clock.Clock
+	// Recordings stores exec and attach casts; nil records nothing.
+	Recordings recording.Sink
 
 	requestInfo request.RequestInfoFactory
 }
@@ -126,13 +134,17 @@ func (h *Handler) serve(c *call, r *http.Request) {
 		apistatus.Write(w, err)
 		return
 	}
+	if isRemoteCommand(r, info) {
+		h.serveRemoteCommand(c, r, s, info, apiPath)
+		return
+	}
 	if rw := discoveryRewriter(r, apiPath, w.ResponseWriter); rw != nil {
 		// The target's own address in /api and /apis is none of the
 		// caller's business; the gateway answers with its own.
 		w.ResponseWriter = rw
 		defer rw.finish()
 	}
-	h.forward(w, r, s, apiPath)
+	h.forward(c, r, s, apiPath)
 }
 
 // describe fills the audit record with what the request does, parsed by
@@ -165,7 +177,8 @@ func (h *Handler) describe(ev *auditv1.Event, r *http.Request, apiPath string) *
 // forward sends the request to the target as the session's identity. The
 // request lives only as long as the session: when it leaves the registry the
 // upstream request is cancelled and a hijacked stream is closed.
-func (h *Handler) forward(w *responseWriter, r *http.Request, s *registry.Session, apiPath string) {
+func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, apiPath string) {
+	w := c.w
 	b := s.Backend()
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
@@ -191,11 +204,48 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, s *registry.Sessio
 	if upgrade || isWatch(r) {
 		openStreams.Inc()
 		defer openStreams.Dec()
+		// A port-forward or a watch is held to the session's stream
+		// lifetimes; activity is what it carries, either way.
+		w.limits = streamLimits(s.Streams)
+		if w.limits != (streams.Limits{}) {
+			w.act = streams.NewActivity(h.clock())
+			w.clock = h.clock()
+			if !upgrade {
+				defer streams.WatchLimits(ctx, w.clock, s.Name, w.limits, w.act, func(err error) {
+					w.ended.Store(&err)
+					cancel(err)
+				})()
+			}
+		}
+		if upgrade {
+			w.onHijack = func() { h.logStarted(c) }
+		}
+	}
+	if isWatch(r) && !upgrade {
+		// A watch the gateway cuts ends with an ERROR event that says why,
+		// not a reset stream (the proxy panics with ErrAbortHandler when
+		// the upstream body is cut).
+		w.watch = true
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler && ctx.Err() != nil && r.Context().Err() == nil && endWatch(w, context.Cause(ctx).Error()) {
+					return
+				}
+				panic(p)
+			}
+		}()
 	}
 	p := utilproxy.NewUpgradeAwareHandler(&loc, timed{b.Transport, s.Cluster}, false, false, responder{})
 	p.UseLocationHost = true
 	p.RejectForwardingRedirects = true
 	p.ServeHTTP(w, out)
+}
+
+func (h *Handler) clock() clock.Clock {
+	if h.Clock == nil {
+		return clock.RealClock{}
+	}
+	return h.Clock
 }
 
 func isWatch(r *http.Request) bool {
@@ -218,6 +268,9 @@ func (h *Handler) finish(c *call) {
 	if c.ev.Annotations != nil {
 		c.ev.Annotations[audit.AnnotationLatency] = end.Sub(c.start).String()
 	}
+	if err := c.w.endedBy(); err != nil {
+		c.ev.Annotations[audit.AnnotationStreamEnd] = err.Error()
+	}
 	if c.session != nil {
 		countSessionRequest(c.session, code)
 	} else {
@@ -235,11 +288,26 @@ type responseWriter struct {
 	code     int
 	hijacked bool
 	session  *registry.Session
+
+	// For a stream the proxy forwards (port-forward, watch): its
+	// lifetimes, its activity, and why the gateway ended it.
+	limits   streams.Limits
+	act      *streams.Activity
+	clock    clock.Clock
+	ended    atomic.Pointer[error]
+	onHijack func()
+	// watch: the response is a watch, whose event boundaries frames
+	// follows once its media type is known.
+	watch  bool
+	frames *frames
 }
 
 func (w *responseWriter) WriteHeader(code int) {
 	if w.code == 0 {
 		w.code = code
+		if w.watch && code == http.StatusOK {
+			w.frames = watchFrames(w.Header())
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -248,7 +316,14 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	if w.act != nil {
+		w.act.Touch()
+	}
+	n, err := w.ResponseWriter.Write(b)
+	if w.frames != nil {
+		w.frames.observe(b[:n])
+	}
+	return n, err
 }
 
 // Unwrap lets http.ResponseController reach Flush on the real writer.
@@ -264,18 +339,55 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.hijacked = true
-	if s := w.session; s != nil {
-		// The stream's copy loops end when either side closes; closing the
-		// caller's side ends both, and the proxy then closes the target's.
-		stop := context.AfterFunc(s.Context(), func() { _ = conn.Close() })
-		return &trackedConn{Conn: conn, stop: stop}, rw, nil
+	if w.onHijack != nil {
+		w.onHijack()
 	}
-	return conn, rw, nil
+	s := w.session
+	if s == nil {
+		return conn, rw, nil
+	}
+	// The stream's copy loops end when either side closes; closing the
+	// caller's side ends both, and the proxy then closes the target's.
+	tc := &trackedConn{Conn: conn, act: w.act}
+	stopCut := context.AfterFunc(s.Context(), func() { _ = conn.Close() })
+	stopLimits := func() {}
+	if w.act != nil {
+		stopLimits = streams.WatchLimits(s.Context(), w.clock, s.Name, w.limits, w.act, func(err error) {
+			w.ended.Store(&err)
+			_ = conn.Close()
+		})
+	}
+	tc.stop = func() { stopCut(); stopLimits() }
+	return tc, rw, nil
+}
+
+// endedBy is why the gateway ended a forwarded stream, or nil.
+func (w *responseWriter) endedBy() error {
+	if p := w.ended.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 type trackedConn struct {
 	net.Conn
-	stop func() bool
+	act  *streams.Activity
+	stop func()
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && c.act != nil {
+		c.act.Touch()
+	}
+	return n, err
+}
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if c.act != nil {
+		c.act.Touch()
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *trackedConn) Close() error {
@@ -304,7 +416,16 @@ type responder struct{}
 
 func (responder) Error(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(r.Context().Err(), context.Canceled) {
-		klog.V(4).InfoS("Request to target ended", "path", r.URL.Path, "reason", context.Cause(r.Context()))
+		cause := context.Cause(r.Context())
+		klog.V(4).InfoS("Request to target ended", "path", r.URL.Path, "reason", cause)
+		var ended *registry.EndedError
+		var closed *streams.ClosedError
+		if errors.As(cause, &ended) || errors.As(cause, &closed) {
+			apistatus.Write(w, &apierrors.StatusError{ErrStatus: metav1.Status{
+				Status: metav1.StatusFailure, Code: http.StatusGone, Reason: metav1.StatusReasonGone, Message: cause.Error(),
+			}})
+			return
+		}
 	} else {
 		klog.V(2).InfoS("Request to target failed", "path", r.URL.Path, "err", err.Error())
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/client-go/rest"
 )
 
 // BackendConfig is what a session's credentials Secret holds.
@@ -47,7 +48,7 @@ func (t *Transports) NewBackend(c BackendConfig) (*Backend, error) {
 	defer t.mu.Unlock()
 	if tr, ok := t.shared[key]; ok {
 		u, _ := url.Parse(c.Server)
-		return &Backend{URL: u, Token: c.Token, Transport: tr, Version: c.Version, shared: true}, nil
+		return &Backend{URL: u, Token: c.Token, Transport: tr, Version: c.Version, Rest: restConfig(c), shared: true}, nil
 	}
 	b, err := NewBackend(c)
 	if err != nil {
@@ -95,5 +96,20 @@ func NewBackend(c BackendConfig) (*Backend, error) {
 	})
 	// Targets are reached directly, never through an environment proxy.
 	t.Proxy = nil
-	return &Backend{URL: u, Token: c.Token, Transport: t, Version: c.Version}, nil
+	return &Backend{URL: u, Token: c.Token, Transport: t, Version: c.Version, Rest: restConfig(c)}, nil
+}
+
+// restConfig is the same credential for client-go, which opens the exec and
+// attach streams the gateway ends itself (see package streams).
+func restConfig(c BackendConfig) *rest.Config {
+	return &rest.Config{
+		Host:        c.Server,
+		BearerToken: c.Token,
+		TLSClientConfig: rest.TLSClientConfig{
+			CAData: c.CA, CertData: c.CertPEM, KeyData: c.KeyPEM,
+		},
+		// Targets are reached directly, never through an environment proxy.
+		Proxy:     func(*http.Request) (*url.URL, error) { return nil, nil },
+		UserAgent: "sessiongate",
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -34,6 +35,8 @@ type Backend struct {
 	Transport *http.Transport
 	// Version identifies the credential (the Secret's resourceVersion).
 	Version string
+	// Rest is the same credential for client-go's stream executors.
+	Rest *rest.Config
 
 	shared bool
 }
