@@ -7,8 +7,8 @@ import (
 // AccessPolicySpec says who may request what, on which clusters, for how
 // long, and who must approve. A request that no policy grants is refused.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.defaultTTL) || duration(self.defaultTTL) <= duration(self.maxTTL)",message="defaultTTL must not exceed maxTTL"
-// +kubebuilder:validation:XValidation:rule="!has(self.renewal) || !has(self.renewal.requiresApproval) || !self.renewal.requiresApproval || (has(self.approval) && has(self.approval.approvers))",message="renewal.requiresApproval needs approval.approvers"
+// +kubebuilder:validation:XValidation:rule="!has(self.defaultTTL) || duration(self.defaultTTL) <= duration(self.maxTTL)",message="defaultTTL must not exceed maxTTL",fieldPath=".defaultTTL"
+// +kubebuilder:validation:XValidation:rule="!has(self.renewal) || !has(self.renewal.requiresApproval) || !self.renewal.requiresApproval || (has(self.approval) && has(self.approval.approvers))",message="renewal.requiresApproval needs approval.approvers",fieldPath=".renewal.requiresApproval"
 type AccessPolicySpec struct {
 	// requesters may ask for sessions under this policy.
 	// +required
@@ -203,8 +203,9 @@ type Schedule struct {
 	// allowed turns scheduling on.
 	// +optional
 	Allowed bool `json:"allowed,omitempty"`
-	// maxDelay is how far ahead a start may be; default 7 days.
+	// maxDelay is how far ahead a start may be; default 168h.
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')",message="must be a positive duration such as 30m or 1h"
 	// +optional
 	MaxDelay *metav1.Duration `json:"maxDelay,omitempty"`
 }
@@ -298,6 +299,7 @@ type Notifications struct {
 	// expiringSoon is how long before expiry the expiring-soon event is
 	// sent; default 10m.
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')",message="must be a positive duration such as 30m or 1h"
 	// +optional
 	ExpiringSoon *metav1.Duration `json:"expiringSoon,omitempty"`
 }

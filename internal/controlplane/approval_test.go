@@ -9,6 +9,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
@@ -192,7 +193,11 @@ func TestInvalidPoliciesAreRefusedWithFieldPaths(t *testing.T) {
 		{func(s *v1alpha1.AccessPolicySpec) {
 			s.AccessLevels = []v1alpha1.PolicyAccessLevel{{ClusterRole: "edit", Group: "sre"}}
 		}, "set exactly one of clusterRole or group"},
-		{func(s *v1alpha1.AccessPolicySpec) { s.DefaultTTL = &metav1.Duration{Duration: 2 * time.Hour} }, "defaultTTL must not exceed maxTTL"},
+		{func(s *v1alpha1.AccessPolicySpec) { s.DefaultTTL = &metav1.Duration{Duration: 2 * time.Hour} }, "spec.defaultTTL: Invalid value: defaultTTL must not exceed maxTTL"},
+		{func(s *v1alpha1.AccessPolicySpec) {
+			s.Renewal = &v1alpha1.Renewal{Allowed: true, RequiresApproval: true}
+		},
+			"spec.renewal.requiresApproval: Invalid value: renewal.requiresApproval needs approval.approvers"},
 		{func(s *v1alpha1.AccessPolicySpec) { s.Approval = &v1alpha1.Approval{MinApprovals: 11} }, "spec.approval.minApprovals: Invalid value"},
 		{func(s *v1alpha1.AccessPolicySpec) {
 			s.Notifications = &v1alpha1.Notifications{Sinks: []v1alpha1.NotificationSink{{Kind: v1alpha1.NotificationWebhook, URLSecretRef: v1alpha1.SecretKeyRef{Name: "hooks"}}}}
@@ -210,5 +215,33 @@ func TestInvalidPoliciesAreRefusedWithFieldPaths(t *testing.T) {
 		if err := mgmt.Client.Create(e.ctx, p); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("case %d: got %v, want an error containing %q", i, err, c.want)
 		}
+	}
+
+	// Durations the Go types cannot hold ("7d") are refused at the door: one
+	// such policy stored would make every AccessPolicyList fail to decode,
+	// and with it every replica's informer.
+	for field, spec := range map[string]map[string]any{
+		`spec.schedule.maxDelay: Invalid value: "7d"`:          {"schedule": map[string]any{"allowed": true, "maxDelay": "7d"}},
+		`spec.notifications.expiringSoon: Invalid value: "1d"`: {"notifications": map[string]any{"expiringSoon": "1d", "sinks": []any{map[string]any{"kind": "Slack", "urlSecretRef": map[string]any{"name": "hooks"}}}}},
+	} {
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": v1alpha1.GroupVersion.String(), "kind": "AccessPolicy",
+			"metadata": map[string]any{"namespace": e.namespace, "name": "bad-duration"},
+			"spec": map[string]any{
+				"requesters": map[string]any{"groups": []any{"dev"}}, "clusters": map[string]any{"names": []any{"target"}},
+				"accessLevels": []any{map[string]any{"clusterRole": "view"}}, "maxTTL": "1h",
+			},
+		}}
+		for k, v := range spec {
+			u.Object["spec"].(map[string]any)[k] = v
+		}
+		want := field + ": must be a positive duration such as 30m or 1h"
+		if err := mgmt.Client.Create(e.ctx, u); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s in days: got %v, want an error containing %q", field, err, want)
+		}
+	}
+	list := &v1alpha1.AccessPolicyList{}
+	if err := mgmt.Client.List(e.ctx, list, client.InNamespace(e.namespace)); err != nil {
+		t.Errorf("policies no longer decode: %v", err)
 	}
 }
