@@ -4,6 +4,7 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
@@ -55,32 +57,55 @@ const (
 	MaxField = 512
 )
 
+// Buffering of the log Open returns: records are written at most
+// FlushInterval after they are logged, or at once when BufferSize bytes wait,
+// so a busy gateway makes one write per batch instead of one per request.
+const (
+	FlushInterval = 100 * time.Millisecond
+	BufferSize    = 64 << 10
+)
+
 // Logger writes audit records to a sink.
 type Logger struct {
-	mu  sync.Mutex
-	w   io.Writer
-	enc *json.Encoder
+	mu       sync.Mutex
+	w        io.Writer
+	buf      bytes.Buffer
+	enc      *json.Encoder // encodes into buf
+	interval time.Duration // 0: every record is written at once
+	timer    *time.Timer   // armed while buf holds records
 }
 
-// New writes records to w.
+// New writes each record to w as it is logged.
 func New(w io.Writer) *Logger {
-	return &Logger{w: w, enc: json.NewEncoder(w)}
+	return NewBuffered(w, 0)
 }
 
-// Open returns a logger for path: "-" or "" is stdout, anything else a file
-// that records are appended to.
+// NewBuffered writes records to w in batches, at most interval after each is
+// logged; Flush or Close writes what waits.
+func NewBuffered(w io.Writer, interval time.Duration) *Logger {
+	l := &Logger{w: w, interval: interval}
+	l.enc = json.NewEncoder(&l.buf)
+	return l
+}
+
+// Open returns a buffered logger for path: "-" or "" is stdout, anything
+// else a file that records are appended to. Its closer flushes the logger
+// and makes every later record a direct write; the file stays open, so a
+// stream that ends after the server stopped is still audited.
 func Open(path string) (*Logger, io.Closer, error) {
 	if path == "" || path == "-" {
-		return New(os.Stdout), io.NopCloser(nil), nil
+		l := NewBuffered(os.Stdout, FlushInterval)
+		return l, l, nil
 	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening audit log %s: %w", path, err)
 	}
-	return New(f), f, nil
+	l := NewBuffered(f, FlushInterval)
+	return l, l, nil
 }
 
-// Log writes one record.
+// Log writes one record, or queues it for the next flush.
 func (l *Logger) Log(ev *auditv1.Event) {
 	ev.TypeMeta.APIVersion = auditv1.SchemeGroupVersion.String()
 	ev.TypeMeta.Kind = "Event"
@@ -88,8 +113,46 @@ func (l *Logger) Log(ev *auditv1.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.enc.Encode(ev); err != nil {
-		klog.ErrorS(err, "Writing audit record", "auditID", ev.AuditID)
+		klog.ErrorS(err, "Encoding audit record", "auditID", ev.AuditID)
+		return
 	}
+	switch {
+	case l.interval == 0 || l.buf.Len() >= BufferSize:
+		l.flushLocked()
+	case l.timer == nil:
+		l.timer = time.AfterFunc(l.interval, l.Flush)
+	}
+}
+
+// Flush writes every queued record.
+func (l *Logger) Flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flushLocked()
+}
+
+// Close flushes and writes every later record at once.
+func (l *Logger) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.interval = 0
+	return l.flushLocked()
+}
+
+func (l *Logger) flushLocked() error {
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
+	if l.buf.Len() == 0 {
+		return nil
+	}
+	_, err := l.w.Write(l.buf.Bytes())
+	if err != nil {
+		klog.ErrorS(err, "Writing audit records", "bytes", l.buf.Len())
+	}
+	l.buf.Reset()
+	return err
 }
 
 // Limit cuts every caller-sized field of ev to its limit and names the cut

@@ -3,10 +3,14 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 
+	"k8s.io/apimachinery/pkg/types"
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 )
 
@@ -53,5 +57,65 @@ func TestSmallRecordsAreNotMarked(t *testing.T) {
 	Limit(ev)
 	if _, ok := ev.Annotations[AnnotationTruncated]; ok || ev.RequestURI != "/sessiongate/s/kas/api" {
 		t.Errorf("an ordinary record was changed: %+v", ev)
+	}
+}
+
+// lockedBuffer is a sink that a test reads while the flusher writes.
+type lockedBuffer struct {
+	mu     sync.Mutex
+	b      bytes.Buffer
+	writes int
+	wrote  chan struct{}
+}
+
+func (s *lockedBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writes++
+	select {
+	case s.wrote <- struct{}{}:
+	default:
+	}
+	return s.b.Write(p)
+}
+
+func (s *lockedBuffer) lines() (int, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Count(s.b.Bytes(), []byte("\n")), s.writes
+}
+
+func logN(l *Logger, n int) {
+	for i := range n {
+		l.Log(&auditv1.Event{AuditID: types.UID(strconv.Itoa(i)), Verb: "get"})
+	}
+}
+
+func TestCloseWritesEveryBufferedRecord(t *testing.T) {
+	out := lockedBuffer{wrote: make(chan struct{}, 1)}
+	l := NewBuffered(&out, time.Hour)
+	logN(l, 1000) // about 190 KB: some flushed by the size cap, the rest by Close
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, writes := out.lines(); n != 1000 || writes > 1000*200/BufferSize+1 {
+		t.Errorf("%d records in %d writes after Close, want 1000 in a few", n, writes)
+	}
+	logN(l, 1)
+	if n, _ := out.lines(); n != 1001 {
+		t.Errorf("a record logged after Close is not written at once: %d records", n)
+	}
+}
+
+func TestBufferedRecordsAreWrittenWithinTheFlushInterval(t *testing.T) {
+	out := lockedBuffer{wrote: make(chan struct{}, 1)}
+	l := NewBuffered(&out, FlushInterval)
+	logN(l, 3)
+	select {
+	case <-out.wrote:
+	case <-time.After(10 * FlushInterval):
+	}
+	if n, writes := out.lines(); n != 3 || writes != 1 {
+		t.Errorf("%d of 3 records in %d writes within %v of logging, want all 3 in one", n, writes, 10*FlushInterval)
 	}
 }
