@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -138,17 +139,37 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 		return
 	}
 	s.Spec.Requester = &v1alpha1.Requester{User: id.Username, Groups: id.Groups}
-	// A Cluster that does not exist gets the same answer as one no policy
-	// lets the caller use: the API is no oracle for registered clusters.
+	refuse := func(st *apierrors.StatusError) { h.refuse(w, r, id, "request", auditRef{cluster: req.Cluster}, st) }
+
+	// Whether any policy covers the caller on the cluster is decided before
+	// anything else about the request: a caller no policy covers gets the
+	// same answer for a Cluster that does not exist and for one that does,
+	// whatever else is wrong with the request. The API is no oracle for
+	// registered clusters.
 	cluster := &v1alpha1.Cluster{}
 	if err := h.Client.Get(r.Context(), client.ObjectKey{Namespace: h.Namespace, Name: req.Cluster}, cluster); apierrors.IsNotFound(err) || req.Cluster == "" {
-		forbidden(w, fmt.Sprintf("no policy lets you request access to cluster %q", req.Cluster))
-		return
+		cluster = nil
 	} else if err != nil {
 		klog.ErrorS(err, "Reading cluster", "cluster", req.Cluster)
 		apistatus.Write(w, apierrors.NewInternalError(errors.New("the request could not be checked")))
 		return
 	}
+	policies, err := h.listPolicies(r.Context(), h.Client)
+	if err == nil && !coversAny(policies, id, cluster) {
+		// Refuse on what the API server holds, not on a cache that may not
+		// have the policy an operator created a moment ago.
+		policies, err = h.listPolicies(r.Context(), h.reader())
+	}
+	if err != nil {
+		klog.ErrorS(err, "Listing access policies")
+		apistatus.Write(w, apierrors.NewInternalError(errors.New("the request could not be checked")))
+		return
+	}
+	if !coversAny(policies, id, cluster) {
+		refuse(statusError(http.StatusForbidden, metav1.StatusReasonForbidden, fmt.Sprintf("no policy lets you request access to cluster %q", req.Cluster)))
+		return
+	}
+
 	var errs field.ErrorList
 	var startAt time.Time
 	if req.StartAt != "" {
@@ -177,41 +198,35 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 	}
 	if len(errs) > 0 {
 		// Messages name the request's fields, not the Session's.
-		msg := strings.ReplaceAll(errs.ToAggregate().Error(), "spec.", "")
-		apistatus.Write(w, apierrors.NewBadRequest(msg))
+		refuse(apierrors.NewBadRequest(strings.ReplaceAll(errs.ToAggregate().Error(), "spec.", "")))
 		return
 	}
-	judge := func(c client.Reader) (*entitlement.Grant, error) {
-		policies := &v1alpha1.AccessPolicyList{}
-		if err := c.List(r.Context(), policies, client.InNamespace(h.Namespace)); err != nil {
-			return nil, err
-		}
-		return entitlement.Decide(policies.Items, entitlement.Request{
+	judge := func(policies []v1alpha1.AccessPolicy) (*entitlement.Grant, error) {
+		return entitlement.Decide(policies, entitlement.Request{
 			User: id.Username, Groups: id.Groups, Cluster: cluster, AccessLevel: req.AccessLevel,
 			TTL: ttl, Reason: req.Reason, Policy: req.Policy, StartAt: startAt, Now: time.Now(),
 		})
 	}
-	g, err := judge(h.Client)
-	var denied *entitlement.Denied
-	if errors.As(err, &denied) {
-		// Refuse on what the API server holds, not on a cache that may not
-		// have the policy an operator created a moment ago.
-		g, err = judge(h.reader())
-	}
-	if err != nil && !errors.As(err, &denied) {
-		klog.ErrorS(err, "Listing access policies")
-		apistatus.Write(w, apierrors.NewInternalError(errors.New("the request could not be checked")))
-		return
+	g, err := judge(policies)
+	if err != nil {
+		// As above: a refusal is made on what the API server holds.
+		fresh, lerr := h.listPolicies(r.Context(), h.reader())
+		if lerr != nil {
+			klog.ErrorS(lerr, "Listing access policies")
+			apistatus.Write(w, apierrors.NewInternalError(errors.New("the request could not be checked")))
+			return
+		}
+		g, err = judge(fresh)
 	}
 	if err != nil {
 		klog.V(2).InfoS("Request refused", "user", id.Username, "cluster", req.Cluster, "reason", err.Error())
-		forbidden(w, err.Error())
+		refuse(statusError(http.StatusForbidden, metav1.StatusReasonForbidden, err.Error()))
 		return
 	}
 	s.Spec.Policy = g.Policy.Name
 	s.Spec.TTL = metav1.Duration{Duration: g.TTL}
 	if errs := h.Policy.Validate(&s.Spec, credentials.SessionNamespace(cluster), true); len(errs) > 0 {
-		apistatus.Write(w, apierrors.NewBadRequest(strings.ReplaceAll(errs.ToAggregate().Error(), "spec.", "")))
+		refuse(apierrors.NewBadRequest(strings.ReplaceAll(errs.ToAggregate().Error(), "spec.", "")))
 		return
 	}
 	if err := h.Client.Create(r.Context(), s); err != nil {
@@ -241,33 +256,33 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, id *authn.Identit
 
 // lookup finds a session the caller owns, or may decide or has decided as an
 // approver; any other gets the same 404.
-func (h *Handler) lookup(ctx context.Context, w http.ResponseWriter, name string, id *authn.Identity) *v1alpha1.Session {
-	return h.lookupWith(ctx, h.Client, w, name, id)
-}
-
-func (h *Handler) lookupWith(ctx context.Context, reader client.Reader, w http.ResponseWriter, name string, id *authn.Identity) *v1alpha1.Session {
+func (h *Handler) lookup(ctx context.Context, reader client.Reader, name string, id *authn.Identity) (*v1alpha1.Session, *apierrors.StatusError) {
 	s := &v1alpha1.Session{}
 	err := reader.Get(ctx, client.ObjectKey{Namespace: h.Namespace, Name: name}, s)
 	if err != nil && !apierrors.IsNotFound(err) {
-		apistatus.Write(w, apierrors.NewInternalError(err))
-		return nil
+		klog.ErrorS(err, "Reading session", "session", name)
+		return nil, apierrors.NewInternalError(errors.New("the session could not be read"))
 	}
 	if err != nil || !visible(id, s) {
-		apistatus.Write(w, apierrors.NewNotFound(v1alpha1.GroupVersion.WithResource("sessions").GroupResource(), name))
-		return nil
+		return nil, apierrors.NewNotFound(v1alpha1.GroupVersion.WithResource("sessions").GroupResource(), name)
 	}
-	return s
+	return s, nil
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
-	if s := h.lookup(r.Context(), w, r.PathValue("name"), id); s != nil {
-		writeJSON(w, http.StatusOK, s)
+	s, st := h.lookup(r.Context(), h.Client, r.PathValue("name"), id)
+	if st != nil {
+		apistatus.Write(w, st)
+		return
 	}
+	writeJSON(w, http.StatusOK, s)
 }
 
 func (h *Handler) terminate(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
-	s := h.lookup(r.Context(), w, r.PathValue("name"), id)
-	if s == nil {
+	name := r.PathValue("name")
+	s, st := h.lookup(r.Context(), h.Client, name, id)
+	if st != nil {
+		h.refuse(w, r, id, "terminate", auditRef{session: name}, st)
 		return
 	}
 	if !s.Spec.Terminated {
@@ -334,11 +349,21 @@ func (h *Handler) awaitJudged(ctx context.Context, s *v1alpha1.Session) *v1alpha
 	return latest
 }
 
-// forbidden refuses with 403 and a message that says why.
-func forbidden(w http.ResponseWriter, msg string) {
-	apistatus.Write(w, &apierrors.StatusError{ErrStatus: metav1.Status{
-		Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: msg,
-	}})
+// listPolicies reads the gateway's AccessPolicies from c.
+func (h *Handler) listPolicies(ctx context.Context, c client.Reader) ([]v1alpha1.AccessPolicy, error) {
+	policies := &v1alpha1.AccessPolicyList{}
+	if err := c.List(ctx, policies, client.InNamespace(h.Namespace)); err != nil {
+		return nil, err
+	}
+	return policies.Items, nil
+}
+
+// coversAny reports whether any policy lets the caller request access to
+// the cluster at all; a nil cluster (one that does not exist) none does.
+func coversAny(policies []v1alpha1.AccessPolicy, id *authn.Identity, cluster *v1alpha1.Cluster) bool {
+	return cluster != nil && slices.ContainsFunc(policies, func(p v1alpha1.AccessPolicy) bool {
+		return entitlement.Covers(&p, id.Username, id.Groups, cluster)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -83,23 +83,23 @@ func (h *Handler) decide(decision v1alpha1.DecisionType) handlerFunc {
 				return
 			}
 		}
+		name := r.PathValue("name")
+		verb := strings.ToLower(string(decision))
 		switch {
 		case len(req.Comment) > maxComment:
-			apistatus.Write(w, apierrors.NewBadRequest(fmt.Sprintf("comment: must be at most %d characters", maxComment)))
+			h.refuse(w, r, id, verb, auditRef{session: name}, apierrors.NewBadRequest(fmt.Sprintf("comment: must be at most %d characters", maxComment)))
 			return
 		case decision == v1alpha1.DecisionRejected && strings.TrimSpace(req.Comment) == "":
-			apistatus.Write(w, apierrors.NewBadRequest("comment: a rejection needs a comment saying why"))
+			h.refuse(w, r, id, verb, auditRef{session: name}, apierrors.NewBadRequest("comment: a rejection needs a comment saying why"))
 			return
 		}
-		name := r.PathValue("name")
 		var s *v1alpha1.Session
 		var refusal *apierrors.StatusError
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 			// Read fresh: the status patch below is guarded by this
 			// resourceVersion, and a cache may lag.
-			s = h.lookupWith(r.Context(), h.reader(), w, name, id)
-			if s == nil {
-				return errLookedUp
+			if s, refusal = h.lookup(r.Context(), h.reader(), name, id); refusal != nil {
+				return nil
 			}
 			if refusal = checkDecision(id, s); refusal != nil {
 				return nil
@@ -112,24 +112,19 @@ func (h *Handler) decide(decision v1alpha1.DecisionType) handlerFunc {
 			return h.Client.Status().Patch(r.Context(), s, patch)
 		})
 		switch {
-		case errors.Is(err, errLookedUp):
-			return // lookup wrote the answer
 		case err != nil:
 			klog.ErrorS(err, "Recording a decision", "session", name, "approver", id.Username)
 			apistatus.Write(w, apierrors.NewInternalError(errors.New("the decision could not be recorded")))
 			return
 		case refusal != nil:
-			apistatus.Write(w, refusal)
+			h.refuse(w, r, id, verb, refOf(s, name), refusal)
 			return
 		}
 		klog.V(2).InfoS("Decision recorded", "session", name, "approver", id.Username, "decision", decision)
-		h.audit(r, id, strings.ToLower(string(decision)), s, string(decision)+": "+req.Comment)
+		h.audit(r, id, verb, s, string(decision)+": "+req.Comment)
 		writeJSON(w, http.StatusOK, s)
 	}
 }
-
-// errLookedUp: lookup already answered the caller.
-var errLookedUp = errors.New("answered")
 
 // checkDecision says why the caller may not decide s now, or nil.
 func checkDecision(id *authn.Identity, s *v1alpha1.Session) *apierrors.StatusError {
@@ -181,6 +176,11 @@ type PolicyView struct {
 	RequireReason bool                         `json:"requireReason,omitempty"`
 	Renewal       *v1alpha1.Renewal            `json:"renewal,omitempty"`
 	IdleTimeout   string                       `json:"idleTimeout,omitempty"`
+	// Schedule says whether a later start may be asked for, and how far
+	// ahead (maxDelay, default 168h).
+	Schedule *v1alpha1.Schedule `json:"schedule,omitempty"`
+	// Streams are the exec and attach limits a session gets.
+	Streams *v1alpha1.StreamPolicy `json:"streams,omitempty"`
 }
 
 // PolicyViewList is the body of GET /api/v1/policies.
@@ -218,16 +218,10 @@ func (h *Handler) policyViews(ctx context.Context, id *authn.Identity) ([]Policy
 			if !entitlement.Covers(p, id.Username, id.Groups, c) {
 				continue
 			}
-			// Judge a minimal request to learn whether this caller needs
-			// approval under the policy.
-			g, _ := entitlement.Decide([]v1alpha1.AccessPolicy{*p}, entitlement.Request{
-				User: id.Username, Groups: id.Groups, Cluster: c, Reason: "x",
-				AccessLevel: probeLevel(p.Spec.AccessLevels[0]),
-			})
 			v := PolicyView{
 				Policy: p.Name, Cluster: c.Name, AccessLevels: p.Spec.AccessLevels,
 				MaxTTL: p.Spec.MaxTTL.Duration.String(), DefaultTTL: p.Spec.MaxTTL.Duration.String(),
-				Renewal: p.Spec.Renewal,
+				Renewal: p.Spec.Renewal, Streams: p.Spec.Streams,
 			}
 			if p.Spec.DefaultTTL != nil {
 				v.DefaultTTL = p.Spec.DefaultTTL.Duration.String()
@@ -235,29 +229,22 @@ func (h *Handler) policyViews(ctx context.Context, id *authn.Identity) ([]Policy
 			if p.Spec.IdleTimeout != nil {
 				v.IdleTimeout = p.Spec.IdleTimeout.Duration.String()
 			}
+			if sch := p.Spec.Schedule; sch != nil && sch.Allowed {
+				v.Schedule = sch.DeepCopy()
+				if v.Schedule.MaxDelay == nil {
+					v.Schedule.MaxDelay = &metav1.Duration{Duration: entitlement.DefaultMaxScheduleDelay}
+				}
+			}
+			// Whether this caller waits for approvers depends only on the
+			// policy's approval and the caller's groups, whatever it asks for.
 			if a := p.Spec.Approval; a != nil {
 				v.RequireReason = a.RequireReason
-				if g != nil && g.NeedsApproval {
-					v.NeedsApproval, v.MinApprovals, v.Approvers = true, g.Limits.Approval.MinApprovals, &a.Approvers
+				if entitlement.NeedsApproval(a, id.Groups) {
+					v.NeedsApproval, v.MinApprovals, v.Approvers = true, entitlement.MinApprovals(a), &a.Approvers
 				}
 			}
 			views = append(views, v)
 		}
 	}
 	return views, nil
-}
-
-// probeLevel is a request for a policy's access level that it grants.
-func probeLevel(l v1alpha1.PolicyAccessLevel) v1alpha1.AccessLevel {
-	switch {
-	case l.Group != "":
-		return v1alpha1.AccessLevel{Group: l.Group}
-	case l.Scope == v1alpha1.ScopeCluster:
-		return v1alpha1.AccessLevel{ClusterRole: l.ClusterRole}
-	}
-	ns := "default"
-	if l.Namespaces != nil && len(l.Namespaces.Allow) > 0 && !strings.ContainsAny(l.Namespaces.Allow[0], "*?[") {
-		ns = l.Namespaces.Allow[0]
-	}
-	return v1alpha1.AccessLevel{ClusterRole: l.ClusterRole, Namespaces: []string{ns}}
 }

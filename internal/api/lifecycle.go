@@ -9,18 +9,14 @@ import (
 	"slices"
 	"time"
 
-	authnv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/uuid"
-	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/apistatus"
-	"sessiongate.dev/sessiongate/internal/audit"
 	"sessiongate.dev/sessiongate/internal/authn"
 	"sessiongate.dev/sessiongate/internal/authz"
 	"sessiongate.dev/sessiongate/internal/entitlement"
@@ -48,9 +44,8 @@ func (h *Handler) renew(w http.ResponseWriter, r *http.Request, id *authn.Identi
 	var s *v1alpha1.Session
 	var refusal *apierrors.StatusError
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		s = h.lookupWith(r.Context(), h.reader(), w, name, id)
-		if s == nil {
-			return errLookedUp
+		if s, refusal = h.lookup(r.Context(), h.reader(), name, id); refusal != nil {
+			return nil
 		}
 		var ttl time.Duration
 		ttl, refusal = h.checkRenewal(id, s, req.TTL)
@@ -62,14 +57,12 @@ func (h *Handler) renew(w http.ResponseWriter, r *http.Request, id *authn.Identi
 		return h.Client.Status().Patch(r.Context(), s, patch)
 	})
 	switch {
-	case errors.Is(err, errLookedUp):
-		return
 	case err != nil:
 		klog.ErrorS(err, "Recording a renewal", "session", name, "user", id.Username)
 		apistatus.Write(w, apierrors.NewInternalError(errors.New("the renewal could not be recorded")))
 		return
 	case refusal != nil:
-		apistatus.Write(w, refusal)
+		h.refuse(w, r, id, "renew", refOf(s, name), refusal)
 		return
 	}
 	h.audit(r, id, "renew", s, "ttl "+s.Status.RenewalRequest.TTL.Duration.String())
@@ -117,7 +110,7 @@ type RevocationResult struct {
 // connections as soon as it sees them terminated.
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
 	if !slices.ContainsFunc(id.Groups, func(g string) bool { return slices.Contains(h.AdminGroups, g) }) {
-		apistatus.Write(w, statusError(http.StatusForbidden, metav1.StatusReasonForbidden, "revocation is for members of the gateway's admin groups"))
+		h.refuse(w, r, id, "revoke", auditRef{}, statusError(http.StatusForbidden, metav1.StatusReasonForbidden, "revocation is for members of the gateway's admin groups (--admin-groups)"))
 		return
 	}
 	var req RevocationRequest
@@ -128,7 +121,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, id *authn.Ident
 		return
 	}
 	if (req.User == "") == (req.Group == "") {
-		apistatus.Write(w, apierrors.NewBadRequest("name exactly one of user or group"))
+		h.refuse(w, r, id, "revoke", auditRef{}, apierrors.NewBadRequest("name exactly one of user or group"))
 		return
 	}
 	all := &v1alpha1.SessionList{}
@@ -176,28 +169,6 @@ func belongsTo(s *v1alpha1.Session, req RevocationRequest) bool {
 		return (o.UserPrincipal != nil && o.UserPrincipal.Name == req.User) || (rq != nil && rq.User == req.User)
 	}
 	return (o.Group != nil && o.Group.Name == req.Group) || (rq != nil && slices.Contains(rq.Groups, req.Group))
-}
-
-// audit writes one record for a lifecycle call of the API.
-func (h *Handler) audit(r *http.Request, id *authn.Identity, verb string, s *v1alpha1.Session, note string) {
-	if h.Audit == nil {
-		return
-	}
-	now := metav1.NewMicroTime(time.Now())
-	ev := &auditv1.Event{
-		Level: auditv1.LevelMetadata, AuditID: uuid.NewUUID(), Stage: auditv1.StageResponseComplete,
-		RequestURI: r.URL.RequestURI(), Verb: verb,
-		User:      authnv1.UserInfo{Username: id.Username, Groups: id.Groups},
-		SourceIPs: []string{remoteIP(r)}, UserAgent: r.UserAgent(),
-		ObjectRef:                &auditv1.ObjectReference{Resource: "sessions", Namespace: s.Namespace, Name: s.Name, APIGroup: v1alpha1.GroupVersion.Group, APIVersion: v1alpha1.GroupVersion.Version},
-		ResponseStatus:           &metav1.Status{Code: http.StatusOK},
-		RequestReceivedTimestamp: now, StageTimestamp: now,
-		Annotations: map[string]string{audit.AnnotationSession: s.Name, audit.AnnotationCluster: s.Spec.Cluster},
-	}
-	if note != "" {
-		ev.Annotations[audit.AnnotationDecision] = note
-	}
-	h.Audit.Log(ev)
 }
 
 func remoteIP(r *http.Request) string {

@@ -112,7 +112,7 @@ func approvalsNeeded(g *Grant) int32 {
 	if !g.NeedsApproval {
 		return 0
 	}
-	return minApprovals(g.Limits.Approval)
+	return MinApprovals(g.Limits.Approval)
 }
 
 // Covers reports whether the policy is one the user may request under for
@@ -180,7 +180,7 @@ func judge(p *v1alpha1.AccessPolicy, req Request) (*Grant, error) {
 			return nil, fmt.Errorf("the start %s is more than %s ahead", req.StartAt.UTC().Format(time.RFC3339), limit)
 		}
 	}
-	g := &Grant{Policy: p, TTL: ttl, NeedsApproval: needsApproval(p.Spec.Approval, req.Groups)}
+	g := &Grant{Policy: p, TTL: ttl, NeedsApproval: NeedsApproval(p.Spec.Approval, req.Groups)}
 	g.Limits = v1alpha1.SessionLimits{MaxTTL: p.Spec.MaxTTL, Renewal: p.Spec.Renewal.DeepCopy(), IdleTimeout: p.Spec.IdleTimeout.DeepCopy(), Streams: p.Spec.Streams.DeepCopy()}
 	if g.NeedsApproval {
 		g.Limits.Approval = withDefaults(p.Spec.Approval)
@@ -193,7 +193,7 @@ func judge(p *v1alpha1.AccessPolicy, req Request) (*Grant, error) {
 
 func withDefaults(in *v1alpha1.Approval) *v1alpha1.Approval {
 	a := in.DeepCopy()
-	a.MinApprovals = minApprovals(a)
+	a.MinApprovals = MinApprovals(a)
 	if a.Timeout == nil {
 		a.Timeout = &metav1.Duration{Duration: DefaultApprovalTimeout}
 	}
@@ -201,7 +201,10 @@ func withDefaults(in *v1alpha1.Approval) *v1alpha1.Approval {
 	return a
 }
 
-func needsApproval(a *v1alpha1.Approval, groups []string) bool {
+// NeedsApproval reports whether a request by a member of groups waits for
+// the approvers under a: a policy with approval needs it unless autoApprove
+// lets the request through. It depends on nothing else about the request.
+func NeedsApproval(a *v1alpha1.Approval, groups []string) bool {
 	if a == nil {
 		return false
 	}
@@ -211,7 +214,8 @@ func needsApproval(a *v1alpha1.Approval, groups []string) bool {
 	return true
 }
 
-func minApprovals(a *v1alpha1.Approval) int32 {
+// MinApprovals is how many approvals a request needs under a: at least one.
+func MinApprovals(a *v1alpha1.Approval) int32 {
 	if a == nil || a.MinApprovals < 1 {
 		return 1
 	}
@@ -292,7 +296,7 @@ func (o Outcome) Approved() bool { return o.Rejected == nil && o.Approvals >= o.
 
 // Tally counts distinct approvers' decisions, ignoring any by the requester.
 func Tally(a *v1alpha1.Approval, requester *v1alpha1.Requester, decisions []v1alpha1.Decision) Outcome {
-	o := Outcome{Needed: minApprovals(a)}
+	o := Outcome{Needed: MinApprovals(a)}
 	seen := map[string]bool{}
 	for i := range decisions {
 		d := &decisions[i]

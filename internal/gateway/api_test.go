@@ -76,6 +76,31 @@ func TestRESTAPIRequestsSessionsForTheCallerOnly(t *testing.T) {
 		}
 	}
 
+	// Nor does anything else wrong with the request tell an unentitled
+	// caller whether a cluster exists: mallory, whom no policy covers, gets
+	// the same bytes for the registered target as for a cluster that does
+	// not exist (the name aside, which is hers), where alice, whom a policy
+	// covers on target, is told what is wrong.
+	mallory := bearer(token(t, "mallory@example.com"))
+	for _, rest := range []string{
+		`"accessLevel":{"clusterRole":"view"},"ttl":"soon"`,
+		`"accessLevel":{"clusterRole":"edit","namespaces":["kube-system"]},"ttl":"1h"`,
+		`"accessLevel":{"group":"system:masters"},"ttl":"1h"`,
+		`"accessLevel":{"clusterRole":"view"},"ttl":"1h","startAt":"yesterday"`,
+	} {
+		existing := call(t, "POST", "/api/v1/sessions", []byte(`{"cluster":"target",`+rest+`}`), mallory)
+		missing := call(t, "POST", "/api/v1/sessions", []byte(`{"cluster":"nope",`+rest+`}`), mallory)
+		if existing.code != http.StatusForbidden || strings.ReplaceAll(existing.body, `\"target\"`, `\"nope\"`) != missing.body {
+			t.Errorf("%s: an unentitled caller tells target from a missing cluster:\n target: %d %s\n nope:   %d %s", rest, existing.code, existing.body, missing.code, missing.body)
+		}
+		if r := call(t, "POST", "/api/v1/sessions", []byte(`{"cluster":"nope",`+rest+`}`), alice); r.body != missing.body {
+			t.Errorf("%s: alice's answer for a missing cluster is not everyone's: %d %s", rest, r.code, r.body)
+		}
+		if r := call(t, "POST", "/api/v1/sessions", []byte(`{"cluster":"target",`+rest+`}`), alice); r.code != http.StatusBadRequest {
+			t.Errorf("%s: alice, whom a policy covers, is not told what is wrong: %d %s", rest, r.code, r.body)
+		}
+	}
+
 	bob := bearer(token(t, "bob@example.com"))
 	var list v1alpha1.SessionList
 	r = call(t, "GET", "/api/v1/sessions", nil, bob)

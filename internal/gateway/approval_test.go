@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/api"
 	"sessiongate.dev/sessiongate/internal/testenv"
@@ -133,7 +135,12 @@ func TestApprovalThroughTheRESTAPI(t *testing.T) {
 func TestPoliciesSayWhatTheCallerMayRequest(t *testing.T) {
 	accessPolicy(t, "api-offer", func(s *v1alpha1.AccessPolicySpec) {
 		s.Requesters = v1alpha1.Subjects{Groups: []string{"offer"}}
+		// Whether approval is needed does not depend on the access level: a
+		// glob allow-list that no probe namespace matches changes nothing.
+		s.AccessLevels = []v1alpha1.PolicyAccessLevel{{ClusterRole: "edit", Namespaces: &v1alpha1.NamespaceFilter{Allow: []string{"team-*"}, Deny: []string{"default"}}}}
 		s.Approval = &v1alpha1.Approval{Approvers: v1alpha1.Subjects{Groups: []string{"sre"}}, AutoApprove: &v1alpha1.AutoApprove{Groups: []string{"trusted"}}}
+		s.Schedule = &v1alpha1.Schedule{Allowed: true}
+		s.Streams = &v1alpha1.StreamPolicy{ForbidInteractive: true, MaxStreamDuration: &metav1.Duration{Duration: 10 * time.Minute}}
 	})
 	var views api.PolicyViewList
 	testenv.Must(t, json.Unmarshal([]byte(call(t, "GET", "/api/v1/policies", nil, bearer(token(t, "fay@example.com", "offer"))).body), &views))
@@ -143,8 +150,15 @@ func TestPoliciesSayWhatTheCallerMayRequest(t *testing.T) {
 			found = &views.Items[i]
 		}
 	}
-	if found == nil || found.Cluster != "target" || !found.NeedsApproval || found.MinApprovals != 1 || found.MaxTTL != "1h0m0s" {
+	if found == nil || found.Cluster != "target" || !found.NeedsApproval || found.MinApprovals != 1 || found.MaxTTL != "1h0m0s" ||
+		found.Approvers == nil || found.Approvers.Groups[0] != "sre" {
 		t.Fatalf("fay's view of api-offer: %+v", found)
+	}
+	if found.Schedule == nil || !found.Schedule.Allowed || found.Schedule.MaxDelay == nil || found.Schedule.MaxDelay.Duration != 168*time.Hour {
+		t.Errorf("fay's view of api-offer does not say a start may be scheduled up to 168h ahead: %+v", found.Schedule)
+	}
+	if st := found.Streams; st == nil || !st.ForbidInteractive || st.MaxStreamDuration == nil || st.MaxStreamDuration.Duration != 10*time.Minute {
+		t.Errorf("fay's view of api-offer does not carry the stream limits: %+v", st)
 	}
 	testenv.Must(t, json.Unmarshal([]byte(call(t, "GET", "/api/v1/policies", nil, bearer(token(t, "gus@example.com", "offer", "trusted"))).body), &views))
 	for _, v := range views.Items {

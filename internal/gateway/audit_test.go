@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/audit"
 	"sessiongate.dev/sessiongate/internal/credentials"
 	"sessiongate.dev/sessiongate/internal/testenv"
@@ -79,4 +81,51 @@ func TestEveryRequestIsAuditedWithoutSecrets(t *testing.T) {
 			t.Errorf("the audit log holds the %s", name)
 		}
 	}
+}
+
+// A refusal is a decision too: each leaves an audit record with the code and
+// the message the caller got.
+func TestRefusalsAreAuditRecordsToo(t *testing.T) {
+	accessPolicy(t, "api-audited-refusals", func(s *v1alpha1.AccessPolicySpec) {
+		s.Requesters = v1alpha1.Subjects{Users: []string{"rae@example.com"}}
+		s.Approval = &v1alpha1.Approval{Approvers: v1alpha1.Subjects{Users: []string{"sam@example.com"}}}
+	})
+	rae, sam, zed := bearer(token(t, "rae@example.com")), bearer(token(t, "sam@example.com")), bearer(token(t, "zed@example.com"))
+	r := requestAs(t, rae, `{"cluster":"target","accessLevel":{"clusterRole":"view"},"ttl":"30m"}`)
+	var s v1alpha1.Session
+	testenv.Must(t, json.Unmarshal([]byte(r.body), &s))
+	waitPhaseAPI(t, rae, s.Name, v1alpha1.PhasePendingApproval)
+	post := func(who http.Header, path, body string) func() response {
+		return func() response { return call(t, "POST", path, []byte(body), who) }
+	}
+	on := "/api/v1/sessions/" + s.Name
+
+	check := func(user, verb, session string, code int, do func() response) {
+		t.Helper()
+		r := do()
+		if r.code != code {
+			t.Fatalf("%s %s: got %d %s, want %d", user, verb, r.code, r.body, code)
+		}
+		testenv.Eventually(t, 30*time.Second, func() error {
+			for _, ev := range auditRecords(t) {
+				if ev.User.Username == user && ev.Verb == verb && ev.ObjectRef != nil && ev.ObjectRef.Name == session &&
+					ev.ResponseStatus != nil && ev.ResponseStatus.Code == int32(code) && ev.ResponseStatus.Message == r.st.Message {
+					return nil
+				}
+			}
+			return fmt.Errorf("no audit record of %s's %s refused with %d %q", user, verb, code, r.st.Message)
+		})
+	}
+	check("zed@example.com", "request", "", http.StatusForbidden, post(zed, "/api/v1/sessions", `{"cluster":"target","accessLevel":{"clusterRole":"view"},"ttl":"30m"}`))
+	check("zed@example.com", "approved", s.Name, http.StatusNotFound, post(zed, on+"/approve", `{}`))
+	check("rae@example.com", "approved", s.Name, http.StatusForbidden, post(rae, on+"/approve", `{}`))
+	check("rae@example.com", "renew", s.Name, http.StatusConflict, post(rae, on+"/renew", `{"ttl":"10m"}`))
+	check("sam@example.com", "rejected", s.Name, http.StatusBadRequest, post(sam, on+"/reject", `{}`))
+	check("zed@example.com", "revoke", "", http.StatusForbidden, post(zed, "/api/v1/revocations", `{"user":"rae@example.com"}`))
+	check("zed@example.com", "terminate", s.Name, http.StatusNotFound, post(zed, on+"/terminate", ``))
+	if r := call(t, "POST", on+"/approve", []byte(`{"comment":"fine"}`), sam); r.code != http.StatusOK {
+		t.Fatalf("sam approving: %d %s", r.code, r.body)
+	}
+	waitPhaseAPI(t, rae, s.Name, v1alpha1.PhaseActive)
+	check("sam@example.com", "approved", s.Name, http.StatusConflict, post(sam, on+"/approve", `{}`))
 }
