@@ -116,7 +116,7 @@ func TestQuorumOfTwoApproversActivatesAndTheRequesterNeverCounts(t *testing.T) {
 			}
 		}
 		all := strings.Join(notes, "\n")
-		for _, want := range []string{"requested by alice@example.com; granted by AccessPolicy two-eyes", "approved by bob@example.com, carol@example.com"} {
+		for _, want := range []string{"requested by alice@example.com; granted by AccessPolicy two-eyes", `approved by bob@example.com ("ok"), carol@example.com`} {
 			if !strings.Contains(all, want) {
 				return fmt.Errorf("Events do not say %q:\n%s", want, all)
 			}
@@ -152,6 +152,13 @@ func TestUndecidedRequestTimesOut(t *testing.T) {
 	if r := readyOf(s); !strings.Contains(r.Message, "no decision within the policy's approval timeout of 2s") {
 		t.Errorf("Ready message %q", r.Message)
 	}
+	// The leader decided this one: an Event says so.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if notes := e.eventNotes("forgotten"); !strings.Contains(notes, "no decision within the policy's approval timeout of 2s") {
+			return fmt.Errorf("no Event of the approval timeout:\n%s", notes)
+		}
+		return nil
+	})
 }
 
 func TestAutoApprovedRequestIsActiveAndAdminPathIsSaidSo(t *testing.T) {
@@ -164,6 +171,13 @@ func TestAutoApprovedRequestIsActiveAndAdminPathIsSaidSo(t *testing.T) {
 	if s.Status.Policy != "auto" || s.Status.Limits.Approval != nil {
 		t.Errorf("auto-approved request: policy %q, approval %+v", s.Status.Policy, s.Status.Limits.Approval)
 	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		want := "approved by the gateway without an approver: AccessPolicy auto auto-approves requests of group(s) dev (autoApprove.groups)"
+		if notes := e.eventNotes("auto"); !strings.Contains(notes, want) {
+			return fmt.Errorf("no Event says %q:\n%s", want, notes)
+		}
+		return nil
+	})
 
 	e.create(e.viewSession("admin-made"))
 	s = e.waitPhase("admin-made", v1alpha1.PhaseActive, 20*time.Second)

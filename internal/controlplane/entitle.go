@@ -42,6 +42,11 @@ func (r *SessionReconciler) entitle(ctx context.Context, s *v1alpha1.Session, cl
 		s.Status.Limits = &g.Limits
 		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, "Granted", "Entitle",
 			"requested by %s; granted by AccessPolicy %s%s", s.Spec.Requester.User, g.Policy.Name, approvalNote(g.Limits.Approval))
+		if a := g.Policy.Spec.Approval; a != nil && !g.NeedsApproval {
+			// The leader decided in the approvers' place: say so, and why.
+			r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, "AutoApproved", "Approve",
+				"approved by the gateway without an approver: AccessPolicy %s auto-approves %s", g.Policy.Name, describeAutoApprove(a.AutoApprove, s.Spec.Requester.Groups))
+		}
 	}
 	if done, res, err := r.approval(ctx, s, now); done {
 		return done, res, err
@@ -144,7 +149,11 @@ func (r *SessionReconciler) renew(s *v1alpha1.Session, now time.Time) (requeue t
 	}
 	s.Status.ExpiresAt = &metav1.Time{Time: s.Status.ExpiresAt.Add(req.TTL.Duration)}
 	s.Status.Renewals++
-	drop(corev1.EventTypeNormal, v1alpha1.ReasonRenewed, "renewed by %s for %s, until %s", req.RequestedBy, req.TTL.Duration, s.Status.ExpiresAt.UTC().Format(time.RFC3339))
+	approvedBy := ""
+	if l.RenewalApproval != nil {
+		approvedBy = ", approved by " + approvers(&v1alpha1.Requester{User: req.RequestedBy}, req.Decisions)
+	}
+	drop(corev1.EventTypeNormal, v1alpha1.ReasonRenewed, "renewed by %s for %s, until %s%s", req.RequestedBy, req.TTL.Duration, s.Status.ExpiresAt.UTC().Format(time.RFC3339), approvedBy)
 	return time.Time{}
 }
 
@@ -183,14 +192,34 @@ func describeSubjects(s v1alpha1.Subjects) string {
 	return strings.Join(parts, " or ")
 }
 
-// approvers names who approved, leaving out the requester, whose own
-// approval never counts.
+// approvers names who approved, each with its comment, leaving out the
+// requester, whose own approval never counts.
 func approvers(requester *v1alpha1.Requester, ds []v1alpha1.Decision) string {
-	var names []string
+	var seen, names []string
 	for _, d := range ds {
-		if d.Decision == v1alpha1.DecisionApproved && d.Approver != requester.User && !slices.Contains(names, d.Approver) {
+		if d.Decision != v1alpha1.DecisionApproved || d.Approver == requester.User || slices.Contains(seen, d.Approver) {
+			continue
+		}
+		seen = append(seen, d.Approver)
+		if d.Comment != "" {
+			names = append(names, fmt.Sprintf("%s (%q)", d.Approver, d.Comment))
+		} else {
 			names = append(names, d.Approver)
 		}
 	}
 	return strings.Join(names, ", ")
+}
+
+// describeAutoApprove says why autoApprove let a requester in groups through.
+func describeAutoApprove(aa *v1alpha1.AutoApprove, groups []string) string {
+	if aa.All {
+		return "every request (autoApprove.all)"
+	}
+	var in []string
+	for _, g := range groups {
+		if slices.Contains(aa.Groups, g) {
+			in = append(in, g)
+		}
+	}
+	return "requests of group(s) " + strings.Join(in, ", ") + " (autoApprove.groups)"
 }

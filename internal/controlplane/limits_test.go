@@ -90,12 +90,15 @@ func TestRenewalThatNeedsApprovalWaitsForAnApprover(t *testing.T) {
 		t.Fatalf("a renewal needing approval was applied at once")
 	}
 	patch := client.MergeFromWithOptions(s.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	s.Status.RenewalRequest.Decisions = append(s.Status.RenewalRequest.Decisions, v1alpha1.Decision{Approver: "bob@example.com", Decision: v1alpha1.DecisionApproved, Time: metav1.Now()})
+	s.Status.RenewalRequest.Decisions = append(s.Status.RenewalRequest.Decisions, v1alpha1.Decision{Approver: "bob@example.com", Decision: v1alpha1.DecisionApproved, Time: metav1.Now(), Comment: "one more hour is fine"})
 	testenv.Must(t, mgmt.Client.Status().Patch(e.ctx, s, patch))
 	testenv.Eventually(t, 30*time.Second, func() error {
 		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
 		if s.Status.Renewals != 1 || !s.Status.ExpiresAt.Time.Equal(before.Add(20*time.Minute)) {
 			return fmt.Errorf("approved renewal not applied: renewals %d, expiresAt %s", s.Status.Renewals, s.Status.ExpiresAt)
+		}
+		if notes := e.eventNotes("renew-reviewed"); !strings.Contains(notes, `approved by bob@example.com ("one more hour is fine")`) {
+			return fmt.Errorf("no Event names the renewal's approver and comment:\n%s", notes)
 		}
 		return nil
 	})
