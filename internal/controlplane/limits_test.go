@@ -1,6 +1,7 @@
 package controlplane_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/dataplane"
+	"sessiongate.dev/sessiongate/internal/registry"
 	"sessiongate.dev/sessiongate/internal/testenv"
 )
 
@@ -167,4 +170,41 @@ func TestIdleSessionEndsAndReportedActivityKeepsItAlive(t *testing.T) {
 		t.Errorf("Ready %+v", r)
 	}
 	e.assertRevoked(s, kube)
+}
+
+// A replica with the default report interval (30s) still keeps a session
+// with a 3s idle timeout alive while it is in use: each session is reported
+// at least three times per idle timeout.
+func TestShortIdleTimeoutOutlivesTheDefaultReportInterval(t *testing.T) {
+	e := newEnv(t)
+	e.accessPolicy("idle-short", func(s *v1alpha1.AccessPolicySpec) {
+		s.IdleTimeout = &metav1.Duration{Duration: 3 * time.Second}
+	})
+	e.request("idle-short", "alice@example.com", "dev")
+	s := e.waitPhase("idle-short", v1alpha1.PhaseActive, 20*time.Second)
+
+	// This replica's data plane, as the gateway wires it; its proxy's only
+	// part in idle expiry is touching the session on each request.
+	reg := registry.New(nil)
+	rs := &registry.Session{Name: s.Name, Namespace: s.Namespace, UID: s.UID, ExpiresAt: s.Status.ExpiresAt.Time, IdleTimeout: 3 * time.Second}
+	reg.Put(rs, &registry.Backend{})
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- (&dataplane.ActivityReporter{Client: mgmt.Client, Registry: reg, Namespace: e.namespace}).Start(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+
+	// Three idle timeouts of steady traffic.
+	tick := time.NewTicker(300 * time.Millisecond)
+	defer tick.Stop()
+	for end := time.Now().Add(9 * time.Second); time.Now().Before(end); <-tick.C {
+		rs.Touch(time.Now())
+		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
+		if s.Status.Phase != v1alpha1.PhaseActive {
+			t.Fatalf("a session in use is %s: %+v", s.Status.Phase, readyOf(s))
+		}
+	}
+	// Once the traffic stops, it ends.
+	e.waitPhase("idle-short", v1alpha1.PhaseIdleExpired, 30*time.Second)
 }

@@ -17,53 +17,76 @@ import (
 // session's last proxied request.
 const DefaultActivityInterval = 30 * time.Second
 
+// idleReportsPerTimeout is how many reports fit in a session's idle timeout
+// at least: a session with idleTimeout 3s is reported every second while in
+// use, whatever the configured interval, so steady traffic never lets the
+// leader's view of it go idle.
+const idleReportsPerTimeout = 3
+
 // ActivityReporter tells the leader when sessions with an idle limit were
 // last used on this replica: at most once per interval per session, so idle
 // expiry costs no API write per proxied request, whichever replica the
-// traffic lands on.
+// traffic lands on. A session's interval is the configured one or a third of
+// its idle timeout, whichever is shorter.
 type ActivityReporter struct {
 	Client    client.Client
 	Registry  *registry.Registry
 	Namespace string
 	Interval  time.Duration
 
-	reported map[types.UID]time.Time
+	// reported is, per session, the last activity reported and when.
+	reported map[types.UID]report
 }
+
+type report struct{ activity, at time.Time }
 
 // NeedLeaderElection: every replica reports its own traffic.
 func (a *ActivityReporter) NeedLeaderElection() bool { return false }
 
-// Start reports every interval until ctx ends.
+// pollInterval is how often the registry is looked through for sessions
+// that are due: often enough for the shortest idle timeout the CRD allows
+// (1s), and cheap, since only a due session costs an API write.
+const pollInterval = 250 * time.Millisecond
+
+// Start reports until ctx ends.
 func (a *ActivityReporter) Start(ctx context.Context) error {
 	if a.Interval <= 0 {
 		a.Interval = DefaultActivityInterval
 	}
-	a.reported = map[types.UID]time.Time{}
-	tick := time.NewTicker(a.Interval)
+	a.reported = map[types.UID]report{}
+	tick := time.NewTicker(min(a.Interval, pollInterval))
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
-			a.report(ctx)
+		case now := <-tick.C:
+			a.report(ctx, now)
 		}
 	}
 }
 
-func (a *ActivityReporter) report(ctx context.Context) {
+// intervalOf is how often, at most, s is reported.
+func (a *ActivityReporter) intervalOf(s *registry.Session) time.Duration {
+	return min(a.Interval, s.IdleTimeout/idleReportsPerTimeout)
+}
+
+func (a *ActivityReporter) report(ctx context.Context, now time.Time) {
 	live := map[types.UID]bool{}
 	for _, s := range a.Registry.Sessions() {
 		live[s.UID] = true
-		last := s.LastActivity()
-		if s.IdleTimeout == 0 || last.IsZero() || !last.After(a.reported[s.UID]) {
+		last, prev := s.LastActivity(), a.reported[s.UID]
+		if s.IdleTimeout == 0 || last.IsZero() || !last.After(prev.activity) {
+			continue
+		}
+		if now.Sub(prev.at) < a.intervalOf(s) {
 			continue
 		}
 		if err := a.patch(ctx, s, last); err != nil {
 			klog.V(2).InfoS("Reporting session activity", "session", s.Name, "err", err.Error())
 			continue
 		}
-		a.reported[s.UID] = last
+		a.reported[s.UID] = report{activity: last, at: now}
 	}
 	for uid := range a.reported {
 		if !live[uid] {
