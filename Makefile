@@ -25,10 +25,12 @@ bench: test-bins build ## Measure the gateway against direct and kubectl proxy; 
 demo: test-bins build ## Run a complete local gateway until Ctrl-C (see README).
 	$(BIN)/sessiongate dev
 
-generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, CRDs and RBAC from markers.
+generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, CRDs and RBAC from markers (and the chart's copies of them).
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd
 	$(CONTROLLER_GEN) rbac:roleName=sessiongate paths=./internal/... output:rbac:artifacts:config=config/rbac
+	cp config/crd/*.yaml charts/sessiongate/crds/
+	cp config/rbac/role.yaml charts/sessiongate/files/role.yaml
 
 lint: ## gofmt and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-clean:"; echo "$$out"; exit 1; fi
