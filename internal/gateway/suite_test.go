@@ -57,6 +57,10 @@ var (
 	recordings recording.Dir
 	// metricsPort serves replica 0's /metrics, /healthz and /readyz.
 	metricsPort int
+	// replicaOptions configure a replica of the suite's gateway; a test may
+	// start one of its own (startReplica) with another recording store.
+	replicaOptions func(metricsAddr string, recordings recording.Sink) gateway.Options
+	gwConfig       *rest.Config
 )
 
 func TestMain(m *testing.M) {
@@ -130,16 +134,11 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	// The replicas run with exactly the RBAC that config/rbac grants.
-	gwConfig, err := mgmt.GatewayConfig(ctx, namespace)
-	if err != nil {
+	if gwConfig, err = mgmt.GatewayConfig(ctx, namespace); err != nil {
 		return 0, err
 	}
-	for i := range 2 {
-		metricsAddr := "0"
-		if i == 0 {
-			metricsAddr = "127.0.0.1:" + strconv.Itoa(metricsPort)
-		}
-		gw, err := gateway.New(gwConfig, gateway.Options{
+	replicaOptions = func(metricsAddr string, recordings recording.Sink) gateway.Options {
+		return gateway.Options{
 			ControlPlane: controlplane.Options{
 				Namespace: namespace, Gateway: "test", IngressBaseURL: "https://gateway.test",
 				Policy: testPolicy(),
@@ -156,7 +155,14 @@ func run(m *testing.M) (int, error) {
 			LeaderElection: true, LeaderElectionID: "sessiongate",
 			MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0",
 			SeveralPerProcess: true,
-		})
+		}
+	}
+	for i := range 2 {
+		metricsAddr := "0"
+		if i == 0 {
+			metricsAddr = "127.0.0.1:" + strconv.Itoa(metricsPort)
+		}
+		gw, err := gateway.New(gwConfig, replicaOptions(metricsAddr, recordings))
 		if err != nil {
 			return 0, err
 		}

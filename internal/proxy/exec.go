@@ -64,6 +64,7 @@ func (h *Handler) serveRemoteCommand(c *call, r *http.Request, s *registry.Sessi
 		Limits:            streamLimits(s.Streams),
 		RecordingRequired: recordingMode(s.Streams) == v1alpha1.RecordingRequired,
 		Opened:            func(string) { h.logStarted(c) },
+		Touch:             s.Touch,
 	}
 	if rec != nil {
 		// A nil *Recorder in the interface would not be nil.

@@ -121,7 +121,6 @@ func (h *Handler) serve(c *call, r *http.Request) {
 		return
 	}
 	c.session = s
-	s.Touch(c.start) // for idle expiry: one atomic store
 	c.ev.Annotations[audit.AnnotationCluster] = s.Cluster
 	c.ev.Annotations[audit.AnnotationTargetIdentity] = s.Identity
 	info := h.describe(c.ev, r, apiPath)
@@ -134,6 +133,10 @@ func (h *Handler) serve(c *call, r *http.Request) {
 		apistatus.Write(w, err)
 		return
 	}
+	// For idle expiry: one atomic store. A refused request is no use of
+	// the session; a long stream touches it again whenever it carries
+	// something.
+	s.Touch(c.start)
 	if isRemoteCommand(r, info) {
 		h.serveRemoteCommand(c, r, s, info, apiPath)
 		return
@@ -207,9 +210,9 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, apiPath
 		// A port-forward or a watch is held to the session's stream
 		// lifetimes; activity is what it carries, either way.
 		w.limits = streamLimits(s.Streams)
+		w.act = streams.NewActivity(h.clock(), s.Touch)
+		w.clock = h.clock()
 		if w.limits != (streams.Limits{}) {
-			w.act = streams.NewActivity(h.clock())
-			w.clock = h.clock()
 			if !upgrade {
 				defer streams.WatchLimits(ctx, w.clock, s.Name, w.limits, w.act, func(err error) {
 					w.ended.Store(&err)
@@ -351,7 +354,7 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	tc := &trackedConn{Conn: conn, act: w.act}
 	stopCut := context.AfterFunc(s.Context(), func() { _ = conn.Close() })
 	stopLimits := func() {}
-	if w.act != nil {
+	if w.limits != (streams.Limits{}) {
 		stopLimits = streams.WatchLimits(s.Context(), w.clock, s.Name, w.limits, w.act, func(err error) {
 			w.ended.Store(&err)
 			_ = conn.Close()

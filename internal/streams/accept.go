@@ -24,8 +24,9 @@ type Options struct {
 	Stdin, Stdout, Stderr, TTY bool
 }
 
-// ParseOptions reads the stdin, stdout, stderr and tty parameters the way
-// the kubelet does: at least one stream, and no separate stderr with a TTY.
+// ParseOptions reads the stdin, stdout, stderr and tty parameters of
+// PodExecOptions and PodAttachOptions: at least one stream, and no separate
+// stderr with a TTY.
 func ParseOptions(q url.Values) (Options, error) {
 	b := func(name string) (bool, error) {
 		v := q.Get(name)
@@ -43,7 +44,7 @@ func ParseOptions(q url.Values) (Options, error) {
 	for _, f := range []struct {
 		name string
 		to   *bool
-	}{{corev1.ExecStdinParam, &o.Stdin}, {corev1.ExecStdoutParam, &o.Stdout}, {corev1.ExecStderrParam, &o.Stderr}, {corev1.ExecTTYParam, &o.TTY}} {
+	}{{"stdin", &o.Stdin}, {"stdout", &o.Stdout}, {"stderr", &o.Stderr}, {"tty", &o.TTY}} {
 		if *f.to, err = b(f.name); err != nil {
 			return o, err
 		}

@@ -64,6 +64,9 @@ type Stream struct {
 	Clock clock.Clock
 	// Opened, if set, is called once the caller's streams are up.
 	Opened func(protocol string)
+	// Touch, if set, is told whenever something passes: a session in use
+	// through one long stream is not idle.
+	Touch func(time.Time)
 }
 
 // ClosedError is why the gateway closed a stream that its session still
@@ -115,7 +118,7 @@ func (s *Stream) Serve(w http.ResponseWriter, r *http.Request) Result {
 			}
 		}()
 	}
-	act := NewActivity(s.Clock)
+	act := NewActivity(s.Clock, s.Touch)
 	defer WatchLimits(ctx, s.Clock, s.Name, s.Limits, act, cancel)()
 
 	opts := clientremotecommand.StreamOptions{Tty: s.Options.TTY}
@@ -252,21 +255,29 @@ func (s *Stream) recordStderr() func([]byte) {
 }
 
 // Activity is when anything last passed through a stream, either way: one
-// atomic store per read or write.
+// atomic store per read or write (two with also).
 type Activity struct {
 	clock clock.Clock
 	at    atomic.Int64
+	also  func(time.Time)
 }
 
-// NewActivity starts at clk's now.
-func NewActivity(clk clock.Clock) *Activity {
-	a := &Activity{clock: clk}
+// NewActivity starts at clk's now; also, if set, is told of every touch
+// (the session's own activity, for its idle expiry).
+func NewActivity(clk clock.Clock, also func(time.Time)) *Activity {
+	a := &Activity{clock: clk, also: also}
 	a.Touch()
 	return a
 }
 
 // Touch records that something passed now.
-func (a *Activity) Touch() { a.at.Store(a.clock.Now().UnixNano()) }
+func (a *Activity) Touch() {
+	now := a.clock.Now()
+	a.at.Store(now.UnixNano())
+	if a.also != nil {
+		a.also(now)
+	}
+}
 
 // Last is when something last passed.
 func (a *Activity) Last() time.Time { return time.Unix(0, a.at.Load()) }

@@ -1,0 +1,38 @@
+package streams
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestParseOptions(t *testing.T) {
+	for _, c := range []struct {
+		query string
+		want  Options
+		err   string
+	}{
+		{query: "command=ls&stdout=true&stderr=true", want: Options{Stdout: true, Stderr: true}},
+		{query: "stdin=1&stdout=1&tty=1&stderr=1", want: Options{Stdin: true, Stdout: true, TTY: true}},
+		{query: "stdin=false&stdout=true", want: Options{Stdout: true}},
+		{query: "command=ls", err: "at least one of stdin, stdout, stderr"},
+		{query: "stdout=yes", err: `stdout: "yes" is not a boolean`},
+		// The legacy kubelet names are not PodExecOptions: they grant nothing.
+		{query: "input=1&output=1", err: "at least one"},
+	} {
+		q, err := url.ParseQuery(c.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseOptions(q)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: error %v, want %q", c.query, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%s: %+v %v, want %+v", c.query, got, err, c.want)
+		}
+	}
+}
