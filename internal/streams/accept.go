@@ -145,13 +145,19 @@ func pick(on bool, t wsstream.ChannelType) wsstream.ChannelType {
 	return wsstream.IgnoreChannel
 }
 
+// maxResizeMessage bounds one terminal size on the resize stream: the
+// caller cannot make the gateway buffer an endless JSON value.
+const maxResizeMessage = 1 << 10
+
 // resizes decodes the resize stream's JSON sizes until it ends.
 func resizes(r io.Reader) <-chan clientremotecommand.TerminalSize {
 	ch := make(chan clientremotecommand.TerminalSize, 4)
 	go func() {
 		defer close(ch)
-		d := json.NewDecoder(r)
+		capped := &capReader{r: r}
+		d := json.NewDecoder(capped)
 		for {
+			capped.n = 0
 			var size clientremotecommand.TerminalSize
 			if err := d.Decode(&size); err != nil {
 				return
@@ -160,6 +166,25 @@ func resizes(r io.Reader) <-chan clientremotecommand.TerminalSize {
 		}
 	}()
 	return ch
+}
+
+// capReader fails once more than maxResizeMessage bytes are read since n
+// was last reset.
+type capReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.n >= maxResizeMessage {
+		return 0, errors.New("a terminal size message is too long")
+	}
+	if len(p) > maxResizeMessage-c.n {
+		p = p[:maxResizeMessage-c.n]
+	}
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
 
 type spdyStream struct {

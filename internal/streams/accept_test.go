@@ -1,6 +1,7 @@
 package streams
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -34,5 +35,16 @@ func TestParseOptions(t *testing.T) {
 		if err != nil || got != c.want {
 			t.Errorf("%s: %+v %v, want %+v", c.query, got, err, c.want)
 		}
+	}
+}
+
+func TestResizesStopAtAnEndlessMessage(t *testing.T) {
+	in := `{"Width":100,"Height":40}` + "\n" + `{"Width":"` + strings.Repeat("x", 1<<20)
+	var got []string
+	for s := range resizes(strings.NewReader(in)) {
+		got = append(got, fmt.Sprintf("%dx%d", s.Width, s.Height))
+	}
+	if len(got) != 1 || got[0] != "100x40" {
+		t.Errorf("sizes %q, want just 100x40", got)
 	}
 }
