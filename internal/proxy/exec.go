@@ -93,11 +93,12 @@ func (h *Handler) serveRemoteCommand(c *call, r *http.Request, s *registry.Sessi
 // executor opens the stream on the target over WebSocket, or SPDY where the
 // target does not speak it, as kubectl does.
 func executor(b *registry.Backend, loc *url.URL) (remotecommand.Executor, error) {
-	ws, err := remotecommand.NewWebSocketExecutor(b.Rest, http.MethodGet, loc.String())
+	cfg := b.RestConfig()
+	ws, err := remotecommand.NewWebSocketExecutor(cfg, http.MethodGet, loc.String())
 	if err != nil {
 		return nil, err
 	}
-	spdy, err := remotecommand.NewSPDYExecutor(b.Rest, http.MethodPost, loc)
+	spdy, err := remotecommand.NewSPDYExecutor(cfg, http.MethodPost, loc)
 	if err != nil {
 		return nil, err
 	}

@@ -48,7 +48,7 @@ func (t *Transports) NewBackend(c BackendConfig) (*Backend, error) {
 	defer t.mu.Unlock()
 	if tr, ok := t.shared[key]; ok {
 		u, _ := url.Parse(c.Server)
-		return &Backend{URL: u, Token: c.Token, Transport: tr, Version: c.Version, Rest: restConfig(c), shared: true}, nil
+		return &Backend{URL: u, Token: c.Token, Transport: tr, Version: c.Version, config: c, shared: true}, nil
 	}
 	b, err := NewBackend(c)
 	if err != nil {
@@ -96,12 +96,14 @@ func NewBackend(c BackendConfig) (*Backend, error) {
 	})
 	// Targets are reached directly, never through an environment proxy.
 	t.Proxy = nil
-	return &Backend{URL: u, Token: c.Token, Transport: t, Version: c.Version, Rest: restConfig(c)}, nil
+	return &Backend{URL: u, Token: c.Token, Transport: t, Version: c.Version, config: c}, nil
 }
 
-// restConfig is the same credential for client-go, which opens the exec and
-// attach streams the gateway ends itself (see package streams).
-func restConfig(c BackendConfig) *rest.Config {
+// RestConfig is the same credential for client-go, which opens the exec and
+// attach streams the gateway ends itself (see package streams). It is built
+// per stream: an idle session keeps only what its Secret holds.
+func (b *Backend) RestConfig() *rest.Config {
+	c := b.config
 	return &rest.Config{
 		Host:        c.Server,
 		BearerToken: c.Token,

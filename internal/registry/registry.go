@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -35,8 +34,8 @@ type Backend struct {
 	Transport *http.Transport
 	// Version identifies the credential (the Secret's resourceVersion).
 	Version string
-	// Rest is the same credential for client-go's stream executors.
-	Rest *rest.Config
+	// config is what the backend was built from (RestConfig).
+	config BackendConfig
 
 	shared bool
 }
