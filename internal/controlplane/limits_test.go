@@ -138,13 +138,20 @@ func TestScheduledSessionStartsAtItsTimeAndCountsItsTTLFromThen(t *testing.T) {
 	}
 }
 
-func TestIdleSessionEndsAndReportedActivityKeepsItAlive(t *testing.T) {
-	e := newEnv(t)
-	e.accessPolicy("idle", func(s *v1alpha1.AccessPolicySpec) {
+// idleSession is an Active session, and policy, of that name with a 3s
+// idle timeout.
+func (e *env) idleSession(name string) *v1alpha1.Session {
+	e.t.Helper()
+	e.accessPolicy(name, func(s *v1alpha1.AccessPolicySpec) {
 		s.IdleTimeout = &metav1.Duration{Duration: 3 * time.Second}
 	})
-	e.request("idle", "alice@example.com", "dev")
-	s := e.waitPhase("idle", v1alpha1.PhaseActive, 20*time.Second)
+	e.request(name, "alice@example.com", "dev")
+	return e.waitPhase(name, v1alpha1.PhaseActive, 20*time.Second)
+}
+
+func TestIdleSessionEndsAndReportedActivityKeepsItAlive(t *testing.T) {
+	e := newEnv(t)
+	s := e.idleSession("idle")
 	kube, _ := e.sessionClient(s)
 
 	// What a replica reports while traffic flows pushes the deadline on.
@@ -177,11 +184,7 @@ func TestIdleSessionEndsAndReportedActivityKeepsItAlive(t *testing.T) {
 // at least three times per idle timeout.
 func TestShortIdleTimeoutOutlivesTheDefaultReportInterval(t *testing.T) {
 	e := newEnv(t)
-	e.accessPolicy("idle-short", func(s *v1alpha1.AccessPolicySpec) {
-		s.IdleTimeout = &metav1.Duration{Duration: 3 * time.Second}
-	})
-	e.request("idle-short", "alice@example.com", "dev")
-	s := e.waitPhase("idle-short", v1alpha1.PhaseActive, 20*time.Second)
+	s := e.idleSession("idle-short")
 
 	// This replica's data plane, as the gateway wires it; its proxy's only
 	// part in idle expiry is touching the session on each request.

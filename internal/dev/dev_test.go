@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,6 +119,25 @@ func descendants(pid int) []int {
 		queue = append(queue, children[p]...)
 	}
 	return out
+}
+
+// lockedBuilder is a strings.Builder a running command writes to while the
+// test reads it.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func alive(pid int) bool {
@@ -263,7 +283,93 @@ func TestReadmeWalkthrough(t *testing.T) {
 		return nil
 	})
 
-	// The sandbox's receiver verified and logged the session's story.
+	// sgctl request --wait says which policy it is judged by and follows
+	// the approval through to Active; the owner renews once (dev-edit allows
+	// one renewal); an SRE rejects another request; an admin revokes.
+	waitCmd := exec.Command(sgctl, "request", "--cluster", "dev-target", "--access", "edit", "--namespace", "demo", "--ttl", "30m", "--reason", "second", "--wait", "--timeout", "1m")
+	waitCmd.Env = append(append(os.Environ(), "HOME="+dir, "SESSIONGATE_SERVER=https://"+listen, "SESSIONGATE_CA="+filepath.Join(dir, "ca.crt")), alice...)
+	var waitOut strings.Builder
+	waitErr := &lockedBuilder{}
+	waitCmd.Stdout, waitCmd.Stderr = &waitOut, waitErr
+	testenv.Must(t, waitCmd.Start())
+	waitDone := make(chan error, 1)
+	go func() { waitDone <- waitCmd.Wait() }()
+	var second string
+	testenv.Eventually(t, 30*time.Second, func() error {
+		progress := waitErr.String()
+		first, _, _ := strings.Cut(progress, "\n")
+		name, rest, ok := strings.Cut(strings.TrimPrefix(first, "session "), ": ")
+		if !ok || !strings.Contains(rest, " under AccessPolicy dev-edit") ||
+			!strings.Contains(progress, "session "+name+": PendingApproval (waiting for 1 more approval(s) from group(s) sre") &&
+				!strings.Contains(progress, "session "+name+": PendingApproval under AccessPolicy dev-edit (waiting for 1 more approval(s) from group(s) sre") {
+			return fmt.Errorf("sgctl request --wait has not said it waits under dev-edit for an SRE yet:\n%s", progress)
+		}
+		second = name
+		return nil
+	})
+	_, err = run(bob, sgctl, "approve", second, "--comment", "once more")
+	testenv.Must(t, err)
+	select {
+	case err := <-waitDone:
+		if err != nil || strings.TrimSpace(waitOut.String()) != second {
+			t.Fatalf("sgctl request --wait: %v, printed %q\n%s", err, waitOut.String(), waitErr.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("sgctl request --wait did not return once approved:\n%s", waitErr.String())
+	}
+	for _, want := range []string{`approved by bob@example.com: "once more"`, "session " + second + ": Active"} {
+		if !strings.Contains(waitErr.String(), want) {
+			t.Errorf("sgctl request --wait did not say %q:\n%s", want, waitErr.String())
+		}
+	}
+	if out, err := run(alice, sgctl, "renew", second, "--ttl", "30m"); err != nil || !strings.Contains(out, "renewal of session "+second+" requested") {
+		t.Errorf("sgctl renew: %v\n%s", err, out)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		out, err := run(alice, sgctl, "get", second, "-o", "json")
+		if err != nil {
+			return err
+		}
+		var got struct{ Status struct{ Renewals int } }
+		testenv.Must(t, json.Unmarshal([]byte(out), &got))
+		if got.Status.Renewals != 1 {
+			return fmt.Errorf("session %s renewed %d times, want 1", second, got.Status.Renewals)
+		}
+		return nil
+	})
+	if _, err := run(alice, sgctl, "renew", second, "--ttl", "30m"); err == nil || !strings.Contains(err.Error(), "renewed 1 time(s), the policy's maximum") {
+		t.Errorf("a second renewal under dev-edit: got %v", err)
+	}
+
+	out, err = run(alice, sgctl, "request", "--cluster", "dev-target", "--access", "edit", "--namespace", "demo", "--ttl", "30m", "--reason", "third")
+	testenv.Must(t, err)
+	third := strings.TrimSpace(out)
+	if out, err := run(bob, sgctl, "reject", third, "--comment", "not today"); err != nil || !strings.Contains(out, "session "+third+" rejected") {
+		t.Errorf("sgctl reject: %v\n%s", err, out)
+	}
+	if _, err := run(alice, sgctl, "wait", third); err == nil || !strings.Contains(err.Error(), "rejected by bob@example.com: not today") {
+		t.Errorf("waiting for a rejected request: got %v", err)
+	}
+
+	irene := tokenFor("irene@example.com", dev.AdminGroup)
+	if _, err := run(alice, sgctl, "revoke", "--user", "alice@example.com"); err == nil || !strings.Contains(err.Error(), "revocation is for members of the gateway's admin groups") {
+		t.Errorf("alice revoking: got %v, want a refusal", err)
+	}
+	out, err = run(irene, sgctl, "revoke", "--user", "alice@example.com")
+	if err != nil || !strings.Contains(out, "session "+second+" ended") || strings.Contains(out, "session "+third+" ended") {
+		t.Errorf("sgctl revoke --user alice@example.com: %v\n%s", err, out)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		out, err := run(alice, sgctl, "get", second)
+		if err != nil || !strings.Contains(out, "Terminated") {
+			return fmt.Errorf("after revocation session %s is: %v\n%s", second, err, out)
+		}
+		return nil
+	})
+
+	// The sandbox's receiver verified and logged the session's story, each
+	// event once. Several workers deliver, so events the leader sends in one
+	// step (approved and activated) may arrive in either order.
 	testenv.Eventually(t, 30*time.Second, func() error {
 		b, _ := os.ReadFile(filepath.Join(dir, dev.NotificationsLog))
 		var got []string
@@ -273,7 +379,8 @@ func TestReadmeWalkthrough(t *testing.T) {
 				got = append(got, ev.Type)
 			}
 		}
-		want := "session.requested session.approved session.activated session.terminated"
+		slices.Sort(got)
+		want := "session.activated session.approved session.requested session.terminated"
 		if strings.Join(got, " ") != want {
 			return fmt.Errorf("notifications for %s: %v, want %s", session, got, want)
 		}

@@ -147,7 +147,7 @@ func waitCommand(client func() (*Client, error)) *cobra.Command {
 		RunE: withClient(client, func(cmd *cobra.Command, c *Client, args []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			_, err := waitActive(ctx, c, args[0], cmd.ErrOrStderr())
+			_, err := waitActive(ctx, c, args[0], cmd.ErrOrStderr(), nil)
 			return err
 		}),
 	}

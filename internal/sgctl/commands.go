@@ -98,14 +98,13 @@ func requestCommand(client func() (*Client, error)) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if !wait {
-				// The name goes to stdout for scripts; what it waits for to stderr.
-				fmt.Fprintf(cmd.ErrOrStderr(), "session %s: %s%s\n", s.Name, phaseOrPending(s), readyNote(s))
-			}
+			// The name goes to stdout for scripts; which policy granted it
+			// and what it waits for to stderr.
+			fmt.Fprintf(cmd.ErrOrStderr(), "session %s: %s under AccessPolicy %s%s\n", s.Name, phaseOrPending(s), s.Spec.Policy, readyNote(s))
 			if wait {
 				ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 				defer cancel()
-				if s, err = waitActive(ctx, c, s.Name, cmd.ErrOrStderr()); err != nil {
+				if s, err = waitActive(ctx, c, s.Name, cmd.ErrOrStderr(), s); err != nil {
 					return err
 				}
 			}
@@ -143,26 +142,34 @@ func readyNote(s *v1alpha1.Session) string {
 	return " (" + c.Message + ")"
 }
 
-// waitActive polls until the session is Active, printing each phase change.
-func waitActive(ctx context.Context, c *Client, name string, progress io.Writer) (*v1alpha1.Session, error) {
-	last := v1alpha1.SessionPhase("")
+// waitActive polls until the session is Active, printing each change of
+// phase or of what it waits for (an approval counted is one), and each
+// approver's decision as it comes. seen, if set, is what was printed already.
+func waitActive(ctx context.Context, c *Client, name string, progress io.Writer, seen *v1alpha1.Session) (*v1alpha1.Session, error) {
+	var lastPhase v1alpha1.SessionPhase
+	var lastNote string
+	var decisions int
+	if seen != nil {
+		lastPhase, lastNote, decisions = phaseOrPending(seen), readyNote(seen), len(seen.Status.Decisions)
+	}
 	for {
 		s, err := c.Get(ctx, name)
 		if err != nil {
 			return nil, err
 		}
-		phase := s.Status.Phase
-		if phase == "" {
-			phase = v1alpha1.PhasePending
+		for _, d := range s.Status.Decisions[min(decisions, len(s.Status.Decisions)):] {
+			fmt.Fprintf(progress, "session %s: %s by %s%s\n", name, strings.ToLower(string(d.Decision)), d.Approver, quoted(d.Comment))
 		}
-		if phase != last {
-			fmt.Fprintf(progress, "session %s: %s%s\n", name, phase, readyNote(s))
-			last = phase
+		decisions = len(s.Status.Decisions)
+		phase, note := phaseOrPending(s), readyNote(s)
+		if phase != lastPhase || note != lastNote {
+			fmt.Fprintf(progress, "session %s: %s%s\n", name, phase, note)
+			lastPhase, lastNote = phase, note
 		}
 		switch phase {
 		case v1alpha1.PhaseActive:
 			return s, nil
-		case v1alpha1.PhaseFailed, v1alpha1.PhaseExpired, v1alpha1.PhaseTerminated, v1alpha1.PhaseRejected, v1alpha1.PhaseApprovalTimeout:
+		case v1alpha1.PhaseFailed, v1alpha1.PhaseExpired, v1alpha1.PhaseIdleExpired, v1alpha1.PhaseTerminated, v1alpha1.PhaseRejected, v1alpha1.PhaseApprovalTimeout:
 			msg := string(phase)
 			if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); c != nil {
 				msg = c.Message
@@ -175,6 +182,14 @@ func waitActive(ctx context.Context, c *Client, name string, progress io.Writer)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// quoted is a decision's comment as printed after it, or nothing.
+func quoted(comment string) string {
+	if comment == "" {
+		return ""
+	}
+	return fmt.Sprintf(": %q", comment)
 }
 
 func listCommand(client func() (*Client, error)) *cobra.Command {
