@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -22,6 +23,7 @@ func main() {
 		out      = flag.String("out", "bench/results", "Directory for latest.json and latest.md.")
 		replicas = flag.Int("replicas", 3, "Gateway replicas (revocation is measured on all of them).")
 		quick    = flag.Bool("quick", false, "Small sizes, for a smoke run.")
+		only     = flag.String("only", "", "Comma-separated scenario groups to run, of "+strings.Join(bench.Groups, ",")+" (default all).")
 	)
 	flag.Parse()
 	ctrl.SetLogger(klog.NewKlogr())
@@ -33,7 +35,7 @@ func main() {
 	os.Setenv("KUBEBUILDER_ASSETS", abs)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := bench.Run(ctx, bench.Options{BinDir: abs, Replicas: *replicas, Quick: *quick, Log: os.Stderr})
+	res, err := bench.Run(ctx, bench.Options{BinDir: abs, Replicas: *replicas, Quick: *quick, Only: groups(*only), Log: os.Stderr})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -43,4 +45,11 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Print(res.Markdown())
+}
+
+func groups(only string) []string {
+	if only == "" {
+		return nil
+	}
+	return strings.Split(only, ",")
 }

@@ -8,7 +8,7 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
-	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
@@ -82,10 +82,17 @@ type Env struct {
 	replicas  []*replica
 	proxyCmd  *exec.Cmd
 	token     string
+	zeros     net.Listener
 
 	Direct, Gateway, KubectlProxy *Path
-	Versions                      map[string]string
+	// GatewayUnrecorded is the gateway with a session whose policy turns
+	// recording off; Gateway's session is recorded (best-effort).
+	GatewayUnrecorded *Path
+	Versions          map[string]string
 }
+
+// unrecorded names the GatewayUnrecorded path in results.
+const unrecorded = "gateway, unrecorded"
 
 // Start brings up a target with kwok, a management cluster, an OIDC issuer,
 // n gateway processes and `kubectl proxy`, and one Active session.
@@ -101,7 +108,13 @@ func Start(ctx context.Context, binDir string, n int) (*Env, error) {
 	if e.target, err = localkube.StartTarget(); err != nil {
 		return e, err
 	}
-	if e.kwok, err = localkube.StartKwok(ctx, e.target, dir, localkube.KwokOptions{ForwardPort: 1, Logs: []string{"bench"}}); err != nil {
+	zeros, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return e, err
+	}
+	e.zeros = zeros
+	go serveZeros(zeros)
+	if e.kwok, err = localkube.StartKwok(ctx, e.target, dir, localkube.KwokOptions{ForwardPort: zeros.Addr().(*net.TCPAddr).Port, Logs: []string{"bench"}}); err != nil {
 		return e, err
 	}
 	if err := localkube.RunningPod(ctx, e.target, "demo", "web"); err != nil {
@@ -156,7 +169,8 @@ func Start(ctx context.Context, binDir string, n int) (*Env, error) {
 			"--listen", r.addr, "--tls-cert-file", certFile, "--tls-key-file", keyFile,
 			"--oidc-issuer-url", e.issuerSrv.URL, "--oidc-audience", audience, "--oidc-ca-file", issuerCA,
 			"--min-ttl", "1s", "--metrics-bind-address", r.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address", "0",
-			"--enable-pprof", "--audit-log", filepath.Join(dir, "audit-"+strconv.Itoa(i)+".log"))
+			"--enable-pprof", "--audit-log", filepath.Join(dir, "audit-"+strconv.Itoa(i)+".log"),
+			"--recording-dir", filepath.Join(dir, "recordings"))
 		log, err := os.Create(filepath.Join(dir, "gateway-"+strconv.Itoa(i)+".log"))
 		if err != nil {
 			return e, err
@@ -186,6 +200,11 @@ func Start(ctx context.Context, binDir string, n int) (*Env, error) {
 	e.Direct = newPath("direct", &rest.Config{Host: e.target.Config.Host, BearerToken: string(sec.Data[credentials.KeyToken]),
 		TLSClientConfig: rest.TLSClientConfig{CAData: e.target.Config.CAData}})
 	e.Gateway = e.GatewayPath(0, "bench")
+	if err := e.unrecordedSession(ctx); err != nil {
+		return e, err
+	}
+	e.GatewayUnrecorded = e.GatewayPath(0, "bench-unrecorded")
+	e.GatewayUnrecorded.Name = unrecorded
 	if e.KubectlProxy, err = e.startKubectlProxy(ctx, binDir, e.Direct.Config); err != nil {
 		return e, err
 	}
@@ -219,6 +238,10 @@ func (e *Env) CreateSession(ctx context.Context, name string, wait bool) (*v1alp
 
 // CreateSessionFor is CreateSession with a TTL.
 func (e *Env) CreateSessionFor(ctx context.Context, name string, ttl time.Duration, wait bool) (*v1alpha1.Session, error) {
+	return e.createSession(ctx, name, ttl, wait, nil)
+}
+
+func (e *Env) createSession(ctx context.Context, name string, ttl time.Duration, wait bool, mutate func(*v1alpha1.Session)) (*v1alpha1.Session, error) {
 	s := &v1alpha1.Session{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
 		Spec: v1alpha1.SessionSpec{
@@ -228,25 +251,43 @@ func (e *Env) CreateSessionFor(ctx context.Context, name string, ttl time.Durati
 			Reason:      "bench",
 		},
 	}
+	if mutate != nil {
+		mutate(s)
+	}
 	if err := e.mgmt.Client.Create(ctx, s); err != nil {
 		return nil, err
 	}
 	if !wait {
 		return s, nil
 	}
-	p := e.GatewayPath(0, name)
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if resp, err := p.Do(ctx, http.MethodGet, "/api/v1/namespaces/"+benchNS+"/configmaps?limit=1"); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, e.mgmt.Client.Get(ctx, client.ObjectKeyFromObject(s), s)
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
+	if _, err := e.firstOK(ctx, name, time.Minute); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("session %s not served within a minute", name)
+	return s, e.mgmt.Client.Get(ctx, client.ObjectKeyFromObject(s), s)
+}
+
+// unrecordedSession is alice's session "bench-unrecorded", requested under
+// an AccessPolicy with recording off, served by replica 0.
+func (e *Env) unrecordedSession(ctx context.Context) error {
+	pol := &v1alpha1.AccessPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "bench-unrecorded"},
+		Spec: v1alpha1.AccessPolicySpec{
+			Requesters: v1alpha1.Subjects{Users: []string{"alice@example.com"}},
+			Clusters:   v1alpha1.ClusterSelector{Names: []string{"target"}},
+			AccessLevels: []v1alpha1.PolicyAccessLevel{{ClusterRole: "edit",
+				Namespaces: &v1alpha1.NamespaceFilter{Allow: []string{"demo", benchNS}}}},
+			MaxTTL:  metav1.Duration{Duration: 8 * time.Hour},
+			Streams: &v1alpha1.StreamPolicy{Recording: v1alpha1.RecordingOff},
+		},
+	}
+	if err := e.mgmt.Client.Create(ctx, pol); err != nil {
+		return err
+	}
+	_, err := e.createSession(ctx, "bench-unrecorded", 2*time.Hour, true, func(s *v1alpha1.Session) {
+		s.Spec.Requester = &v1alpha1.Requester{User: "alice@example.com"}
+		s.Spec.Policy = pol.Name
+	})
+	return err
 }
 
 func (e *Env) startKubectlProxy(ctx context.Context, binDir string, direct *rest.Config) (*Path, error) {
@@ -312,6 +353,9 @@ func (e *Env) Stop() {
 	}
 	if e.issuerSrv != nil {
 		e.issuerSrv.Close()
+	}
+	if e.zeros != nil {
+		e.zeros.Close()
 	}
 	if e.kwok != nil {
 		e.kwok.Stop()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -17,6 +18,7 @@ type Result struct {
 	Versions  map[string]string `json:"versions"`
 	Scenarios []Scenario        `json:"scenarios"`
 	Targets   []Target          `json:"targets"`
+	Notes     []string          `json:"notes,omitempty"`
 }
 
 // Target is a figure the gateway should reach.
@@ -41,19 +43,23 @@ func Machine() string {
 	return fmt.Sprintf("%s, %d cores, %s/%s, %s", model, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 }
 
-func (r *Result) find(name, metric string) *Scenario {
+func (r *Result) find(config, name, metric string) *Scenario {
 	for i := range r.Scenarios {
-		if r.Scenarios[i].Name == name && r.Scenarios[i].Metric == metric {
-			return &r.Scenarios[i]
+		if s := &r.Scenarios[i]; s.Config == config && s.Name == name && s.Metric == metric {
+			return s
 		}
 	}
 	return nil
 }
 
-// ratio is gateway over direct for one scenario.
-func (r *Result) ratio(name, metric string) (float64, bool) {
-	s := r.find(name, metric)
-	if s == nil || s.ByPath["direct"] == 0 {
+// ratio is gateway over direct for one scenario: the median over the
+// rounds where there were rounds, so that no target is held or missed by
+// one lucky round.
+func (s *Scenario) ratio() (float64, bool) {
+	if s.Spread != nil {
+		return s.Spread.Median, true
+	}
+	if s.ByPath["direct"] == 0 {
 		return 0, false
 	}
 	return s.ByPath["gateway"] / s.ByPath["direct"], true
@@ -61,41 +67,59 @@ func (r *Result) ratio(name, metric string) (float64, bool) {
 
 // Evaluate fills in the targets the issue sets.
 func (r *Result) Evaluate() {
-	atMost := func(what string, v, goal float64, ok bool, unit string) {
-		if ok {
-			r.Targets = append(r.Targets, Target{What: what, Value: v, Goal: fmt.Sprintf("≤ %g%s", goal, unit), Held: v <= goal})
+	add := func(config, what string, v, goal float64, atMost bool, unit string) {
+		if config != "" {
+			what += " (pinned)"
+		}
+		t := Target{What: what, Value: v, Goal: fmt.Sprintf("≥ %g%s", goal, unit), Held: v >= goal}
+		if atMost {
+			t.Goal, t.Held = fmt.Sprintf("≤ %g%s", goal, unit), v <= goal
+		}
+		r.Targets = append(r.Targets, t)
+	}
+	ratio := func(s *Scenario, what string, goal float64, atMost bool) {
+		if v, ok := s.ratio(); ok {
+			add(s.Config, what, v, goal, atMost, "")
 		}
 	}
-	atLeast := func(what string, v, goal float64, ok bool) {
-		if ok {
-			r.Targets = append(r.Targets, Target{What: what, Value: v, Goal: fmt.Sprintf("≥ %g", goal), Held: v >= goal})
+	for i := range r.Scenarios {
+		s := &r.Scenarios[i]
+		g := s.ByPath["gateway"]
+		switch {
+		case s.Name == "GET one object, 1 client(s)" && s.Metric == "p50":
+			ratio(s, "GET p50 ratio gateway/direct, 1 client", 1.15, true)
+		case s.Name == "GET one object, 32 client(s)" && s.Metric == "p50":
+			ratio(s, "GET p50 ratio gateway/direct, 32 clients", 1.15, true)
+		case s.Name == "GET one object, 1 client(s)" && s.Metric == metricCPU:
+			add(s.Config, "gateway CPU per small GET", g, 170, true, " µs")
+		case strings.HasPrefix(s.Name, "LIST") && s.Metric == "throughput":
+			ratio(s, "LIST throughput ratio gateway/direct", 0.90, false)
+		case strings.HasPrefix(s.Name, "WATCH fan-out") && s.Metric == "p50":
+			ratio(s, "watch fan-out p50 latency ratio gateway/direct", 1.2, true)
+		case strings.HasPrefix(s.Name, "exec stdout stream") && s.Metric == "throughput":
+			ratio(s, "exec stream throughput ratio gateway/direct (recorded)", 0.90, false)
+		case strings.HasPrefix(s.Name, "exec stdout stream") && !strings.HasSuffix(s.Name, "unrecorded") && s.Metric == metricCPU:
+			add(s.Config, "exec stream per gateway core (recorded)", s.PerCore, 740, false, " MB/s")
+		case strings.HasPrefix(s.Name, "exec stdout stream") && s.Metric == "recorded/unrecorded throughput":
+			ratio(s, "exec stream throughput, recorded/unrecorded", 0.90, false)
+		case s.Name == "exec keystroke echo" && s.Metric == "recorded/unrecorded p50":
+			ratio(s, "keystroke echo p50, recorded/unrecorded", 1.05, true)
+		case strings.HasPrefix(s.Name, "Session create → first proxied request"):
+			add(s.Config, "create → first request p50"+scaleOf(s.Name), g, 1000, true, " ms")
+		case strings.HasPrefix(s.Name, "Revocation"):
+			add(s.Config, "revocation p99: "+strings.TrimPrefix(s.Name, "Revocation on "), s.ByPath["gateway p99"], 1000, true, " ms")
+		case strings.HasPrefix(s.Name, "Gateway heap per idle registered session"):
+			add(s.Config, "gateway memory per idle registered session", g, 10, true, " KiB")
 		}
 	}
-	v, ok := r.ratio("GET one object, 1 client(s)", "p50")
-	atMost("GET p50 ratio gateway/direct, 1 client", v, 1.15, ok, "")
-	v, ok = r.ratio("GET one object, 32 client(s)", "p50")
-	atMost("GET p50 ratio gateway/direct, 32 clients", v, 1.15, ok, "")
-	v, ok = r.ratio("LIST 2,000 ConfigMaps", "throughput")
-	atLeast("LIST throughput ratio gateway/direct", v, 0.90, ok)
-	for _, s := range r.Scenarios {
-		if strings.HasPrefix(s.Name, "exec stdout stream") {
-			v, ok = r.ratio(s.Name, "throughput")
-			atLeast("exec stream throughput ratio gateway/direct", v, 0.90, ok)
-		}
-		if strings.HasPrefix(s.Name, "WATCH fan-out") && s.Metric == "p50" {
-			v, ok = r.ratio(s.Name, "p50")
-			atMost("watch fan-out p50 latency ratio gateway/direct", v, 1.2, ok, "")
-		}
-		if strings.HasPrefix(s.Name, "Session create") {
-			atMost("create → first request p50", s.ByPath["gateway"], 1000, true, " ms")
-		}
-		if strings.HasPrefix(s.Name, "Revocation") {
-			atMost("revocation p99: "+strings.TrimPrefix(s.Name, "Revocation on "), s.ByPath["gateway p99"], 1000, true, " ms")
-		}
-		if strings.HasPrefix(s.Name, "Gateway heap per idle registered session") {
-			atMost("gateway memory per idle registered session", s.ByPath["gateway"], 10, true, " KiB")
-		}
+}
+
+// scaleOf is the ", at …" suffix of a scenario measured at scale.
+func scaleOf(name string) string {
+	if i := strings.Index(name, ", at "); i >= 0 {
+		return name[i:]
 	}
+	return ""
 }
 
 // Write stores the result as JSON and a Markdown table in dir.
@@ -113,7 +137,8 @@ func (r *Result) Write(dir string) error {
 	return os.WriteFile(filepath.Join(dir, "latest.md"), []byte(r.Markdown()), 0o644)
 }
 
-// Markdown renders the result as tables.
+// Markdown renders the result as tables: each configuration's figures, the
+// gateway's CPU, and the targets.
 func (r *Result) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# sessiongate benchmark, %s\n\n", r.Date.UTC().Format("2006-01-02 15:04 MST"))
@@ -123,31 +148,35 @@ func (r *Result) Markdown() string {
 		vs = append(vs, k+" "+v)
 	}
 	fmt.Fprintf(&b, "Versions: %s. Produced by `make bench`.\n\n", strings.Join(vs, ", "))
-	b.WriteString("| scenario | metric | direct | gateway | kubectl proxy | gateway/direct |\n|---|---|---:|---:|---:|---:|\n")
+	b.WriteString("Ratios are gateway/direct: the median over the interleaved rounds, with the lowest and highest round in brackets where there were rounds. " +
+		"Gateway CPU is the on-CPU time of every gateway process (all replicas, so it errs high; from /proc/PID/task/*/schedstat) over the gateway path's share of each round.\n")
+	var configs []string
 	for _, s := range r.Scenarios {
-		cell := func(k string) string {
-			v, ok := s.ByPath[k]
-			if !ok {
-				return "–"
+		if !slices.Contains(configs, s.Config) {
+			configs = append(configs, s.Config)
+		}
+	}
+	for _, c := range configs {
+		title := "Unpinned: API servers, gateway and clients share every CPU"
+		if c != "" {
+			title = strings.ToUpper(c[:1]) + c[1:]
+		}
+		fmt.Fprintf(&b, "\n## %s\n\n", title)
+		b.WriteString("| scenario | metric | direct | gateway | gateway, unrecorded | kubectl proxy | ratio |\n|---|---|---:|---:|---:|---:|---:|\n")
+		for _, s := range r.Scenarios {
+			if s.Config == c && s.Metric != metricCPU {
+				b.WriteString(s.row())
 			}
-			return fmt.Sprintf("%.2f", v)
 		}
-		gw := cell("gateway")
-		if p99, ok := s.ByPath["gateway p99"]; ok {
-			gw += fmt.Sprintf(" / %.2f", p99)
-			if mx, ok := s.ByPath["gateway max"]; ok {
-				gw += fmt.Sprintf(" / %.2f", mx)
+		fmt.Fprintf(&b, "\n### Gateway CPU\n\n| scenario | gateway CPU | per gateway core | Teleport's model, per core | × Teleport |\n|---|---:|---:|---:|---:|\n")
+		for _, s := range r.Scenarios {
+			if s.Config == c && s.Metric == metricCPU {
+				b.WriteString(s.cpuRow())
 			}
 		}
-		ratio := "–"
-		if d := s.ByPath["direct"]; d != 0 {
-			ratio = fmt.Sprintf("%.2f", s.ByPath["gateway"]/d)
-		}
-		name := s.Name
-		if s.Comment != "" {
-			name += " (" + s.Comment + ")"
-		}
-		fmt.Fprintf(&b, "| %s | %s (%s) | %s | %s | %s | %s |\n", name, s.Metric, s.Unit, cell("direct"), gw, cell("kubectl proxy"), ratio)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "\nNote: %s\n", n)
 	}
 	b.WriteString("\n## Targets\n\n| target | measured | goal | held |\n|---|---:|---|---|\n")
 	for _, t := range r.Targets {
@@ -158,4 +187,47 @@ func (r *Result) Markdown() string {
 		fmt.Fprintf(&b, "| %s | %.2f | %s | %s |\n", t.What, t.Value, t.Goal, held)
 	}
 	return b.String()
+}
+
+func (s *Scenario) row() string {
+	cell := func(k string) string {
+		v, ok := s.ByPath[k]
+		if !ok {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f", v)
+	}
+	gw := cell("gateway")
+	if p99, ok := s.ByPath["gateway p99"]; ok {
+		gw += fmt.Sprintf(" / %.2f", p99)
+		if mx, ok := s.ByPath["gateway max"]; ok {
+			gw += fmt.Sprintf(" / %.2f", mx)
+		}
+	}
+	ratio := "–"
+	if v, ok := s.ratio(); ok {
+		ratio = fmt.Sprintf("%.2f", v)
+		if sp := s.Spread; sp != nil {
+			ratio += fmt.Sprintf(" (%.2f–%.2f)", sp.Min, sp.Max)
+		}
+	}
+	name := s.Name
+	if s.Comment != "" {
+		name += " (" + s.Comment + ")"
+	}
+	return fmt.Sprintf("| %s | %s (%s) | %s | %s | %s | %s | %s |\n", name, s.Metric, s.Unit, cell("direct"), gw, cell(unrecorded), cell("kubectl proxy"), ratio)
+}
+
+func (s *Scenario) cpuRow() string {
+	unit := strings.TrimPrefix(s.Unit, "µs per ")
+	perCore := unit + "s/s"
+	if unit == "MB" {
+		perCore = "MB/s"
+	}
+	teleport, times := "–", "–"
+	if s.TeleportPerCore > 0 {
+		teleport = fmt.Sprintf("%.0f %s", s.TeleportPerCore, perCore)
+		times = fmt.Sprintf("%.1f", s.PerCore/s.TeleportPerCore)
+	}
+	return fmt.Sprintf("| %s | %.1f µs per %s | %.0f %s | %s | %s |\n", s.Name, s.ByPath["gateway"], unit, s.PerCore, perCore, teleport, times)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -13,8 +14,13 @@ type Options struct {
 	Replicas int
 	// Quick shrinks every scenario, for a smoke run.
 	Quick bool
-	Log   io.Writer
+	// Only, when set, names the scenario groups to run (see Groups).
+	Only []string
+	Log  io.Writer
 }
+
+// Groups are the scenario groups of a run, in order.
+var Groups = []string{"get", "list", "watch", "exec", "echo", "portforward", "pinned", "lifecycle", "revocation", "scale"}
 
 // Run performs every scenario and returns the result.
 func Run(ctx context.Context, o Options) (*Result, error) {
@@ -25,6 +31,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		return full
 	}
+	want := func(g string) bool { return len(o.Only) == 0 || slices.Contains(o.Only, g) }
 	step("starting clusters, kwok, issuer, %d gateway replicas and kubectl proxy", o.Replicas)
 	e, err := Start(ctx, o.BinDir, o.Replicas)
 	defer e.Stop()
@@ -32,9 +39,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Date: time.Now(), Machine: Machine(), Versions: e.Versions}
+	config := ""
 	add := func(s []Scenario, err error) error {
 		if err != nil {
 			return err
+		}
+		for i := range s {
+			s[i].Config = config
 		}
 		res.Scenarios = append(res.Scenarios, s...)
 		return nil
@@ -43,46 +54,71 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := e.seedConfigMaps(ctx, n(2000, 200), 2048); err != nil {
 		return nil, err
 	}
-	perRound := 2 * time.Second
+	perRound := time.Second
 	if o.Quick {
 		perRound = 300 * time.Millisecond
 	}
-	step("GET, 1 client")
-	if err := add(e.GetLatency(ctx, 1, n(3, 1), perRound)); err != nil {
+	// The figures that compare paths, measured once as the machine comes
+	// and once pinned.
+	compare := func() error {
+		for _, s := range []struct {
+			group, what string
+			run         func() ([]Scenario, error)
+		}{
+			{"get", "GET, 1 client", func() ([]Scenario, error) { return e.GetLatency(ctx, 1, n(6, 2), perRound) }},
+			{"get", "GET, 32 clients", func() ([]Scenario, error) { return e.GetLatency(ctx, 32, n(6, 2), perRound) }},
+			{"list", "LIST", func() ([]Scenario, error) { return e.List(ctx, n(9, 3)) }},
+			{"watch", "WATCH fan-out", func() ([]Scenario, error) { return e.WatchFanOut(ctx, 100, n(10, 3)) }},
+			{"exec", "exec stream", func() ([]Scenario, error) { return e.ExecThroughput(ctx, int64(n(256, 8))<<20, n(4, 2)) }},
+			{"echo", "exec keystroke echo", func() ([]Scenario, error) { return e.ExecEcho(ctx, n(400, 40), n(4, 2)) }},
+			{"portforward", "port-forward stream", func() ([]Scenario, error) { return e.PortForward(ctx, int64(n(256, 8))<<20, n(4, 2)) }},
+		} {
+			if want(s.group) {
+				step("%s %s", s.what, config)
+				if err := add(s.run()); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := compare(); err != nil {
 		return nil, err
 	}
-	step("GET, 32 clients")
-	if err := add(e.GetLatency(ctx, 32, n(3, 1), perRound)); err != nil {
-		return nil, err
+	if pin, ok := DefaultPinning(); ok && want("pinned") {
+		if err := e.Pin(pin); err != nil {
+			return nil, err
+		}
+		config = pin.Describe()
+		if err := compare(); err != nil {
+			return nil, err
+		}
+		config = ""
+		if err := e.Pin(Pinning{}); err != nil {
+			return nil, err
+		}
 	}
-	step("LIST")
-	if err := add(e.List(ctx, n(7, 2))); err != nil {
-		return nil, err
+	if want("lifecycle") {
+		step("session create → first request")
+		if err := add(e.CreateToFirstRequest(ctx, "lifecycle-", n(50, 5))); err != nil {
+			return nil, err
+		}
 	}
-	step("WATCH fan-out")
-	if err := add(e.WatchFanOut(ctx, 100, n(10, 2))); err != nil {
-		return nil, err
+	if want("revocation") {
+		step("revocation")
+		if err := add(e.Revocation(ctx, "revoke-", n(10, 2))); err != nil {
+			return nil, err
+		}
 	}
-	step("exec stream")
-	if err := add(e.ExecThroughput(ctx, int64(n(256, 8))<<20, n(2, 1))); err != nil {
-		return nil, err
-	}
-	step("exec keystroke echo")
-	if err := add(e.ExecEcho(ctx, n(200, 20))); err != nil {
-		return nil, err
-	}
-	step("session create → first request")
-	s, err := e.CreateToFirstRequest(ctx, n(50, 5))
-	if err := add([]Scenario{s}, err); err != nil {
-		return nil, err
-	}
-	step("revocation")
-	if err := add(e.Revocation(ctx, n(10, 2))); err != nil {
-		return nil, err
-	}
-	step("memory with many sessions and watches")
-	if err := add(e.Memory(ctx, n(1000, 50), n(1000, 50))); err != nil {
-		return nil, err
+	if want("scale") {
+		sessions, watches := n(10000, 300), n(5000, 300)
+		step("%d sessions and %d watches on one replica", sessions, watches)
+		// What the machine cannot hold at this size is a finding, not a
+		// reason to lose the rest of the run.
+		if err := add(e.Scale(ctx, sessions, watches, n(20, 2))); err != nil {
+			step("scale: %v", err)
+			res.Notes = append(res.Notes, fmt.Sprintf("Scale (%d sessions, %d watches) did not complete: %v", sessions, watches, err))
+		}
 	}
 	res.Evaluate()
 	return res, nil

@@ -1,0 +1,181 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Teleport's published model of its Kubernetes agent, the field's reference:
+// about 1.7 ms of CPU per proxied request and 13.5 ns per streamed byte.
+const (
+	teleportMicrosPerRequest = 1700
+	teleportMicrosPerMB      = 13.5e-3 * 1e6
+)
+
+// metricCPU marks the scenarios that hold the gateway's own CPU per unit.
+const metricCPU = "gateway CPU"
+
+// processCPU is the CPU time pid's threads have used, from each thread's
+// /proc/PID/task/TID/schedstat (nanoseconds; utime and stime in
+// /proc/PID/stat count 10 ms ticks, too coarse for one round). Go keeps its
+// threads for the life of the process, so none is lost to an exit.
+func processCPU(pid int) (time.Duration, error) {
+	tasks, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/schedstat")
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("no threads of %d in /proc", pid)
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread has just ended
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", t, err)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum, nil
+}
+
+// gatewayCPU is the CPU time of every gateway process so far: the replicas
+// that serve nothing of a scenario count too, so figures err high.
+func (e *Env) gatewayCPU() time.Duration {
+	var sum time.Duration
+	for _, r := range e.replicas {
+		if d, err := processCPU(r.cmd.Process.Pid); err == nil {
+			sum += d
+		}
+	}
+	return sum
+}
+
+// onGateway runs f and, when p goes through the gateway, adds the gateway
+// processes' CPU time during f, and after it until they are quiet, to
+// cpu[p.Name]: a recording is still being written when the client has
+// seen the stream end, and its cost belongs to the stream, not to the next
+// round.
+func (e *Env) onGateway(p *Path, cpu map[string]time.Duration, f func() error) error {
+	if p == e.Direct || p == e.KubectlProxy {
+		return f()
+	}
+	before := e.gatewayCPU()
+	err := f()
+	cpu[p.Name] += e.settle() - before
+	return err
+}
+
+// settle waits until the gateway processes use less than 5% of a core over
+// 50 ms (at most two minutes), and returns their CPU time then.
+func (e *Env) settle() time.Duration {
+	const window = 50 * time.Millisecond
+	last := e.gatewayCPU()
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
+		time.Sleep(window)
+		now := e.gatewayCPU()
+		if now-last < window/20 {
+			return now
+		}
+		last = now
+	}
+	return last
+}
+
+// cpuScenario is the gateway's CPU per unit of work ("request", "event",
+// "MB") next to Teleport's, with what one core carries at that cost.
+func cpuScenario(name, unit string, cpu time.Duration, units float64) Scenario {
+	per := float64(cpu.Nanoseconds()) / 1e3 / units
+	s := Scenario{Name: name, Unit: "µs per " + unit, Metric: metricCPU, ByPath: map[string]float64{"gateway": per}}
+	if per > 0 {
+		s.PerCore = 1e6 / per
+	}
+	switch unit {
+	case "request":
+		s.TeleportPerCore = 1e6 / teleportMicrosPerRequest
+	case "MB":
+		s.TeleportPerCore = 1e6 / teleportMicrosPerMB
+	}
+	return s
+}
+
+// Pinning is a second configuration: the gateway processes alone on one
+// CPU, the API servers, kwok, kubectl proxy and the clients on the others.
+type Pinning struct{ Gateway, Rest string }
+
+// Describe says where each part runs.
+func (p Pinning) Describe() string {
+	return fmt.Sprintf("pinned with taskset: gateway on CPU %s; API servers, kwok, kubectl proxy and clients on CPU %s", p.Gateway, p.Rest)
+}
+
+// DefaultPinning is the configuration this machine allows, if any.
+func DefaultPinning() (Pinning, bool) {
+	if _, err := exec.LookPath("taskset"); err != nil || runtime.NumCPU() < 2 {
+		return Pinning{}, false
+	}
+	n := runtime.NumCPU()
+	rest := "0"
+	if n > 2 {
+		rest += "-" + strconv.Itoa(n-2)
+	}
+	return Pinning{Gateway: strconv.Itoa(n - 1), Rest: rest}, true
+}
+
+// Pin moves every thread of the gateway processes to p.Gateway, and of this
+// process and every other process it started to p.Rest; an empty p puts
+// everything back on every CPU.
+func (e *Env) Pin(p Pinning) error {
+	all := "0-" + strconv.Itoa(runtime.NumCPU()-1)
+	gw, rest := p.Gateway, p.Rest
+	if gw == "" {
+		gw, rest = all, all
+	}
+	isGateway := map[int]bool{}
+	for _, r := range e.replicas {
+		isGateway[r.cmd.Process.Pid] = true
+	}
+	for _, pid := range descendants(os.Getpid()) {
+		cpus := rest
+		if isGateway[pid] {
+			cpus = gw
+		}
+		if out, err := exec.Command("taskset", "-a", "-p", "-c", cpus, strconv.Itoa(pid)).CombinedOutput(); err != nil {
+			return fmt.Errorf("taskset %s %d: %v: %s", cpus, pid, err, out)
+		}
+	}
+	return nil
+}
+
+// descendants is root and every process below it.
+func descendants(root int) []int {
+	children := map[int][]int{}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		pid, err1 := strconv.Atoi(filepath.Base(filepath.Dir(path)))
+		ppid, err2 := strconv.Atoi(f[1])
+		if err1 == nil && err2 == nil {
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	out := []int{root}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}
