@@ -68,7 +68,7 @@ func (a *ActivityReporter) Start(ctx context.Context) error {
 
 // intervalOf is how often, at most, s is reported.
 func (a *ActivityReporter) intervalOf(s *registry.Session) time.Duration {
-	return min(a.Interval, s.IdleTimeout/idleReportsPerTimeout)
+	return min(a.Interval, s.Limits().IdleTimeout/idleReportsPerTimeout)
 }
 
 func (a *ActivityReporter) report(ctx context.Context, now time.Time) {
@@ -76,7 +76,7 @@ func (a *ActivityReporter) report(ctx context.Context, now time.Time) {
 	for _, s := range a.Registry.Sessions() {
 		live[s.UID] = true
 		last, prev := s.LastActivity(), a.reported[s.UID]
-		if s.IdleTimeout == 0 || last.IsZero() || !last.After(prev.activity) {
+		if s.Limits().IdleTimeout == 0 || last.IsZero() || !last.After(prev.activity) {
 			continue
 		}
 		if now.Sub(prev.at) < a.intervalOf(s) {

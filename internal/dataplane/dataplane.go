@@ -73,7 +73,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.Registry.Remove(s.Name, &registry.EndedError{Session: s.Name, Reason: "Revoked", Message: "its credentials Secret is not its own"})
 		return ctrl.Result{}, nil
 	}
-	if cur, ok := r.Registry.Get(s.Name); ok && cur.UID == s.UID && cur.Expires().Equal(s.Status.ExpiresAt.Time) && cur.Backend().Version == sec.ResourceVersion && cur.IdleTimeout == idleTimeout(s) && equality.Semantic.DeepEqual(cur.Streams, streams(s)) {
+	if cur, ok := r.Registry.Get(s.Name); ok && cur.UID == s.UID && cur.Expires().Equal(s.Status.ExpiresAt.Time) && cur.Backend().Version == sec.ResourceVersion && cur.Limits().IdleTimeout == idleTimeout(s) && equality.Semantic.DeepEqual(cur.Limits().Streams, streams(s)) {
 		return ctrl.Result{}, nil
 	}
 	b, err := r.Transports.NewBackend(registry.BackendConfig{

@@ -30,7 +30,7 @@ func TestExecRulesOfThePolicyHoldForKubectl(t *testing.T) {
 	waitPhaseAPI(t, erin, s.Name, v1alpha1.PhaseActive)
 	testenv.Eventually(t, 30*time.Second, func() error {
 		for i, gw := range replicas {
-			if cur, ok := gw.Registry.Get(s.Name); !ok || cur.Streams == nil {
+			if cur, ok := gw.Registry.Get(s.Name); !ok || cur.Limits().Streams == nil {
 				return fmt.Errorf("replica %d does not serve the session's stream limits yet", i)
 			}
 		}

@@ -272,6 +272,18 @@ func TestExecWithATTYRecordsResizesAndExitCodes(t *testing.T) {
 	})
 	sizes <- remotecommand.TerminalSize{Width: 80, Height: 25}
 	close(sizes)
+	// The resize and the line that ends the command travel on different
+	// channels: end it only once the cast being written holds the resize
+	// (the directory store writes it to a hidden file until the stream ends).
+	testenv.Eventually(t, 30*time.Second, func() error {
+		open, _ := filepath.Glob(filepath.Join(string(recordings), "."+name+"-*"))
+		for _, f := range open {
+			if b, _ := os.ReadFile(f); bytes.Contains(b, []byte(`"80x25"`)) {
+				return nil
+			}
+		}
+		return fmt.Errorf("the open cast does not hold the resize yet (%d open)", len(open))
+	})
 	_, _ = stdinW.Write([]byte("go\n"))
 	select {
 	case err := <-done:
@@ -322,7 +334,7 @@ func streamsSession(t *testing.T, user string, limits v1alpha1.StreamPolicy) str
 	waitPhaseAPI(t, who, s.Name, v1alpha1.PhaseActive)
 	testenv.Eventually(t, 30*time.Second, func() error {
 		for i, gw := range replicas {
-			if cur, ok := gw.Registry.Get(s.Name); !ok || cur.Streams == nil {
+			if cur, ok := gw.Registry.Get(s.Name); !ok || cur.Limits().Streams == nil {
 				return fmt.Errorf("replica %d does not serve the session's stream limits yet", i)
 			}
 		}

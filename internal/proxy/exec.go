@@ -61,8 +61,8 @@ func (h *Handler) serveRemoteCommand(c *call, r *http.Request, s *registry.Sessi
 	}
 	st := &streams.Stream{
 		Name: s.Name, Options: opts, Upstream: up, Session: s.Context(), Clock: h.clock(),
-		Limits:            streamLimits(s.Streams),
-		RecordingRequired: recordingMode(s.Streams) == v1alpha1.RecordingRequired,
+		Limits:            streamLimits(s.Limits().Streams),
+		RecordingRequired: recordingMode(s.Limits().Streams) == v1alpha1.RecordingRequired,
 		Opened:            func(string) { h.logStarted(c) },
 		Touch:             s.Touch,
 	}
@@ -111,7 +111,7 @@ func executor(b *registry.Backend, loc *url.URL) (remotecommand.Executor, error)
 // recording off. A session that requires recording is refused, before
 // anything reaches the target, when the store cannot take it.
 func (h *Handler) startRecording(ctx context.Context, ev *auditv1.Event, s *registry.Session, info *request.RequestInfo, opts streams.Options, q url.Values) (*recording.Recorder, *apierrors.StatusError) {
-	mode := recordingMode(s.Streams)
+	mode := recordingMode(s.Limits().Streams)
 	if mode == v1alpha1.RecordingOff {
 		return nil, nil
 	}

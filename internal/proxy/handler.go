@@ -209,7 +209,7 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, apiPath
 		defer openStreams.Dec()
 		// A port-forward or a watch is held to the session's stream
 		// lifetimes; activity is what it carries, either way.
-		w.limits = streamLimits(s.Streams)
+		w.limits = streamLimits(s.Limits().Streams)
 		w.act = streams.NewActivity(h.clock(), s.Touch)
 		w.clock = h.clock()
 		if w.limits != (streams.Limits{}) {

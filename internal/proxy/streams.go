@@ -16,7 +16,7 @@ import (
 // before anything reaches the target: the rule that refuses it, and the
 // answer for the caller.
 func checkStream(s *registry.Session, info *request.RequestInfo, q url.Values) (rule string, err *apierrors.StatusError) {
-	p := s.Streams
+	p := s.Limits().Streams
 	if p == nil || info == nil || !info.IsResourceRequest || info.Resource != "pods" {
 		return "", nil
 	}

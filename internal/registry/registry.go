@@ -53,10 +53,14 @@ type Session struct {
 	// Identity is who the target sees, for the audit log.
 	Identity string
 	// IdleTimeout, if set, asks the replica to report the session's last
-	// activity (see Touch and LastActivity).
+	// activity (see Touch and LastActivity). Given to Put; read the limits
+	// in force with Limits.
 	IdleTimeout time.Duration
-	// Streams are the exec and attach limits the session was granted.
+	// Streams are the stream limits the session was granted. Given to Put;
+	// read the limits in force with Limits.
 	Streams *v1alpha1.StreamPolicy
+
+	limits atomic.Pointer[Limits]
 
 	backend  atomic.Pointer[Backend]
 	expires  atomic.Int64 // unix nanoseconds
@@ -64,6 +68,21 @@ type Session struct {
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
 	timer    clock.Timer
+}
+
+// Limits are what a session was granted that Put may change while it is
+// served.
+type Limits struct {
+	IdleTimeout time.Duration
+	Streams     *v1alpha1.StreamPolicy
+}
+
+// Limits are the session's limits now.
+func (s *Session) Limits() Limits {
+	if l := s.limits.Load(); l != nil {
+		return *l
+	}
+	return Limits{IdleTimeout: s.IdleTimeout, Streams: s.Streams}
 }
 
 // Expires is when the session ends now.
@@ -180,12 +199,13 @@ func (r *Registry) Put(s *Session, b *Backend) {
 				r.expireAt(old, s.ExpiresAt)
 				klog.V(2).InfoS("Session expiry moved", "session", s.Name, "expiresAt", s.ExpiresAt)
 			}
-			old.IdleTimeout = s.IdleTimeout
+			old.limits.Store(&Limits{IdleTimeout: s.IdleTimeout, Streams: s.Streams})
 			return
 		}
 		r.removeLocked(old, ErrReplaced)
 	}
 	s.backend.Store(b)
+	s.limits.Store(&Limits{IdleTimeout: s.IdleTimeout, Streams: s.Streams})
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	r.expireAt(s, s.ExpiresAt)
 	r.sessions[s.Name] = s
