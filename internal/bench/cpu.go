@@ -63,18 +63,31 @@ func (e *Env) gatewayCPU() time.Duration {
 }
 
 // onGateway runs f and, when p goes through the gateway, adds the gateway
-// processes' CPU time during f, and after it until they are quiet, to
-// cpu[p.Name]: a recording is still being written when the client has
+// processes' CPU time during f, and after it until they are quiet, less
+// their idle use, to cpu[p.Name]: a recording is still being written when the client has
 // seen the stream end, and its cost belongs to the stream, not to the next
 // round.
 func (e *Env) onGateway(p *Path, cpu map[string]time.Duration, f func() error) error {
 	if p == e.Direct || p == e.KubectlProxy {
 		return f()
 	}
-	before := e.gatewayCPU()
+	before, start := e.gatewayCPU(), time.Now()
 	err := f()
-	cpu[p.Name] += e.settle() - before
+	cpu[p.Name] += e.settle() - before - e.idleFor(time.Since(start))
 	return err
+}
+
+// idleFor is what the gateway processes use in d when they serve nothing
+// (leader election, informers, the activity reporter), measured at Start.
+func (e *Env) idleFor(d time.Duration) time.Duration {
+	return time.Duration(e.IdleCPU * float64(d))
+}
+
+// measureIdle sets IdleCPU from two quiet seconds.
+func (e *Env) measureIdle() {
+	before, start := e.settle(), time.Now()
+	time.Sleep(2 * time.Second)
+	e.IdleCPU = float64(e.gatewayCPU()-before) / float64(time.Since(start))
 }
 
 // settle waits until the gateway processes use less than 5% of a core over

@@ -89,6 +89,8 @@ type Env struct {
 	// recording off; Gateway's session is recorded (best-effort).
 	GatewayUnrecorded *Path
 	Versions          map[string]string
+	// IdleCPU is the gateway processes' CPU use when idle, in cores.
+	IdleCPU float64
 }
 
 // unrecorded names the GatewayUnrecorded path in results.
@@ -209,6 +211,7 @@ func Start(ctx context.Context, binDir string, n int) (*Env, error) {
 		return e, err
 	}
 	e.Versions["kube-apiserver"] = "v1.37.2"
+	e.measureIdle()
 	return e, nil
 }
 

@@ -19,6 +19,9 @@ type Result struct {
 	Scenarios []Scenario        `json:"scenarios"`
 	Targets   []Target          `json:"targets"`
 	Notes     []string          `json:"notes,omitempty"`
+	// IdleGatewayCPU is what the idle gateway processes use, in cores;
+	// it is subtracted from every gateway CPU figure.
+	IdleGatewayCPU float64 `json:"idleGatewayCPU"`
 }
 
 // Target is a figure the gateway should reach.
@@ -149,7 +152,8 @@ func (r *Result) Markdown() string {
 	}
 	fmt.Fprintf(&b, "Versions: %s. Produced by `make bench`.\n\n", strings.Join(vs, ", "))
 	b.WriteString("Ratios are gateway/direct: the median over the interleaved rounds, with the lowest and highest round in brackets where there were rounds. " +
-		"Gateway CPU is the on-CPU time of every gateway process (all replicas, so it errs high; from /proc/PID/task/*/schedstat) over the gateway path's share of each round.\n")
+		"Gateway CPU is the on-CPU time of every gateway process (from /proc/PID/task/*/schedstat) over the gateway path's share of each round and until the processes are quiet again, less what they use idle (")
+	fmt.Fprintf(&b, "%.1f ms per second, all replicas).\n", r.IdleGatewayCPU*1e3)
 	var configs []string
 	for _, s := range r.Scenarios {
 		if !slices.Contains(configs, s.Config) {

@@ -38,7 +38,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Date: time.Now(), Machine: Machine(), Versions: e.Versions}
+	res := &Result{Date: time.Now(), Machine: Machine(), Versions: e.Versions, IdleGatewayCPU: e.IdleCPU}
 	config := ""
 	add := func(s []Scenario, err error) error {
 		if err != nil {

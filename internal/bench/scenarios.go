@@ -244,7 +244,7 @@ func (e *Env) WatchFanOut(ctx context.Context, watchers, writes int) ([]Scenario
 	time.Sleep(time.Second)
 	lat := map[string][]time.Duration{}
 	perWrite := map[string][]float64{}
-	cpuBefore := e.gatewayCPU()
+	cpuBefore, loopStart := e.gatewayCPU(), time.Now()
 	for i := 1; i <= writes; i++ {
 		start := time.Now()
 		cm, err := cms.Update(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"n": strconv.Itoa(i)}}, metav1.UpdateOptions{})
@@ -269,7 +269,7 @@ func (e *Env) WatchFanOut(ctx context.Context, watchers, writes int) ([]Scenario
 			perWrite[path] = append(perWrite[path], ms(percentile(ds, 50)))
 		}
 	}
-	cpu := e.settle() - cpuBefore
+	cpu := e.settle() - cpuBefore - e.idleFor(time.Since(loopStart))
 	cancel()
 	p50 := Scenario{Name: fmt.Sprintf("WATCH fan-out to %d watchers", watchers), Unit: "ms", Metric: "p50", ByPath: map[string]float64{},
 		Spread: spreadOf(perWrite["gateway"], perWrite["direct"])}
