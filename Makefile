@@ -25,10 +25,14 @@ bench: test-bins build ## Measure the gateway against direct and kubectl proxy; 
 demo: test-bins build ## Run a complete local gateway until Ctrl-C (see README).
 	$(BIN)/sessiongate dev
 
-generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, CRDs and RBAC from markers (and the chart's copies of them).
+generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, CRDs, the gateway's Role and the target RBAC from markers (and the chart's copies).
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd
 	$(CONTROLLER_GEN) rbac:roleName=sessiongate paths=./internal/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=sessiongate-minter paths=./config/target/minter output:rbac:artifacts:config=config/target/minter
+	$(CONTROLLER_GEN) rbac:roleName=sessiongate-csr paths=./config/target/csr output:rbac:artifacts:config=config/target/csr
+	cat config/target/minter/{head,role,bindings}.yaml >config/target/rbac.yaml
+	cat config/target/csr/{head,role,bindings}.yaml >config/target/rbac-csr.yaml
 	cp config/crd/*.yaml charts/sessiongate/crds/
 	cp config/rbac/role.yaml charts/sessiongate/files/role.yaml
 
