@@ -18,6 +18,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
@@ -248,10 +249,18 @@ func TestGatewayFailsWithoutAnyOneOfTheseVerbs(t *testing.T) {
 			}
 			testenv.Must(t, mgmt.Client.Create(context.Background(), s))
 			waitForLog(t, p, `cannot create resource \"secrets\"`)
-			testenv.Must(t, mgmt.Client.Get(context.Background(), client.ObjectKeyFromObject(s), s))
-			if s.Status.Phase == v1alpha1.PhaseActive {
-				t.Fatal("the session is Active without create on secrets")
-			}
+			// The session says the gateway's own Role is short, not that
+			// the target refused.
+			testenv.Eventually(t, 30*time.Second, func() error {
+				testenv.Must(t, mgmt.Client.Get(context.Background(), client.ObjectKeyFromObject(s), s))
+				if s.Status.Phase == v1alpha1.PhaseActive {
+					t.Fatal("the session is Active without create on secrets")
+				}
+				if r := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); r == nil || r.Reason != "GatewayForbidden" {
+					return fmt.Errorf("Ready condition %+v, want reason GatewayForbidden", r)
+				}
+				return nil
+			})
 		}},
 	} {
 		t.Run(tc.resource+"/"+tc.verb, func(t *testing.T) {

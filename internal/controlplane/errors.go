@@ -17,6 +17,13 @@ import (
 // errClusterNotFound means spec.cluster names no Cluster.
 var errClusterNotFound = errors.New("cluster not found")
 
+// managementError is an error from the management cluster, where a refusal
+// means the gateway's own Role lacks a verb, not that a target refused.
+type managementError struct{ err error }
+
+func (e *managementError) Error() string { return e.err.Error() }
+func (e *managementError) Unwrap() error { return e.err }
+
 // classify decides once, for every step, what an error means: a permanent
 // error fails the session; anything else is retried with backoff, with a
 // reason that tells an operator where to look.
@@ -35,6 +42,8 @@ func classify(err error) (reason string, permanent bool) {
 		return v1alpha1.ReasonTargetTLSFailed, false
 	case errors.Is(err, errClusterNotFound):
 		return v1alpha1.ReasonClusterNotFound, true
+	case errors.As(err, new(*managementError)) && (apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err)):
+		return reasonGatewayForbidden, false
 	case apierrors.IsUnauthorized(err), apierrors.IsForbidden(err):
 		return reasonTargetRefused, false
 	case errors.As(err, &netErr), errors.As(err, &urlErr),

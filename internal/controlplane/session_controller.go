@@ -337,7 +337,7 @@ func (r *SessionReconciler) credentialsSecret(ctx context.Context, s *v1alpha1.S
 	case apierrors.IsNotFound(err):
 		return nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("reading credentials Secret: %w", err)
+		return nil, &managementError{fmt.Errorf("reading credentials Secret: %w", err)}
 	case !metav1.IsControlledBy(sec, s):
 		return nil, &credentials.PermanentError{Reason: v1alpha1.ReasonNameConflict,
 			Msg: fmt.Sprintf("Secret %s/%s exists and does not belong to session %s; it was left alone", sec.Namespace, sec.Name, s.Name)}
@@ -369,7 +369,7 @@ func (r *SessionReconciler) storeCredential(ctx context.Context, s *v1alpha1.Ses
 		err = r.Update(ctx, sec)
 	}
 	if err != nil {
-		return fmt.Errorf("storing credentials in Secret %s: %w", sec.Name, err)
+		return &managementError{fmt.Errorf("storing credentials in Secret %s: %w", sec.Name, err)}
 	}
 	return nil
 }

@@ -11,7 +11,10 @@ import (
 // conditions, beside those the API names.
 const (
 	reasonTargetRefused = "TargetRefused"
-	reasonMintRetrying  = "MintRetrying"
+	// reasonGatewayForbidden: the management cluster refused the gateway
+	// (its Role, config/rbac/role.yaml, lacks a verb).
+	reasonGatewayForbidden = "GatewayForbidden"
+	reasonMintRetrying     = "MintRetrying"
 )
 
 // phaseByReadyReason maps the reason of a False Ready condition to the phase it

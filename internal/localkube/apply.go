@@ -41,7 +41,7 @@ func Apply(ctx context.Context, c client.Client, path string, data []byte, names
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		if len(bytes.TrimSpace(doc)) == 0 {
+		if blank(doc) {
 			continue
 		}
 		obj, _, err := decode(doc, nil, nil)
@@ -56,4 +56,14 @@ func Apply(ctx context.Context, c client.Client, path string, data []byte, names
 			return fmt.Errorf("%s: creating %s %s: %w", path, obj.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
 		}
 	}
+}
+
+// blank: a document of nothing but comments and space, which kubectl skips.
+func blank(doc []byte) bool {
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		if l := bytes.TrimSpace(line); len(l) > 0 && l[0] != '#' {
+			return false
+		}
+	}
+	return true
 }
