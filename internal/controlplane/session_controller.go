@@ -189,7 +189,7 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 			return r.stepFailed(ctx, s, fmt.Errorf("minting credentials on cluster %s: %w", s.Spec.Cluster, err))
 		}
 		if err := r.storeCredential(ctx, s, secret, target, cred); err != nil {
-			return ctrl.Result{}, err
+			return r.stepFailed(ctx, s, err)
 		}
 		notAfter = cred.NotAfter
 		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, v1alpha1.ReasonMinted, "Mint",

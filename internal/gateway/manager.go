@@ -146,9 +146,10 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 		metrics.SecureServing = true
 		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
+	watches := newWatchHealth()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 Scheme(),
-		Cache:                  cacheOptions(ns),
+		Cache:                  cacheOptions(ns, watches),
 		Metrics:                metrics,
 		HealthProbeBindAddress: opts.HealthProbeBindAddress,
 		Controller:             config.Controller{SkipNameValidation: &opts.SeveralPerProcess},
@@ -164,7 +165,7 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	if msgs := validation.IsDNS1123Label(opts.ControlPlane.Gateway); len(msgs) > 0 {
 		return nil, fmt.Errorf("--gateway-name %q: %s", opts.ControlPlane.Gateway, strings.Join(msgs, "; "))
 	}
-	gw := &Gateway{Manager: mgr, cp: &controlPlane{cfg: cfg, opts: opts}}
+	gw := &Gateway{Manager: mgr, cp: &controlPlane{cfg: cfg, opts: opts, watches: watches}}
 	if err := mgr.Add(gw.cp); err != nil {
 		return nil, err
 	}
@@ -179,6 +180,7 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	if gw.authn != nil {
 		readyChecks["oidc-issuer"] = func(r *http.Request) error { return gw.authn.Ready(r.Context()) }
 	}
+	readyChecks["watches"] = func(*http.Request) error { return watches.check() }
 	readyChecks["informers"] = func(r *http.Request) error {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
@@ -213,8 +215,9 @@ func checkMetricsAddress(opts Options) error {
 	return nil
 }
 
-func cacheOptions(ns string) cache.Options {
+func cacheOptions(ns string, watches *watchHealth) cache.Options {
 	return cache.Options{
+		DefaultWatchErrorHandler: watches.handle,
 		// The gateway reads only its own namespace, and of the Secrets
 		// there only those it wrote: least privilege, small memory.
 		DefaultNamespaces: map[string]cache.Config{ns: {}},
@@ -234,6 +237,7 @@ func cacheOptions(ns string) cache.Options {
 type controlPlane struct {
 	cfg     *rest.Config
 	opts    Options
+	watches *watchHealth
 	leading atomic.Bool
 }
 
@@ -279,7 +283,7 @@ func (c *controlPlane) newManager() (ctrl.Manager, error) {
 	o := c.opts
 	mgr, err := ctrl.NewManager(c.cfg, ctrl.Options{
 		Scheme:                        Scheme(),
-		Cache:                         cacheOptions(o.ControlPlane.Namespace),
+		Cache:                         cacheOptions(o.ControlPlane.Namespace, c.watches),
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionID:              o.LeaderElectionID,

@@ -72,4 +72,25 @@ func TestExecRulesOfThePolicyHoldForKubectl(t *testing.T) {
 	if n := len(proxied(rec, "/attach")); n != 0 {
 		t.Errorf("a refused attach reached the target")
 	}
+	// Spellings the API server takes as true are read as true, or refused.
+	reached := len(proxied(rec, "/exec"))
+	upgrade := http.Header{"Connection": {"Upgrade"}, "Upgrade": {"SPDY/3.1"}, "X-Stream-Protocol-Version": {"v4.channel.k8s.io"}}
+	for k, v := range erin {
+		upgrade[k] = v
+	}
+	for q, want := range map[string]int{
+		"command=sh&stdin=True&tty=TRUE&stdout=true":     http.StatusForbidden,
+		"command=sh&stdin=&tty=true&stdout=true":         http.StatusBadRequest,
+		"command=sh&stdin=yes&tty=1&stdout=true":         http.StatusBadRequest,
+		"command=sh&stdin=0&stdin=1&tty=true&stdout=1":   http.StatusBadRequest,
+		"command=sh&stdin=true&tty=true&stdout=true&x=1": http.StatusForbidden,
+	} {
+		resp := call(t, "POST", "/sessiongate/"+s.Name+"/kas/api/v1/namespaces/demo/pods/web/exec?"+q, nil, upgrade)
+		if resp.code != want {
+			t.Errorf("exec?%s: %d %q, want %d", q, resp.code, resp.st.Message, want)
+		}
+	}
+	if n := len(proxied(rec, "/exec")); n != reached {
+		t.Errorf("%d refused execs reached the target", n-reached)
+	}
 }

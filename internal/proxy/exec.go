@@ -26,34 +26,31 @@ import (
 )
 
 // isRemoteCommand: an exec or attach, which the gateway ends itself.
-func isRemoteCommand(r *http.Request, info *request.RequestInfo) bool {
+func isRemoteCommand(info *request.RequestInfo) bool {
 	return info != nil && info.IsResourceRequest && info.Resource == "pods" && info.APIGroup == "" &&
-		(info.Subresource == "exec" || info.Subresource == "attach") && httpstream.IsUpgradeRequest(r)
+		(info.Subresource == "exec" || info.Subresource == "attach")
 }
 
 // serveRemoteCommand accepts the caller's exec or attach, opens it on the
 // target as the session, and copies between them: recorded when the
 // session's policy asks, held to its stream lifetimes, and ended with a
 // status that says why when the gateway ends it.
-func (h *Handler) serveRemoteCommand(c *call, r *http.Request, s *registry.Session, info *request.RequestInfo, apiPath string) {
+func (h *Handler) serveRemoteCommand(c *call, r *http.Request, s *registry.Session, lim registry.Limits, info *request.RequestInfo, opts streams.Options, apiPath string) {
 	w := c.w
-	opts, err := streams.ParseOptions(r.URL.Query())
-	if err != nil {
-		apistatus.Write(w, apierrors.NewBadRequest(err.Error()))
-		return
-	}
+	q := r.URL.Query()
 	b := s.Backend()
 	loc := *b.URL
 	loc.Path = strings.TrimSuffix(loc.Path, "/") + apiPath
 	loc.RawPath = ""
-	loc.RawQuery = r.URL.RawQuery
+	loc.RawQuery = streams.TargetQuery(q, opts, info.Subresource == "exec").Encode()
 	up, err := executor(b, &loc)
 	if err != nil {
 		klog.ErrorS(err, "Building the stream to the target", "session", s.Name)
 		apistatus.Write(w, apierrors.NewInternalError(fmt.Errorf("the stream to the target could not be set up")))
 		return
 	}
-	rec, refusal := h.startRecording(r.Context(), c.ev, s, info, opts, r.URL.Query())
+	mode := recordingMode(lim.Streams)
+	rec, refusal := h.startRecording(r.Context(), c.ev, s, mode, info, opts, q)
 	if refusal != nil {
 		c.ev.Annotations[audit.AnnotationRefusedBy] = "recording required"
 		apistatus.Write(w, refusal)
@@ -61,8 +58,8 @@ func (h *Handler) serveRemoteCommand(c *call, r *http.Request, s *registry.Sessi
 	}
 	st := &streams.Stream{
 		Name: s.Name, Options: opts, Upstream: up, Session: s.Context(), Clock: h.clock(),
-		Limits:            streamLimits(s.Limits().Streams),
-		RecordingRequired: recordingMode(s.Limits().Streams) == v1alpha1.RecordingRequired,
+		Limits:            streamLimits(lim.Streams),
+		RecordingRequired: mode == v1alpha1.RecordingRequired,
 		Opened:            func(string) { h.logStarted(c) },
 		Touch:             s.Touch,
 	}
@@ -110,8 +107,7 @@ func executor(b *registry.Backend, loc *url.URL) (remotecommand.Executor, error)
 // startRecording opens the stream's cast unless the session's policy turns
 // recording off. A session that requires recording is refused, before
 // anything reaches the target, when the store cannot take it.
-func (h *Handler) startRecording(ctx context.Context, ev *auditv1.Event, s *registry.Session, info *request.RequestInfo, opts streams.Options, q url.Values) (*recording.Recorder, *apierrors.StatusError) {
-	mode := recordingMode(s.Limits().Streams)
+func (h *Handler) startRecording(ctx context.Context, ev *auditv1.Event, s *registry.Session, mode v1alpha1.RecordingMode, info *request.RequestInfo, opts streams.Options, q url.Values) (*recording.Recorder, *apierrors.StatusError) {
 	if mode == v1alpha1.RecordingOff {
 		return nil, nil
 	}

@@ -128,7 +128,20 @@ func (h *Handler) serve(c *call, r *http.Request) {
 		apistatus.Write(w, err)
 		return
 	}
-	if rule, err := checkStream(s, info, r.URL.Query()); err != nil {
+	// The limits are read once: a request is held to one set of them.
+	lim := s.Limits()
+	var opts *streams.Options
+	if isRemoteCommand(info) {
+		// Read once, strictly, and the target gets only what was read:
+		// the policy judges what the target will do.
+		o, err := streams.ParseOptions(r.URL.Query())
+		if err != nil {
+			apistatus.Write(w, apierrors.NewBadRequest(err.Error()))
+			return
+		}
+		opts = &o
+	}
+	if rule, err := checkStream(s.Name, lim.Streams, info, opts, r.URL.Query()); err != nil {
 		c.ev.Annotations[audit.AnnotationRefusedBy] = rule
 		apistatus.Write(w, err)
 		return
@@ -137,8 +150,12 @@ func (h *Handler) serve(c *call, r *http.Request) {
 	// the session; a long stream touches it again whenever it carries
 	// something.
 	s.Touch(c.start)
-	if isRemoteCommand(r, info) {
-		h.serveRemoteCommand(c, r, s, info, apiPath)
+	if opts != nil {
+		if !httpstream.IsUpgradeRequest(r) {
+			apistatus.Write(w, apierrors.NewBadRequest(info.Subresource+" needs a WebSocket or SPDY upgrade"))
+			return
+		}
+		h.serveRemoteCommand(c, r, s, lim, info, *opts, apiPath)
 		return
 	}
 	if rw := discoveryRewriter(r, apiPath, w.ResponseWriter); rw != nil {
@@ -147,7 +164,7 @@ func (h *Handler) serve(c *call, r *http.Request) {
 		w.ResponseWriter = rw
 		defer rw.finish()
 	}
-	h.forward(c, r, s, apiPath)
+	h.forward(c, r, s, lim, isWatch(info), apiPath)
 }
 
 // describe fills the audit record with what the request does, parsed by
@@ -168,6 +185,12 @@ func (h *Handler) describe(ev *auditv1.Event, r *http.Request, apiPath string) *
 			Resource: info.Resource, Subresource: info.Subresource, Namespace: info.Namespace,
 			Name: info.Name, APIGroup: info.APIGroup, APIVersion: info.APIVersion,
 		}
+		switch info.Subresource {
+		case "exec", "attach", "portforward":
+			// A stream is a create, whichever method opened it (WebSocket
+			// opens with GET), as the API server authorizes it.
+			ev.Verb = "create"
+		}
 		if info.Subresource == "exec" || info.Subresource == "attach" {
 			if cmd := r.URL.Query()["command"]; len(cmd) > 0 {
 				ev.Annotations[audit.AnnotationCommand] = strings.Join(cmd, " ")
@@ -180,13 +203,21 @@ func (h *Handler) describe(ev *auditv1.Event, r *http.Request, apiPath string) *
 // forward sends the request to the target as the session's identity. The
 // request lives only as long as the session: when it leaves the registry the
 // upstream request is cancelled and a hijacked stream is closed.
-func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, apiPath string) {
+func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim registry.Limits, watch bool, apiPath string) {
 	w := c.w
 	b := s.Backend()
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
+	// A watch the gateway cuts gives the caller closeGrace to take the
+	// final event; one that stops reading cannot hold it open.
+	cut := func(err error) {
+		if watch {
+			_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(closeGrace))
+		}
+		cancel(err)
+	}
 	stopCut := context.AfterFunc(s.Context(), func() {
-		cancel(context.Cause(s.Context()))
+		cut(context.Cause(s.Context()))
 		connectionsCut.Inc()
 	})
 	defer stopCut()
@@ -204,19 +235,19 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, apiPath
 	loc.RawQuery = r.URL.RawQuery
 
 	upgrade := httpstream.IsUpgradeRequest(r)
-	if upgrade || isWatch(r) {
+	if upgrade || watch {
 		openStreams.Inc()
 		defer openStreams.Dec()
 		// A port-forward or a watch is held to the session's stream
 		// lifetimes; activity is what it carries, either way.
-		w.limits = streamLimits(s.Limits().Streams)
+		w.limits = streamLimits(lim.Streams)
 		w.act = streams.NewActivity(h.clock(), s.Touch)
 		w.clock = h.clock()
 		if w.limits != (streams.Limits{}) {
 			if !upgrade {
 				defer streams.WatchLimits(ctx, w.clock, s.Name, w.limits, w.act, func(err error) {
 					w.ended.Store(&err)
-					cancel(err)
+					cut(err)
 				})()
 			}
 		}
@@ -224,7 +255,7 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, apiPath
 			w.onHijack = func() { h.logStarted(c) }
 		}
 	}
-	if isWatch(r) && !upgrade {
+	if watch && !upgrade {
 		// A watch the gateway cuts ends with an ERROR event that says why,
 		// not a reset stream (the proxy panics with ErrAbortHandler when
 		// the upstream body is cut).
@@ -251,10 +282,13 @@ func (h *Handler) clock() clock.Clock {
 	return h.Clock
 }
 
-func isWatch(r *http.Request) bool {
-	w := r.URL.Query().Get("watch")
-	return w == "true" || w == "1"
-}
+// isWatch: the API server's own reading, whatever spelling of watch=
+// (or /watch/ path) the caller chose.
+func isWatch(info *request.RequestInfo) bool { return info != nil && info.Verb == "watch" }
+
+// closeGrace is how long a caller whose stream the gateway cut has to take
+// the reason before its connection gives up on it.
+const closeGrace = time.Second
 
 func (h *Handler) finish(c *call) {
 	code := c.w.code

@@ -14,9 +14,13 @@ import (
 	"unicode/utf8"
 )
 
-// BufferEvents bounds what waits for the sink: a sink slower than the stream
-// for longer than that loses events (best-effort) or fails the recording.
-const BufferEvents = 4096
+// BufferEvents and BufferBytes bound what waits for the sink: a sink slower
+// than the stream for longer than that loses events (best-effort) or fails
+// the recording.
+const (
+	BufferEvents = 4096
+	BufferBytes  = 16 << 20
+)
 
 // Stream is where recorded bytes came from.
 type Stream int
@@ -43,6 +47,7 @@ type Recorder struct {
 	// failed is closed on the first lost event or sink error.
 	failed     chan struct{}
 	dropped    atomic.Int64
+	queued     atomic.Int64 // bytes of event data waiting for the sink
 	closeOnce  sync.Once
 	closeError error
 }
@@ -73,6 +78,7 @@ func (r *Recorder) run(w io.WriteCloser, h Header) {
 	enc := json.NewEncoder(bw)
 	err := enc.Encode(h)
 	for ev := range r.queue {
+		r.queued.Add(-int64(len(ev.Data)))
 		if err == nil {
 			err = enc.Encode(ev)
 			// Flush when the stream is quiet, so a cast is complete up to
@@ -163,8 +169,15 @@ func (r *Recorder) enqueue(ev Event) {
 	if r.closed {
 		return
 	}
+	if r.queued.Load()+int64(len(ev.Data)) > BufferBytes {
+		if r.dropped.Add(1) == 1 {
+			r.failLocked(errors.New("the recording fell behind the stream and lost events"))
+		}
+		return
+	}
 	select {
 	case r.queue <- ev:
+		r.queued.Add(int64(len(ev.Data)))
 	default:
 		if r.dropped.Add(1) == 1 {
 			r.failLocked(errors.New("the recording fell behind the stream and lost events"))

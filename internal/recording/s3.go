@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -88,6 +89,9 @@ func (s *S3) Create(ctx context.Context, id string) (io.WriteCloser, error) {
 	return &upload{File: f, ctx: context.WithoutCancel(ctx), s: s, key: key}, nil
 }
 
+// uploadTimeout bounds the upload of one cast at a stream's end.
+const uploadTimeout = 2 * time.Minute
+
 type upload struct {
 	*os.File
 	ctx context.Context
@@ -105,7 +109,11 @@ func (u *upload) Close() error {
 	if _, err := u.File.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	_, err = u.s.client.PutObject(u.ctx, u.s.bucket, u.key, u.File, size, minio.PutObjectOptions{ContentType: "application/x-asciicast"})
+	// A store that hangs must not hold the stream's end (and its audit
+	// record) forever.
+	ctx, cancel := context.WithTimeout(u.ctx, uploadTimeout)
+	defer cancel()
+	_, err = u.s.client.PutObject(ctx, u.s.bucket, u.key, u.File, size, minio.PutObjectOptions{ContentType: "application/x-asciicast"})
 	if err != nil {
 		return fmt.Errorf("uploading to bucket %s: %w", u.s.bucket, err)
 	}

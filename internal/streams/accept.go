@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -25,28 +26,30 @@ type Options struct {
 }
 
 // ParseOptions reads the stdin, stdout, stderr and tty parameters of
-// PodExecOptions and PodAttachOptions: at least one stream, and no separate
-// stderr with a TTY.
+// PodExecOptions and PodAttachOptions strictly: each at most once, and only
+// true, false, 1 or 0. The API server takes any other value, the empty one
+// included, as true: a value the gateway read differently would let a
+// caller past the policy's interactive-stream rule. At least one stream is
+// required, and a TTY has no separate stderr.
 func ParseOptions(q url.Values) (Options, error) {
-	b := func(name string) (bool, error) {
-		v := q.Get(name)
-		if v == "" {
-			return false, nil
-		}
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			return false, fmt.Errorf("query parameter %s: %q is not a boolean", name, v)
-		}
-		return on, nil
-	}
 	var o Options
-	var err error
 	for _, f := range []struct {
 		name string
 		to   *bool
 	}{{"stdin", &o.Stdin}, {"stdout", &o.Stdout}, {"stderr", &o.Stderr}, {"tty", &o.TTY}} {
-		if *f.to, err = b(f.name); err != nil {
-			return o, err
+		vs, ok := q[f.name]
+		if !ok {
+			continue
+		}
+		if len(vs) != 1 {
+			return o, fmt.Errorf("query parameter %s is given %d times", f.name, len(vs))
+		}
+		switch strings.ToLower(vs[0]) {
+		case "true", "1":
+			*f.to = true
+		case "false", "0":
+		default:
+			return o, fmt.Errorf("query parameter %s: %q is not true, false, 1 or 0", f.name, vs[0])
 		}
 	}
 	if !o.Stdin && !o.Stdout && !o.Stderr {
@@ -56,6 +59,23 @@ func ParseOptions(q url.Values) (Options, error) {
 		o.Stderr = false
 	}
 	return o, nil
+}
+
+// TargetQuery is the query the target gets for an exec or attach: the
+// streams as the gateway read them, the container, and for exec the
+// command. Nothing else the caller sent goes through.
+func TargetQuery(q url.Values, o Options, exec bool) url.Values {
+	out := url.Values{}
+	for name, on := range map[string]bool{"stdin": o.Stdin, "stdout": o.Stdout, "stderr": o.Stderr, "tty": o.TTY} {
+		out.Set(name, strconv.FormatBool(on))
+	}
+	if c := q.Get("container"); c != "" {
+		out.Set("container", c)
+	}
+	if exec {
+		out["command"] = q["command"]
+	}
+	return out
 }
 
 // client is the caller's side of an upgraded exec or attach.
@@ -78,14 +98,16 @@ const writeStatusDeadline = 10 * time.Second
 // accept upgrades the caller's connection, WebSocket (v5 and v4 channel
 // protocols) or SPDY (v4), and returns its streams. On failure the caller
 // has been answered.
-func accept(w http.ResponseWriter, r *http.Request, o Options) (*client, error) {
+// done ends the resize decoder, and a SPDY caller's wait for its streams,
+// when the stream is over (or the session ended before it began).
+func accept(w http.ResponseWriter, r *http.Request, o Options, done <-chan struct{}) (*client, error) {
 	if wsstream.IsWebSocketRequest(r) {
-		return acceptWebSocket(w, r, o)
+		return acceptWebSocket(w, r, o, done)
 	}
-	return acceptSPDY(w, r, o)
+	return acceptSPDY(w, r, o, done)
 }
 
-func acceptWebSocket(w http.ResponseWriter, r *http.Request, o Options) (*client, error) {
+func acceptWebSocket(w http.ResponseWriter, r *http.Request, o Options, done <-chan struct{}) (*client, error) {
 	channels := make([]wsstream.ChannelType, 5)
 	channels[remotecommand.StreamStdIn] = pick(o.Stdin, wsstream.ReadChannel)
 	channels[remotecommand.StreamStdOut] = pick(o.Stdout, wsstream.WriteChannel)
@@ -124,7 +146,7 @@ func acceptWebSocket(w http.ResponseWriter, r *http.Request, o Options) (*client
 		c.stderr = s[remotecommand.StreamStdErr]
 	}
 	if o.TTY {
-		c.resize = resizes(s[remotecommand.StreamResize])
+		c.resize = resizes(s[remotecommand.StreamResize], done)
 	}
 	c.writeStatus = func(st *apierrors.StatusError) error {
 		b, err := json.Marshal(st.Status())
@@ -149,8 +171,8 @@ func pick(on bool, t wsstream.ChannelType) wsstream.ChannelType {
 // caller cannot make the gateway buffer an endless JSON value.
 const maxResizeMessage = 1 << 10
 
-// resizes decodes the resize stream's JSON sizes until it ends.
-func resizes(r io.Reader) <-chan clientremotecommand.TerminalSize {
+// resizes decodes the resize stream's JSON sizes until it or done ends.
+func resizes(r io.Reader, done <-chan struct{}) <-chan clientremotecommand.TerminalSize {
 	ch := make(chan clientremotecommand.TerminalSize, 4)
 	go func() {
 		defer close(ch)
@@ -162,7 +184,11 @@ func resizes(r io.Reader) <-chan clientremotecommand.TerminalSize {
 			if err := d.Decode(&size); err != nil {
 				return
 			}
-			ch <- size
+			select {
+			case ch <- size:
+			case <-done:
+				return
+			}
 		}
 	}()
 	return ch
@@ -192,39 +218,53 @@ type spdyStream struct {
 	replySent <-chan struct{}
 }
 
-func acceptSPDY(w http.ResponseWriter, r *http.Request, o Options) (*client, error) {
+func acceptSPDY(w http.ResponseWriter, r *http.Request, o Options, done <-chan struct{}) (*client, error) {
 	protocol, err := httpstream.Handshake(r, w, []string{remotecommand.StreamProtocolV4Name})
 	if err != nil {
 		return nil, err
 	}
 	created := make(chan spdyStream)
-	done := make(chan struct{})
+	accepting := make(chan struct{})
 	conn := spdy.NewResponseUpgrader().UpgradeResponse(w, r, func(s httpstream.Stream, replySent <-chan struct{}) error {
 		select {
 		case created <- spdyStream{s, replySent}:
 			return nil
-		case <-done:
+		case <-accepting:
 			return errors.New("no more streams are expected")
 		}
 	})
-	defer close(done)
+	defer close(accepting)
 	if conn == nil {
 		return nil, errors.New("upgrading to SPDY failed")
 	}
-	want := 1 // the error stream
-	for _, on := range []bool{o.Stdin, o.Stdout, o.Stderr, o.TTY} {
+	fail := func(err error) (*client, error) {
+		_ = conn.Close()
+		return nil, err
+	}
+	// The streams the options asked for, each once: a stream the caller
+	// did not ask for (stdin on an exec without stdin) is refused, so
+	// nothing reaches the target that the policy did not see.
+	want := map[string]bool{corev1.StreamTypeError: true, corev1.StreamTypeStdin: o.Stdin, corev1.StreamTypeStdout: o.Stdout,
+		corev1.StreamTypeStderr: o.Stderr, corev1.StreamTypeResize: o.TTY}
+	pending := 0
+	for _, on := range want {
 		if on {
-			want++
+			pending++
 		}
 	}
 	c := &client{close: conn.Close, protocol: protocol}
-	replies := make(chan struct{}, want+8)
+	replies := make(chan struct{}, len(want))
 	timeout := time.NewTimer(streamCreationTimeout)
 	defer timeout.Stop()
-	for got := 0; got < want; {
+	for replied := 0; replied < pending; {
 		select {
 		case s := <-created:
-			switch t := s.Headers().Get(corev1.StreamType); t {
+			t := s.Headers().Get(corev1.StreamType)
+			if !want[t] {
+				return fail(fmt.Errorf("the client opened a %q stream it did not ask for, or twice", t))
+			}
+			want[t] = false
+			switch t {
 			case corev1.StreamTypeError:
 				es := s.Stream
 				c.writeStatus = func(st *apierrors.StatusError) error {
@@ -242,10 +282,7 @@ func acceptSPDY(w http.ResponseWriter, r *http.Request, o Options) (*client, err
 			case corev1.StreamTypeStderr:
 				c.stderr = s
 			case corev1.StreamTypeResize:
-				c.resize = resizes(s)
-			default:
-				_ = conn.Close()
-				return nil, fmt.Errorf("the client opened a stream of unknown type %q", t)
+				c.resize = resizes(s, done)
 			}
 			go func(sent <-chan struct{}) {
 				select {
@@ -255,17 +292,14 @@ func acceptSPDY(w http.ResponseWriter, r *http.Request, o Options) (*client, err
 				}
 			}(s.replySent)
 		case <-replies:
-			got++
+			replied++
 		case <-conn.CloseChan():
 			return nil, errors.New("the client closed the connection before opening its streams")
+		case <-done:
+			return fail(errors.New("the stream ended before the client opened its streams"))
 		case <-timeout.C:
-			_ = conn.Close()
-			return nil, errors.New("timed out waiting for the client to open its streams")
+			return fail(errors.New("timed out waiting for the client to open its streams"))
 		}
-	}
-	if c.writeStatus == nil {
-		_ = conn.Close()
-		return nil, errors.New("the client opened no error stream")
 	}
 	return c, nil
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,6 +81,10 @@ func (e *ClosedError) Error() string {
 	return fmt.Sprintf("sessiongate: session %q: %s, closed", e.Session, e.Reason)
 }
 
+// closeGrace is how long a caller whose stream the gateway cut has to take
+// the reason before its connection is closed under it.
+const closeGrace = time.Second
+
 // Result is how a stream ended, for the audit record.
 type Result struct {
 	// Protocol is the caller's stream protocol, empty if it never opened.
@@ -96,7 +101,15 @@ func (s *Stream) Serve(w http.ResponseWriter, r *http.Request) Result {
 	if s.Clock == nil {
 		s.Clock = clock.RealClock{}
 	}
-	c, err := accept(w, r, s.Options)
+	// done ends the caller's side's helpers (the resize decoder, a SPDY
+	// caller's wait for its streams) when the stream is over or the
+	// session ended.
+	done := make(chan struct{})
+	var doneOnce sync.Once
+	end := func() { doneOnce.Do(func() { close(done) }) }
+	defer end()
+	defer context.AfterFunc(s.Session, end)()
+	c, err := accept(w, r, s.Options, done)
 	if err != nil {
 		klog.V(4).InfoS("Stream not opened", "session", s.Name, "err", err.Error())
 		return Result{Err: err}
@@ -109,6 +122,20 @@ func (s *Stream) Serve(w http.ResponseWriter, r *http.Request) Result {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	defer context.AfterFunc(s.Session, func() { cancel(context.Cause(s.Session)) })()
+	// Once the stream is cut, the caller has closeGrace to take the reason;
+	// one that stops reading cannot hold the stream (and its recording)
+	// open.
+	finished := make(chan struct{})
+	defer close(finished)
+	context.AfterFunc(ctx, func() {
+		t := time.NewTimer(closeGrace)
+		defer t.Stop()
+		select {
+		case <-finished:
+		case <-t.C:
+			_ = c.close()
+		}
+	})
 	if s.Recorder != nil && s.RecordingRequired {
 		go func() {
 			select {
@@ -166,10 +193,12 @@ func (s *Stream) Serve(w http.ResponseWriter, r *http.Request) Result {
 	case errors.As(err, &statusErr):
 		res.Err, status = err, statusErr
 	default:
+		// The detail (addresses, TLS) is for the audit log, not the caller.
 		res.Err = err
+		klog.V(2).InfoS("Stream to the target failed", "session", s.Name, "err", err.Error())
 		status = &apierrors.StatusError{ErrStatus: metav1.Status{
 			Status: metav1.StatusFailure, Code: http.StatusBadGateway, Reason: metav1.StatusReasonServiceUnavailable,
-			Message: "sessiongate: the stream to the target failed: " + err.Error(),
+			Message: "sessiongate: the stream to the target API server failed",
 		}}
 	}
 	if err := c.writeStatus(status); err != nil {
