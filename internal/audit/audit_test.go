@@ -3,6 +3,9 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -10,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	authnv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/types"
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 )
@@ -117,5 +121,35 @@ func TestBufferedRecordsAreWrittenWithinTheFlushInterval(t *testing.T) {
 	}
 	if n, writes := out.lines(); n != 3 || writes != 1 {
 		t.Errorf("%d of 3 records in %d writes within %v of logging, want all 3 in one", n, writes, 10*FlushInterval)
+	}
+}
+
+// BenchmarkLogToFile: a typical GET's record, written at once (one write
+// per record, as before) and buffered (as Open does).
+func BenchmarkLogToFile(b *testing.B) {
+	for _, c := range []struct {
+		name     string
+		interval time.Duration
+	}{{"each record written", 0}, {"buffered", FlushInterval}} {
+		b.Run(c.name, func(b *testing.B) {
+			f, err := os.Create(filepath.Join(b.TempDir(), "audit.log"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			l := NewBuffered(f, c.interval)
+			ev := auditv1.Event{AuditID: "2b8fc4a2-6b6d-4a1e-9d0c-3f1c2d4e5f60", Stage: auditv1.StageResponseComplete, Verb: "get",
+				RequestURI: "/sessiongate/bench/kas/api/v1/namespaces/bench/configmaps/cm-0", UserAgent: "Go-http-client/2.0",
+				User:        authnv1.UserInfo{Username: "alice@example.com"},
+				ObjectRef:   &auditv1.ObjectReference{Resource: "configmaps", Namespace: "bench", Name: "cm-0", APIVersion: "v1"},
+				Annotations: map[string]string{AnnotationSession: "bench", AnnotationCluster: "target", AnnotationLatency: "412µs"}}
+			b.ReportAllocs()
+			for b.Loop() {
+				e := ev
+				e.Annotations = maps.Clone(ev.Annotations)
+				l.Log(&e)
+			}
+			_ = l.Close()
+		})
 	}
 }
