@@ -62,8 +62,49 @@ type Event struct {
 }
 
 // MarshalJSON writes the event as asciicast's three-element array.
-func (e Event) MarshalJSON() ([]byte, error) {
-	return json.Marshal([]any{json.Number(strconv.FormatFloat(e.Time.Seconds(), 'f', 6, 64)), e.Type, e.Data})
+func (e Event) MarshalJSON() ([]byte, error) { return e.append(nil), nil }
+
+// append adds the event's JSON to b, by hand: it is the recorder's hot
+// path, where encoding/json's reflection and re-scanning cost more than
+// the stream itself.
+func (e Event) append(b []byte) []byte {
+	b = append(b, '[')
+	b = strconv.AppendFloat(b, e.Time.Seconds(), 'f', 6, 64)
+	b = append(b, ',', '"')
+	b = appendEscaped(b, string(e.Type))
+	b = append(b, '"', ',', '"')
+	b = appendEscaped(b, e.Data)
+	return append(b, '"', ']')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendEscaped adds s as the inside of a JSON string; s is valid UTF-8
+// (text makes it so), so only quotes, backslashes and control characters
+// need escaping.
+func appendEscaped(b []byte, s string) []byte {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	return append(b, s[start:]...)
 }
 
 // UnmarshalJSON reads the three-element array.

@@ -74,13 +74,14 @@ func Start(ctx context.Context, sink Sink, meta Meta, width, height int) (*Recor
 
 func (r *Recorder) run(w io.WriteCloser, h Header) {
 	defer close(r.done)
-	bw := bufio.NewWriterSize(w, 32<<10)
-	enc := json.NewEncoder(bw)
-	err := enc.Encode(h)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	err := json.NewEncoder(bw).Encode(h)
+	var line []byte
 	for ev := range r.queue {
 		r.queued.Add(-int64(len(ev.Data)))
 		if err == nil {
-			err = enc.Encode(ev)
+			line = append(ev.append(line[:0]), '\n')
+			_, err = bw.Write(line)
 			// Flush when the stream is quiet, so a cast is complete up to
 			// the last pause even if the process dies.
 			if err == nil && len(r.queue) == 0 {

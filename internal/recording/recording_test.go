@@ -2,6 +2,7 @@ package recording_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -186,6 +187,25 @@ func TestConfigurationAndIDsAreChecked(t *testing.T) {
 		}
 		if _, err := dir.Create(context.Background(), id); err == nil {
 			t.Errorf("id %q: Create accepted", id)
+		}
+	}
+}
+
+// The hand-written event encoding is JSON that encoding/json reads back
+// to the same event, whatever the bytes.
+func TestEventsRoundTripThroughJSON(t *testing.T) {
+	for _, data := range []string{"", "plain", "quote \" backslash \\ tab \t nl \n cr \r", "\x00\x01\x1b[31mred\x1b[0m\x7f", "ünïcode ✓ 🙂", "\u2028\u2029"} {
+		e := recording.Event{Time: 1500 * time.Millisecond, Type: recording.Output, Data: data}
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back recording.Event
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%q: %s does not parse: %v", data, b, err)
+		}
+		if back != e {
+			t.Errorf("%q came back as %+v from %s", data, back, b)
 		}
 	}
 }
