@@ -64,10 +64,15 @@ func (e *Env) CreateToFirstRequest(ctx context.Context, prefix string, n int) ([
 	return []Scenario{mk("Active (watch event)", toActive), mk("first proxied request", toServed)}, nil
 }
 
-// firstOK polls replica 0 every millisecond until it serves session name,
+// firstOK polls a live replica every millisecond until it serves session name,
 // and returns when it first did.
 func (e *Env) firstOK(ctx context.Context, name string, within time.Duration) (time.Time, error) {
-	p := e.GatewayPath(0, name)
+	// The first replica still running: a test may have killed replica 0.
+	r := 0
+	for r < e.Replicas()-1 && !e.Alive(r) {
+		r++
+	}
+	p := e.GatewayPath(r, name)
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		resp, err := p.Do(ctx, http.MethodGet, "/api/v1/namespaces/"+benchNS+"/configmaps?limit=1")
