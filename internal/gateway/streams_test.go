@@ -380,6 +380,9 @@ func TestStreamLifetimesOfThePolicyCloseStreams(t *testing.T) {
 	_, pf := portForward(t, kc, nil)
 	select {
 	case <-pf.exited:
+		if code := pf.ProcessState.ExitCode(); code == 0 {
+			t.Errorf("kubectl port-forward closed for idleness exited 0")
+		}
 	case <-time.After(30 * time.Second):
 		t.Errorf("an idle port-forward was not closed")
 	}
