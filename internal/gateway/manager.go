@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -225,10 +227,44 @@ func cacheOptions(ns string, watches *watchHealth) cache.Options {
 		// gateway never reads them: thousands of idle sessions cost less.
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{credentials.LabelManagedBy: credentials.ManagedByValue})},
+			&corev1.Secret{}: {
+				Label:     labels.SelectorFromSet(labels.Set{credentials.LabelManagedBy: credentials.ManagedByValue}),
+				Transform: shareCAs(cache.TransformStripManagedFields()),
+			},
 		},
 	}
 }
+
+// shareCAs makes every cached credentials Secret of one target hold the
+// same copy of its CA: each session's Secret carries the target's CA, and
+// at thousands of sessions those copies were a tenth of an idle session's
+// memory.
+func shareCAs(next toolscache.TransformFunc) toolscache.TransformFunc {
+	var mu sync.Mutex
+	shared := map[string][]byte{}
+	return func(obj any) (any, error) {
+		obj, err := next(obj)
+		if err != nil {
+			return obj, err
+		}
+		if sec, ok := obj.(*corev1.Secret); ok {
+			if ca, ok := sec.Data[credentials.KeyCA]; ok {
+				mu.Lock()
+				if have, ok := shared[string(ca)]; ok {
+					sec.Data[credentials.KeyCA] = have
+				} else if len(shared) < maxSharedCAs {
+					shared[string(ca)] = ca
+				}
+				mu.Unlock()
+			}
+		}
+		return obj, nil
+	}
+}
+
+// maxSharedCAs bounds shareCAs' table: one entry per target CA (and per
+// rotation); past it, Secrets keep their own copies.
+const maxSharedCAs = 256
 
 // controlPlane runs the leader-only control plane in a manager of its own,
 // and campaigns again whenever it loses leadership: controller-runtime ends a
