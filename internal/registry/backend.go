@@ -16,9 +16,11 @@ import (
 
 // BackendConfig is what a session's credentials Secret holds.
 type BackendConfig struct {
-	Server          string
-	CA              []byte
-	Token           string
+	Server string
+	CA     []byte
+	// Token is the bearer token, as the Secret holds it: the bytes are
+	// shared with the cached Secret, never copied per idle session.
+	Token           []byte
 	CertPEM, KeyPEM []byte
 	Version         string
 }
@@ -40,7 +42,7 @@ func NewTransports() *Transports {
 // NewBackend is NewBackend, with token sessions sharing a transport per
 // target server and CA.
 func (t *Transports) NewBackend(c BackendConfig) (*Backend, error) {
-	if len(c.CertPEM) > 0 || c.Token == "" {
+	if len(c.CertPEM) > 0 || len(c.Token) == 0 {
 		return NewBackend(c)
 	}
 	key := sha256.Sum256([]byte(c.Server + "\x00" + string(c.CA)))
@@ -85,7 +87,7 @@ func NewBackend(c BackendConfig) (*Backend, error) {
 			return nil, fmt.Errorf("client certificate: %w", err)
 		}
 		tlsCfg.Certificates = []tls.Certificate{cert}
-	case c.Token == "":
+	case len(c.Token) == 0:
 		return nil, fmt.Errorf("neither a token nor a client certificate")
 	}
 	t := utilnet.SetTransportDefaults(&http.Transport{
@@ -106,7 +108,7 @@ func (b *Backend) RestConfig() *rest.Config {
 	c := b.config
 	return &rest.Config{
 		Host:        c.Server,
-		BearerToken: c.Token,
+		BearerToken: string(c.Token),
 		TLSClientConfig: rest.TLSClientConfig{
 			CAData: c.CA, CertData: c.CertPEM, KeyData: c.KeyPEM,
 		},
