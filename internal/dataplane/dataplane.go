@@ -79,7 +79,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	b, err := r.Transports.NewBackend(registry.BackendConfig{
 		Server:  string(sec.Data[credentials.KeyServer]),
 		CA:      sec.Data[credentials.KeyCA],
-		Token:   sec.Data[credentials.KeyToken],
+		Token:   string(sec.Data[credentials.KeyToken]),
 		CertPEM: sec.Data[credentials.KeyClientCert],
 		KeyPEM:  sec.Data[credentials.KeyClientKey],
 		Version: sec.ResourceVersion,

@@ -225,8 +225,8 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 
 	out := r.WithContext(ctx)
 	out.Header = sanitize(r.Header)
-	if len(b.Token) > 0 {
-		out.Header.Set("Authorization", "Bearer "+string(b.Token))
+	if b.Token != "" {
+		out.Header.Set("Authorization", "Bearer "+b.Token)
 	}
 
 	loc := *b.URL

@@ -16,11 +16,9 @@ import (
 
 // BackendConfig is what a session's credentials Secret holds.
 type BackendConfig struct {
-	Server string
-	CA     []byte
-	// Token is the bearer token, as the Secret holds it: the bytes are
-	// shared with the cached Secret, never copied per idle session.
-	Token           []byte
+	Server          string
+	CA              []byte
+	Token           string
 	CertPEM, KeyPEM []byte
 	Version         string
 }
@@ -42,7 +40,7 @@ func NewTransports() *Transports {
 // NewBackend is NewBackend, with token sessions sharing a transport per
 // target server and CA.
 func (t *Transports) NewBackend(c BackendConfig) (*Backend, error) {
-	if len(c.CertPEM) > 0 || len(c.Token) == 0 {
+	if len(c.CertPEM) > 0 || c.Token == "" {
 		return NewBackend(c)
 	}
 	key := sha256.Sum256([]byte(c.Server + "\x00" + string(c.CA)))
@@ -87,7 +85,7 @@ func NewBackend(c BackendConfig) (*Backend, error) {
 			return nil, fmt.Errorf("client certificate: %w", err)
 		}
 		tlsCfg.Certificates = []tls.Certificate{cert}
-	case len(c.Token) == 0:
+	case c.Token == "":
 		return nil, fmt.Errorf("neither a token nor a client certificate")
 	}
 	t := utilnet.SetTransportDefaults(&http.Transport{
@@ -108,7 +106,7 @@ func (b *Backend) RestConfig() *rest.Config {
 	c := b.config
 	return &rest.Config{
 		Host:        c.Server,
-		BearerToken: string(c.Token),
+		BearerToken: c.Token,
 		TLSClientConfig: rest.TLSClientConfig{
 			CAData: c.CA, CertData: c.CertPEM, KeyData: c.KeyPEM,
 		},

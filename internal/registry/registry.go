@@ -27,9 +27,8 @@ import (
 type Backend struct {
 	// URL of the target API server.
 	URL *url.URL
-	// Token is the bearer token, or empty when Transport carries a client
-	// certificate.
-	Token []byte
+	// Token is the bearer token, or empty when Transport carries a client certificate.
+	Token string
 	// Transport verifies the target against its CA (never skipped) and
 	// presents the client certificate, if any.
 	Transport *http.Transport

@@ -18,7 +18,7 @@ import (
 
 func backend(t *testing.T, version string) *Backend {
 	t.Helper()
-	b, err := NewBackend(BackendConfig{Server: "https://127.0.0.1:6443", CA: testCA, Token: []byte("t"), Version: version})
+	b, err := NewBackend(BackendConfig{Server: "https://127.0.0.1:6443", CA: testCA, Token: "t", Version: version})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +78,9 @@ func TestRotationKeepsConnectionsAndReplacementCutsThem(t *testing.T) {
 
 func TestNewBackendRefusesWhatCannotBeVerified(t *testing.T) {
 	for name, c := range map[string]BackendConfig{
-		"http URL":       {Server: "http://127.0.0.1:6443", CA: testCA, Token: []byte("t")},
-		"no CA":          {Server: "https://127.0.0.1:6443", Token: []byte("t")},
-		"CA not PEM":     {Server: "https://127.0.0.1:6443", CA: []byte("nope"), Token: []byte("t")},
+		"http URL":       {Server: "http://127.0.0.1:6443", CA: testCA, Token: "t"},
+		"no CA":          {Server: "https://127.0.0.1:6443", Token: "t"},
+		"CA not PEM":     {Server: "https://127.0.0.1:6443", CA: []byte("nope"), Token: "t"},
 		"no credential":  {Server: "https://127.0.0.1:6443", CA: testCA},
 		"bad client key": {Server: "https://127.0.0.1:6443", CA: testCA, CertPEM: testCA, KeyPEM: []byte("x")},
 	} {
@@ -105,19 +105,19 @@ var testCA = func() []byte {
 
 func TestTokenSessionsOnOneTargetShareATransport(t *testing.T) {
 	ts := NewTransports()
-	a, err := ts.NewBackend(BackendConfig{Server: "https://127.0.0.1:6443", CA: testCA, Token: []byte("a")})
+	a, err := ts.NewBackend(BackendConfig{Server: "https://127.0.0.1:6443", CA: testCA, Token: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := ts.NewBackend(BackendConfig{Server: "https://127.0.0.1:6443", CA: testCA, Token: []byte("b")})
-	other, _ := ts.NewBackend(BackendConfig{Server: "https://127.0.0.2:6443", CA: testCA, Token: []byte("c")})
+	b, _ := ts.NewBackend(BackendConfig{Server: "https://127.0.0.1:6443", CA: testCA, Token: "b"})
+	other, _ := ts.NewBackend(BackendConfig{Server: "https://127.0.0.2:6443", CA: testCA, Token: "c"})
 	if a.Transport != b.Transport {
 		t.Error("two token sessions on one target hold two transports")
 	}
 	if a.Transport == other.Transport {
 		t.Error("sessions on different targets share a transport")
 	}
-	if string(a.Token) != "a" || string(b.Token) != "b" {
+	if a.Token != "a" || b.Token != "b" {
 		t.Error("sharing a transport mixed up the tokens")
 	}
 }
