@@ -85,6 +85,11 @@ func (r *SessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	s.Status.ObservedGeneration = s.Generation
 	if !equality.Semantic.DeepEqual(before, &s.Status) {
 		if perr := r.patchStatus(ctx, s, before); perr != nil {
+			if apierrors.IsConflict(perr) {
+				// Someone wrote since the read: decide again on what is there.
+				klog.V(4).InfoS("Session changed while reconciling; again", "session", klog.KObj(s))
+				return ctrl.Result{RequeueAfter: 10 * time.Millisecond}, nil
+			}
 			return ctrl.Result{}, perr
 		}
 		if before.Phase != s.Status.Phase {
@@ -95,12 +100,14 @@ func (r *SessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	return res, err
 }
 
-// patchStatus sends only what changed, so it never overwrites a field another
-// writer set since the read.
+// patchStatus sends only what changed, and only onto the version it read:
+// a decision made on a stale cache (a second activation moving expiresAt,
+// a renewal applied twice) is refused with a conflict and made again on
+// fresh state.
 func (r *SessionReconciler) patchStatus(ctx context.Context, s *v1alpha1.Session, before *v1alpha1.SessionStatus) error {
 	orig := s.DeepCopy()
 	orig.Status = *before
-	if err := r.Status().Patch(ctx, s, client.MergeFrom(orig)); err != nil {
+	if err := r.Status().Patch(ctx, s, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("patching status of session %s: %w", s.Name, err)
 	}
 	return nil
