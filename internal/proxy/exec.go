@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,11 +38,8 @@ func (h *Handler) serveRemoteCommand(c *call, r *http.Request, s *registry.Sessi
 	w := c.w
 	q := r.URL.Query()
 	b := s.Backend()
-	loc := *b.URL
-	loc.Path = strings.TrimSuffix(loc.Path, "/") + apiPath
-	loc.RawPath = ""
-	loc.RawQuery = streams.TargetQuery(q, opts, info.Subresource == "exec").Encode()
-	up, err := executor(b, &loc)
+	loc := targetURL(b, apiPath, streams.TargetQuery(q, opts, info.Subresource == "exec").Encode())
+	up, err := executor(b, loc)
 	if err != nil {
 		klog.ErrorS(err, "Building the stream to the target", "session", s.Name)
 		apistatus.Write(w, apierrors.NewInternalError(fmt.Errorf("the stream to the target could not be set up")))

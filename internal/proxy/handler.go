@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -208,11 +209,11 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 	b := s.Backend()
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	// A watch the gateway cuts gives the caller closeGrace to take the
+	// A watch the gateway cuts gives the caller streams.CloseGrace to take the
 	// final event; one that stops reading cannot hold it open.
 	cut := func(err error) {
 		if watch {
-			_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(closeGrace))
+			_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(streams.CloseGrace))
 		}
 		cancel(err)
 	}
@@ -229,10 +230,7 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 		out.Header.Set("Authorization", "Bearer "+b.Token)
 	}
 
-	loc := *b.URL
-	loc.Path = strings.TrimSuffix(loc.Path, "/") + apiPath
-	loc.RawPath = ""
-	loc.RawQuery = r.URL.RawQuery
+	loc := targetURL(b, apiPath, r.URL.RawQuery)
 
 	upgrade := httpstream.IsUpgradeRequest(r)
 	if upgrade || watch {
@@ -243,13 +241,11 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 		w.limits = streamLimits(lim.Streams)
 		w.act = streams.NewActivity(h.clock(), s.Touch)
 		w.clock = h.clock()
-		if w.limits != (streams.Limits{}) {
-			if !upgrade {
-				defer streams.WatchLimits(ctx, w.clock, s.Name, w.limits, w.act, func(err error) {
-					w.ended.Store(&err)
-					cut(err)
-				})()
-			}
+		if !upgrade && w.limits != (streams.Limits{}) {
+			defer streams.WatchLimits(ctx, w.clock, s.Name, w.limits, w.act, func(err error) {
+				w.ended.Store(&err)
+				cut(err)
+			})()
 		}
 		if upgrade {
 			w.onHijack = func() { h.logStarted(c) }
@@ -269,10 +265,19 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 			}
 		}()
 	}
-	p := utilproxy.NewUpgradeAwareHandler(&loc, timed{b.Transport, s.Cluster}, false, false, responder{})
+	p := utilproxy.NewUpgradeAwareHandler(loc, timed{b.Transport, s.Cluster}, false, false, responder{})
 	p.UseLocationHost = true
 	p.RejectForwardingRedirects = true
 	p.ServeHTTP(w, out)
+}
+
+// targetURL is where a request for apiPath goes on the session's target.
+func targetURL(b *registry.Backend, apiPath, rawQuery string) *url.URL {
+	loc := *b.URL
+	loc.Path = strings.TrimSuffix(loc.Path, "/") + apiPath
+	loc.RawPath = ""
+	loc.RawQuery = rawQuery
+	return &loc
 }
 
 func (h *Handler) clock() clock.Clock {
@@ -285,10 +290,6 @@ func (h *Handler) clock() clock.Clock {
 // isWatch: the API server's own reading, whatever spelling of watch=
 // (or /watch/ path) the caller chose.
 func isWatch(info *request.RequestInfo) bool { return info != nil && info.Verb == "watch" }
-
-// closeGrace is how long a caller whose stream the gateway cut has to take
-// the reason before its connection gives up on it.
-const closeGrace = time.Second
 
 func (h *Handler) finish(c *call) {
 	code := c.w.code

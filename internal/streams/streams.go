@@ -81,9 +81,10 @@ func (e *ClosedError) Error() string {
 	return fmt.Sprintf("sessiongate: session %q: %s, closed", e.Session, e.Reason)
 }
 
-// closeGrace is how long a caller whose stream the gateway cut has to take
-// the reason before its connection is closed under it.
-const closeGrace = time.Second
+// CloseGrace is how long a caller whose stream the gateway cut has to take
+// the reason before its connection is closed under it: a caller that stops
+// reading cannot hold a stream (or its recording) open.
+const CloseGrace = time.Second
 
 // Result is how a stream ended, for the audit record.
 type Result struct {
@@ -122,13 +123,13 @@ func (s *Stream) Serve(w http.ResponseWriter, r *http.Request) Result {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	defer context.AfterFunc(s.Session, func() { cancel(context.Cause(s.Session)) })()
-	// Once the stream is cut, the caller has closeGrace to take the reason;
+	// Once the stream is cut, the caller has CloseGrace to take the reason;
 	// one that stops reading cannot hold the stream (and its recording)
 	// open.
 	finished := make(chan struct{})
 	defer close(finished)
 	context.AfterFunc(ctx, func() {
-		t := time.NewTimer(closeGrace)
+		t := time.NewTimer(CloseGrace)
 		defer t.Stop()
 		select {
 		case <-finished:
@@ -150,13 +151,13 @@ func (s *Stream) Serve(w http.ResponseWriter, r *http.Request) Result {
 
 	opts := clientremotecommand.StreamOptions{Tty: s.Options.TTY}
 	if c.stdin != nil {
-		opts.Stdin = &reader{r: c.stdin, act: act, rec: s.recordStdin()}
+		opts.Stdin = &reader{r: c.stdin, act: act, rec: s.tap(Recorder.Stdin)}
 	}
 	if c.stdout != nil {
-		opts.Stdout = &writer{w: c.stdout, act: act, rec: s.recordStdout()}
+		opts.Stdout = &writer{w: c.stdout, act: act, rec: s.tap(Recorder.Stdout)}
 	}
 	if c.stderr != nil {
-		opts.Stderr = &writer{w: c.stderr, act: act, rec: s.recordStderr()}
+		opts.Stderr = &writer{w: c.stderr, act: act, rec: s.tap(Recorder.Stderr)}
 	}
 	if c.resize != nil {
 		opts.TerminalSizeQueue = &sizes{ch: c.resize, act: act, rec: s.Recorder}
@@ -262,25 +263,13 @@ func WatchLimits(ctx context.Context, clk clock.Clock, name string, lim Limits, 
 	return cancel
 }
 
-func (s *Stream) recordStdin() func([]byte) {
+// tap is what recording one stream of the caller's takes, or nil.
+func (s *Stream) tap(record func(Recorder, []byte)) func([]byte) {
 	if s.Recorder == nil {
 		return nil
 	}
-	return s.Recorder.Stdin
-}
-
-func (s *Stream) recordStdout() func([]byte) {
-	if s.Recorder == nil {
-		return nil
-	}
-	return s.Recorder.Stdout
-}
-
-func (s *Stream) recordStderr() func([]byte) {
-	if s.Recorder == nil {
-		return nil
-	}
-	return s.Recorder.Stderr
+	r := s.Recorder
+	return func(p []byte) { record(r, p) }
 }
 
 // Activity is when anything last passed through a stream, either way: one
