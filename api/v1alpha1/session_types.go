@@ -16,8 +16,10 @@ const (
 // SessionSpec is what a session asks for. It cannot change once created,
 // except that terminated may go from false to true.
 //
-// +kubebuilder:validation:XValidation:rule="duration(self.ttl) == duration(oldSelf.ttl) && self.cluster == oldSelf.cluster && self.accessLevel == oldSelf.accessLevel && self.owner == oldSelf.owner && has(self.reason) == has(oldSelf.reason) && (!has(self.reason) || self.reason == oldSelf.reason)",message="spec is immutable except for terminated"
-// +kubebuilder:validation:XValidation:rule="has(self.policy) == has(oldSelf.policy) && (!has(self.policy) || self.policy == oldSelf.policy) && has(self.requester) == has(oldSelf.requester) && (!has(self.requester) || self.requester == oldSelf.requester) && has(self.startAt) == has(oldSelf.startAt) && (!has(self.startAt) || self.startAt == oldSelf.startAt)",message="spec is immutable except for terminated"
+// +kubebuilder:validation:XValidation:rule="duration(self.ttl) == duration(oldSelf.ttl) && self.cluster == oldSelf.cluster && has(self.accessLevel) == has(oldSelf.accessLevel) && (!has(self.accessLevel) || self.accessLevel == oldSelf.accessLevel) && self.owner == oldSelf.owner && has(self.reason) == has(oldSelf.reason) && (!has(self.reason) || self.reason == oldSelf.reason)",message="spec is immutable except for terminated and participants"
+// +kubebuilder:validation:XValidation:rule="has(self.debug) == has(oldSelf.debug) && (!has(self.debug) || self.debug == oldSelf.debug)",message="spec is immutable except for terminated and participants"
+// +kubebuilder:validation:XValidation:rule="has(self.accessLevel) != has(self.debug)",message="set exactly one of accessLevel or debug"
+// +kubebuilder:validation:XValidation:rule="has(self.policy) == has(oldSelf.policy) && (!has(self.policy) || self.policy == oldSelf.policy) && has(self.requester) == has(oldSelf.requester) && (!has(self.requester) || self.requester == oldSelf.requester) && has(self.startAt) == has(oldSelf.startAt) && (!has(self.startAt) || self.startAt == oldSelf.startAt)",message="spec is immutable except for terminated and participants"
 // +kubebuilder:validation:XValidation:rule="!(has(oldSelf.terminated) && oldSelf.terminated) || (has(self.terminated) && self.terminated)",message="terminated cannot be set back to false"
 type SessionSpec struct {
 	// ttl is how long the session stays Active, counted from activation, as a
@@ -35,9 +37,22 @@ type SessionSpec struct {
 	// +required
 	Cluster string `json:"cluster"`
 
-	// accessLevel is what the session may do on the target.
-	// +required
-	AccessLevel AccessLevel `json:"accessLevel"`
+	// accessLevel is what the session may do on the target. A debug
+	// session has none: its template says what it may touch.
+	// +optional
+	AccessLevel AccessLevel `json:"accessLevel,omitzero"`
+
+	// debug makes this a debug session from a DebugSessionTemplate.
+	// +optional
+	Debug *DebugRequest `json:"debug,omitempty"`
+
+	// participants the owner let in: a participant may do what the owner
+	// may, a viewer only read (get, list, watch, logs).
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=map
+	// +listMapKey=user
+	// +optional
+	Participants []Participant `json:"participants,omitempty"`
 
 	// owner is the identity allowed to use the session.
 	// +required
@@ -342,6 +357,10 @@ type SessionStatus struct {
 	// was sent for; a renewal that moves expiresAt arms it again.
 	// +optional
 	ExpiringSoonNotified *metav1.Time `json:"expiringSoonNotified,omitempty"`
+
+	// debug is what a debug session deployed and may touch.
+	// +optional
+	Debug *DebugStatus `json:"debug,omitempty"`
 
 	// observedGeneration is the generation this status describes.
 	// +optional
