@@ -73,7 +73,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.Registry.Remove(s.Name, &registry.EndedError{Session: s.Name, Reason: "Revoked", Message: "its credentials Secret is not its own"})
 		return ctrl.Result{}, nil
 	}
-	if cur, ok := r.Registry.Get(s.Name); ok && cur.UID == s.UID && cur.Expires().Equal(s.Status.ExpiresAt.Time) && cur.Backend().Version == sec.ResourceVersion && cur.Limits().IdleTimeout == idleTimeout(s) && equality.Semantic.DeepEqual(cur.Limits().Streams, streams(s)) {
+	want := &registry.Session{
+		Name:         s.Name,
+		Namespace:    s.Namespace,
+		UID:          s.UID,
+		Cluster:      s.Spec.Cluster,
+		Owner:        s.Spec.Owner,
+		ExpiresAt:    s.Status.ExpiresAt.Time,
+		Identity:     sec.Annotations[credentials.AnnotationIdentity],
+		IdleTimeout:  idleTimeout(s),
+		Streams:      streams(s),
+		Debug:        s.Status.Debug,
+		Participants: s.Spec.Participants,
+	}
+	if cur, ok := r.Registry.Get(s.Name); ok && cur.UID == s.UID && cur.Expires().Equal(s.Status.ExpiresAt.Time) && cur.Backend().Version == sec.ResourceVersion && equality.Semantic.DeepEqual(cur.Limits(), want.Given()) {
 		return ctrl.Result{}, nil
 	}
 	b, err := r.Transports.NewBackend(registry.BackendConfig{
@@ -89,17 +102,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.Registry.Remove(s.Name, &registry.EndedError{Session: s.Name, Reason: "Revoked", Message: "its credentials cannot be used"})
 		return ctrl.Result{}, fmt.Errorf("credentials Secret %s of session %s: %w", sec.Name, s.Name, err)
 	}
-	r.Registry.Put(&registry.Session{
-		Name:        s.Name,
-		Namespace:   s.Namespace,
-		UID:         s.UID,
-		Cluster:     s.Spec.Cluster,
-		Owner:       s.Spec.Owner,
-		ExpiresAt:   s.Status.ExpiresAt.Time,
-		Identity:    sec.Annotations[credentials.AnnotationIdentity],
-		IdleTimeout: idleTimeout(s),
-		Streams:     streams(s),
-	}, b)
+	r.Registry.Put(want, b)
 	klog.V(4).InfoS("Session served", "session", klog.KObj(s), "credentialVersion", sec.ResourceVersion)
 	return ctrl.Result{}, nil
 }

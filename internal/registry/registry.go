@@ -59,6 +59,11 @@ type Session struct {
 	// Streams are the stream limits the session was granted. Given to Put;
 	// read the limits in force with Limits.
 	Streams *v1alpha1.StreamPolicy
+	// Debug is what a debug session deployed and may touch; nil for other
+	// sessions. Given to Put; read it with Limits.
+	Debug *v1alpha1.DebugStatus
+	// Participants the owner let in. Given to Put; read them with Limits.
+	Participants []v1alpha1.Participant
 
 	limits atomic.Pointer[Limits]
 
@@ -73,8 +78,10 @@ type Session struct {
 // Limits are what a session was granted that Put may change while it is
 // served.
 type Limits struct {
-	IdleTimeout time.Duration
-	Streams     *v1alpha1.StreamPolicy
+	IdleTimeout  time.Duration
+	Streams      *v1alpha1.StreamPolicy
+	Debug        *v1alpha1.DebugStatus
+	Participants []v1alpha1.Participant
 }
 
 // Limits are the session's limits now.
@@ -82,8 +89,17 @@ func (s *Session) Limits() Limits {
 	if l := s.limits.Load(); l != nil {
 		return *l
 	}
-	return Limits{IdleTimeout: s.IdleTimeout, Streams: s.Streams}
+	return s.given()
 }
+
+// given are the limits as given to Put.
+func (s *Session) given() Limits {
+	return Limits{IdleTimeout: s.IdleTimeout, Streams: s.Streams, Debug: s.Debug, Participants: s.Participants}
+}
+
+// Given are the limits s carries as a value for Put, to compare with the
+// limits in force.
+func (s *Session) Given() Limits { return s.given() }
 
 // Expires is when the session ends now.
 func (s *Session) Expires() time.Time { return time.Unix(0, s.expires.Load()) }
@@ -199,13 +215,15 @@ func (r *Registry) Put(s *Session, b *Backend) {
 				r.expireAt(old, s.ExpiresAt)
 				klog.V(2).InfoS("Session expiry moved", "session", s.Name, "expiresAt", s.ExpiresAt)
 			}
-			old.limits.Store(&Limits{IdleTimeout: s.IdleTimeout, Streams: s.Streams})
+			l := s.given()
+			old.limits.Store(&l)
 			return
 		}
 		r.removeLocked(old, ErrReplaced)
 	}
 	s.backend.Store(b)
-	s.limits.Store(&Limits{IdleTimeout: s.IdleTimeout, Streams: s.Streams})
+	l := s.given()
+	s.limits.Store(&l)
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	r.expireAt(s, s.ExpiresAt)
 	r.sessions[s.Name] = s
