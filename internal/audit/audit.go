@@ -41,6 +41,9 @@ const (
 	AnnotationStreamEnd = "sessiongate.dev/stream-end"
 	// AnnotationExitCode is an exec's exit code.
 	AnnotationExitCode = "sessiongate.dev/exit-code"
+	// AnnotationRole is the caller's role when it is not the session's
+	// owner: participant or viewer.
+	AnnotationRole = "sessiongate.dev/role"
 	// AnnotationTruncated lists the fields cut to their limit, e.g.
 	// "requestURI,userAgent".
 	AnnotationTruncated = "sessiongate.dev/truncated"

@@ -25,3 +25,53 @@ func Owns(id *authn.Identity, owner v1alpha1.Owner) bool {
 	}
 	return false
 }
+
+// Role is what a caller may do through a session.
+type Role int
+
+const (
+	// None: not the session's owner and not let in.
+	None Role = iota
+	// Viewer may only read: get, list, watch and logs.
+	Viewer
+	// Participant may do what the owner may.
+	Participant
+	// Owner owns the session.
+	Owner
+)
+
+// RoleOf is the caller's role in a session with the given owner and
+// participants. A participant is matched by the verified username alone;
+// an empty username is never let in.
+func RoleOf(id *authn.Identity, owner v1alpha1.Owner, participants []v1alpha1.Participant) Role {
+	if Owns(id, owner) {
+		return Owner
+	}
+	if id.Username == "" {
+		return None
+	}
+	for _, p := range participants {
+		if p.User != id.Username {
+			continue
+		}
+		switch p.Role {
+		case v1alpha1.RoleParticipant:
+			return Participant
+		case v1alpha1.RoleViewer:
+			return Viewer
+		}
+	}
+	return None
+}
+
+func (r Role) String() string {
+	switch r {
+	case Viewer:
+		return "viewer"
+	case Participant:
+		return "participant"
+	case Owner:
+		return "owner"
+	}
+	return "none"
+}

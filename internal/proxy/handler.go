@@ -111,7 +111,14 @@ func (h *Handler) serve(c *call, r *http.Request) {
 	c.ev.User = authnv1.UserInfo{Username: id.Username, Groups: id.Groups}
 
 	s, ok := h.Registry.Get(name)
-	if !ok || !authz.Owns(id, s.Owner) {
+	// The limits are read once: a request is held to one set of them.
+	var lim registry.Limits
+	role := authz.None
+	if ok {
+		lim = s.Limits()
+		role = authz.RoleOf(id, s.Owner, lim.Participants)
+	}
+	if role == authz.None {
 		// The same answer whether the session is missing, ended or
 		// someone else's: the gateway is no oracle for session names.
 		apistatus.Write(w, &apierrors.StatusError{ErrStatus: metav1.Status{
@@ -124,13 +131,19 @@ func (h *Handler) serve(c *call, r *http.Request) {
 	c.session = s
 	c.ev.Annotations[audit.AnnotationCluster] = s.Cluster
 	c.ev.Annotations[audit.AnnotationTargetIdentity] = s.Identity
+	if role != authz.Owner {
+		c.ev.Annotations[audit.AnnotationRole] = role.String()
+	}
 	info := h.describe(c.ev, r, apiPath)
 	if err := refuseImpersonation(r.Header); err != nil {
 		apistatus.Write(w, err)
 		return
 	}
-	// The limits are read once: a request is held to one set of them.
-	lim := s.Limits()
+	if rule, err := checkAccess(s.Name, role, lim.Debug, info); err != nil {
+		c.ev.Annotations[audit.AnnotationRefusedBy] = rule
+		apistatus.Write(w, err)
+		return
+	}
 	var opts *streams.Options
 	if isRemoteCommand(info) {
 		// Read once, strictly, and the target gets only what was read:
