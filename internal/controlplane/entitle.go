@@ -9,11 +9,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/credentials"
+	"sessiongate.dev/sessiongate/internal/debug"
 	"sessiongate.dev/sessiongate/internal/entitlement"
 )
 
@@ -23,29 +26,39 @@ import (
 // it until its approvers have decided. done is true when the reconcile ends
 // here.
 func (r *SessionReconciler) entitle(ctx context.Context, s *v1alpha1.Session, cluster *v1alpha1.Cluster, now time.Time) (done bool, res ctrl.Result, err error) {
-	if s.Status.Policy == "" {
-		g, err := r.judge(ctx, r.Client, s, cluster)
+	if !judged(s) {
+		judge := r.judge
+		if s.Spec.Debug != nil {
+			judge = r.judgeDebug
+		}
+		g, err := judge(ctx, r.Client, s, cluster)
 		var denied *entitlement.Denied
 		if errors.As(err, &denied) && r.APIReader != nil {
 			// A policy created a moment ago may not be in the cache yet;
 			// a refusal is final, so it is made on what the API server says.
-			g, err = r.judge(ctx, r.APIReader, s, cluster)
+			g, err = judge(ctx, r.APIReader, s, cluster)
 		}
+		var invalid *invalidRequest
 		switch {
 		case errors.As(err, &denied):
 			res, err := r.fail(ctx, s, v1alpha1.ReasonPolicyDenied, denied.Error())
 			return true, res, err
+		case errors.As(err, &invalid):
+			res, err := r.fail(ctx, s, v1alpha1.ReasonInvalidSpec, invalid.Error())
+			return true, res, err
 		case err != nil:
 			return true, ctrl.Result{}, err
 		}
-		s.Status.Policy = g.Policy.Name
+		if s.Spec.Debug == nil {
+			s.Status.Policy = g.Policy.Name
+		}
 		s.Status.Limits = &g.Limits
 		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, "Granted", "Entitle",
-			"requested by %s; granted by AccessPolicy %s%s", s.Spec.Requester.User, g.Policy.Name, approvalNote(g.Limits.Approval))
+			"requested by %s; granted by %s%s", s.Spec.Requester.User, grantedBy(s), approvalNote(g.Limits.Approval))
 		if a := g.Policy.Spec.Approval; a != nil && !g.NeedsApproval {
 			// The leader decided in the approvers' place: say so, and why.
 			r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, "AutoApproved", "Approve",
-				"approved by the gateway without an approver: AccessPolicy %s auto-approves %s", g.Policy.Name, describeAutoApprove(a.AutoApprove, s.Spec.Requester.Groups))
+				"approved by the gateway without an approver: %s auto-approves %s", grantedBy(s), describeAutoApprove(a.AutoApprove, s.Spec.Requester.Groups))
 		}
 	}
 	if done, res, err := r.approval(ctx, s, now); done {
@@ -70,6 +83,89 @@ func (r *SessionReconciler) judge(ctx context.Context, c client.Reader, s *v1alp
 		AccessLevel: s.Spec.AccessLevel, TTL: s.Spec.TTL.Duration, Reason: s.Spec.Reason, Policy: s.Spec.Policy,
 		StartAt: startAt(s), Now: s.CreationTimestamp.Time,
 	})
+}
+
+// judged: the leader has judged the request and snapshotted what it
+// grants.
+func judged(s *v1alpha1.Session) bool {
+	if s.Spec.Debug != nil {
+		return s.Status.Limits != nil && s.Status.Debug != nil
+	}
+	return s.Status.Policy != ""
+}
+
+// grantedBy names what granted the session, for Events and messages.
+func grantedBy(s *v1alpha1.Session) string {
+	if s.Spec.Debug != nil {
+		return "DebugSessionTemplate " + s.Spec.Debug.Template
+	}
+	return "AccessPolicy " + s.Status.Policy
+}
+
+// invalidRequest is a request the template refuses as asked (a variable out
+// of range, a namespace it does not allow); the session fails with its
+// message.
+type invalidRequest struct{ msg string }
+
+func (e *invalidRequest) Error() string { return e.msg }
+
+// judgeDebug decides a debug session request against its template read
+// from c, and snapshots what the template grants into the status.
+func (r *SessionReconciler) judgeDebug(ctx context.Context, c client.Reader, s *v1alpha1.Session, cluster *v1alpha1.Cluster) (*entitlement.Grant, error) {
+	t, pt, err := debugTemplates(ctx, c, s.Namespace, s.Spec.Debug.Template)
+	if err != nil {
+		return nil, err
+	}
+	g, err := entitlement.DecideDebug(t, entitlement.Request{
+		User: s.Spec.Requester.User, Groups: s.Spec.Requester.Groups, Cluster: cluster,
+		TTL: s.Spec.TTL.Duration, Reason: s.Spec.Reason, StartAt: startAt(s), Now: s.CreationTimestamp.Time,
+	})
+	if err != nil {
+		return nil, err
+	}
+	plan, errs := debug.Resolve(t, pt, debug.Request{
+		Session: s.Name, Owner: ownerName(s), Cluster: s.Spec.Cluster, Groups: s.Spec.Requester.Groups,
+		Debug: *s.Spec.Debug, DeniedNamespaces: append(slices.Clone(r.Policy.DeniedNamespaces), credentials.SessionNamespace(cluster)),
+	})
+	if len(errs) > 0 {
+		return nil, &invalidRequest{msg: "spec." + errs.ToAggregate().Error()}
+	}
+	s.Status.Debug = plan.Status()
+	return g, nil
+}
+
+// debugTemplates reads a DebugSessionTemplate and, when it deploys pods,
+// its DebugPodTemplate. A template that is missing is a refusal.
+func debugTemplates(ctx context.Context, c client.Reader, ns, name string) (*v1alpha1.DebugSessionTemplate, *v1alpha1.DebugPodTemplate, error) {
+	t := &v1alpha1.DebugSessionTemplate{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, t); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil, entitlement.Deny("no debug session template %q", name)
+		}
+		return nil, nil, fmt.Errorf("reading DebugSessionTemplate %s: %w", name, err)
+	}
+	if !debug.NeedsPodTemplate(t) {
+		return t, nil, nil
+	}
+	pt := &v1alpha1.DebugPodTemplate{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: t.Spec.Workload.PodTemplate}, pt); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil, &invalidRequest{msg: fmt.Sprintf("debug session template %s names DebugPodTemplate %q, which does not exist", name, t.Spec.Workload.PodTemplate)}
+		}
+		return nil, nil, fmt.Errorf("reading DebugPodTemplate %s: %w", t.Spec.Workload.PodTemplate, err)
+	}
+	return t, pt, nil
+}
+
+// ownerName is the owner's user or group name.
+func ownerName(s *v1alpha1.Session) string {
+	switch o := s.Spec.Owner; {
+	case o.UserPrincipal != nil:
+		return o.UserPrincipal.Name
+	case o.Group != nil:
+		return o.Group.Name
+	}
+	return ""
 }
 
 func startAt(s *v1alpha1.Session) time.Time {

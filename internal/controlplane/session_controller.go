@@ -209,7 +209,7 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 	if s.Status.ActivatedAt == nil {
 		s.Status.ActivatedAt = &metav1.Time{Time: now}
 		s.Status.ExpiresAt = &metav1.Time{Time: expiresAt}
-		how := "granted by AccessPolicy " + s.Status.Policy
+		how := "granted by " + grantedBy(s)
 		if s.Spec.Requester == nil {
 			how = "created directly as a Session by a management-cluster principal (admin path; no AccessPolicy applies)"
 		}

@@ -62,6 +62,9 @@ func (d *Denied) Error() string { return d.msg }
 
 func deny(format string, args ...any) error { return &Denied{msg: fmt.Sprintf(format, args...)} }
 
+// Deny is a refusal with the given message.
+func Deny(format string, args ...any) error { return deny(format, args...) }
+
 // Decide judges req against policies. Where several grant it, the one the
 // request names wins, else the one needing the fewest approvals, then the
 // shortest maxTTL, then the first by name.
@@ -154,6 +157,44 @@ func judge(p *v1alpha1.AccessPolicy, req Request) (*Grant, error) {
 	if !allowsAccessLevel(p.Spec.AccessLevels, req.AccessLevel) {
 		return nil, fmt.Errorf("access level %s is not allowed here", describe(req.AccessLevel))
 	}
+	return grant(p, req)
+}
+
+// DecideDebug judges a debug session request against its template, which
+// says who may ask, on which clusters, for how long and who must approve,
+// as an AccessPolicy does. The template's pods and rules are the debug
+// package's to resolve.
+func DecideDebug(t *v1alpha1.DebugSessionTemplate, req Request) (*Grant, error) {
+	p := PolicyOf(t)
+	if !Covers(p, req.User, req.Groups, req.Cluster) {
+		name := ""
+		if req.Cluster != nil {
+			name = req.Cluster.Name
+		}
+		return nil, deny("debug session template %q does not let you request access to cluster %q", t.Name, name)
+	}
+	g, err := grant(p, req)
+	if err != nil {
+		return nil, deny("debug session template %s: %v", t.Name, err)
+	}
+	return g, nil
+}
+
+// PolicyOf is the AccessPolicy a debug session template's requesters,
+// clusters, TTLs, approval and stream limits amount to.
+func PolicyOf(t *v1alpha1.DebugSessionTemplate) *v1alpha1.AccessPolicy {
+	return &v1alpha1.AccessPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: t.Name, Namespace: t.Namespace},
+		Spec: v1alpha1.AccessPolicySpec{
+			Requesters: t.Spec.Requesters, Clusters: t.Spec.Clusters,
+			MaxTTL: t.Spec.MaxTTL, DefaultTTL: t.Spec.DefaultTTL,
+			Approval: t.Spec.Approval, Streams: t.Spec.Streams,
+		},
+	}
+}
+
+// grant checks TTL, reason and schedule under p and says what it grants.
+func grant(p *v1alpha1.AccessPolicy, req Request) (*Grant, error) {
 	ttl := req.TTL
 	if ttl == 0 {
 		ttl = p.Spec.MaxTTL.Duration

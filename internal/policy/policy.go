@@ -7,6 +7,7 @@ package policy
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -88,7 +89,14 @@ func (p Policy) Validate(spec *v1alpha1.SessionSpec, sessionNamespace string, gr
 		errs = append(errs, field.Required(root.Child("cluster"), "name a registered Cluster"))
 	}
 
-	errs = append(errs, p.validateAccessLevel(&spec.AccessLevel, sessionNamespace, grantedClusterWide, root.Child("accessLevel"))...)
+	switch {
+	case spec.Debug == nil:
+		errs = append(errs, p.validateAccessLevel(&spec.AccessLevel, sessionNamespace, grantedClusterWide, root.Child("accessLevel"))...)
+	case !reflect.DeepEqual(spec.AccessLevel, v1alpha1.AccessLevel{}):
+		errs = append(errs, field.Forbidden(root.Child("accessLevel"), "a debug session has no access level: its template says what it may touch"))
+	case spec.Debug.Template == "":
+		errs = append(errs, field.Required(root.Child("debug", "template"), "name a DebugSessionTemplate"))
+	}
 	errs = append(errs, p.validateOwner(&spec.Owner, root.Child("owner"))...)
 	return errs
 }
