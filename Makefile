@@ -31,8 +31,10 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, CRDs, the gateway's Role and
 	$(CONTROLLER_GEN) rbac:roleName=sessiongate paths=./internal/... output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=sessiongate-minter paths=./config/target/minter output:rbac:artifacts:config=config/target/minter
 	$(CONTROLLER_GEN) rbac:roleName=sessiongate-csr paths=./config/target/csr output:rbac:artifacts:config=config/target/csr
+	$(CONTROLLER_GEN) rbac:roleName=sessiongate-debug paths=./config/target/debug output:rbac:artifacts:config=config/target/debug
 	cat config/target/minter/{head,role,bindings}.yaml >config/target/rbac.yaml
 	cat config/target/csr/{head,role,bindings}.yaml >config/target/rbac-csr.yaml
+	cat config/target/debug/{head,role,bindings}.yaml >config/target/rbac-debug.yaml
 	cp config/crd/*.yaml charts/sessiongate/crds/
 	cp config/rbac/role.yaml charts/sessiongate/files/role.yaml
 

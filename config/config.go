@@ -16,15 +16,17 @@ import (
 	"k8s.io/apimachinery/pkg/util/yaml"
 )
 
-//go:embed crd/*.yaml rbac/role.yaml target/rbac.yaml dev/policies.yaml
+//go:embed crd/*.yaml rbac/role.yaml target/rbac.yaml target/rbac-debug.yaml dev/policies.yaml
 var files embed.FS
 
 // Paths of the embedded manifests.
 const (
-	RolePath        = "rbac/role.yaml"
-	TargetRBACPath  = "target/rbac.yaml"
-	DevPoliciesPath = "dev/policies.yaml"
-	crdGlob         = "crd/*.yaml"
+	RolePath       = "rbac/role.yaml"
+	TargetRBACPath = "target/rbac.yaml"
+	// TargetDebugRBACPath is the opt-in RBAC of targets used for debug sessions.
+	TargetDebugRBACPath = "target/rbac-debug.yaml"
+	DevPoliciesPath     = "dev/policies.yaml"
+	crdGlob             = "crd/*.yaml"
 )
 
 // File returns an embedded manifest.
