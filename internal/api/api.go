@@ -26,6 +26,7 @@ import (
 	"sessiongate.dev/sessiongate/internal/apistatus"
 	"sessiongate.dev/sessiongate/internal/audit"
 	"sessiongate.dev/sessiongate/internal/authn"
+	"sessiongate.dev/sessiongate/internal/authz"
 	"sessiongate.dev/sessiongate/internal/credentials"
 	"sessiongate.dev/sessiongate/internal/entitlement"
 	"sessiongate.dev/sessiongate/internal/policy"
@@ -44,6 +45,9 @@ type SessionRequest struct {
 	Policy string `json:"policy,omitempty"`
 	// StartAt asks for a later start (RFC 3339), where the policy allows it.
 	StartAt string `json:"startAt,omitempty"`
+	// Debug asks for a debug session from a DebugSessionTemplate instead
+	// of an access level.
+	Debug *v1alpha1.DebugRequest `json:"debug,omitempty"`
 }
 
 // maxRequesterGroups is how many token groups a request may carry into its
@@ -93,6 +97,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/revocations", h.authed(h.revoke))
 	mux.HandleFunc("GET /api/v1/sessions/{name}/recordings", h.authed(h.recordings))
 	mux.HandleFunc("GET /api/v1/recordings/{id}", h.authed(h.recording))
+	mux.HandleFunc("GET /api/v1/debug-templates", h.authed(h.debugTemplates))
+	mux.HandleFunc("POST /api/v1/sessions/{name}/participants", h.authed(h.addParticipant))
+	mux.HandleFunc("DELETE /api/v1/sessions/{name}/participants/{user}", h.authed(h.removeParticipant))
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, id *authn.Identity)
@@ -140,17 +147,18 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 	}
 	s.Spec.Requester = &v1alpha1.Requester{User: id.Username, Groups: id.Groups}
 	refuse := func(st *apierrors.StatusError) { h.refuse(w, r, id, "request", auditRef{cluster: req.Cluster}, st) }
+	if req.Debug != nil {
+		h.createDebug(w, r, id, s, &req, refuse)
+		return
+	}
 
 	// Whether any policy covers the caller on the cluster is decided before
 	// anything else about the request: a caller no policy covers gets the
 	// same answer for a Cluster that does not exist and for one that does,
 	// whatever else is wrong with the request. The API is no oracle for
 	// registered clusters.
-	cluster := &v1alpha1.Cluster{}
-	if err := h.Client.Get(r.Context(), client.ObjectKey{Namespace: h.Namespace, Name: req.Cluster}, cluster); apierrors.IsNotFound(err) || req.Cluster == "" {
-		cluster = nil
-	} else if err != nil {
-		klog.ErrorS(err, "Reading cluster", "cluster", req.Cluster)
+	cluster, err := h.cluster(r.Context(), req.Cluster)
+	if err != nil {
 		apistatus.Write(w, apierrors.NewInternalError(errors.New("the request could not be checked")))
 		return
 	}
@@ -170,25 +178,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 		return
 	}
 
-	var errs field.ErrorList
-	var startAt time.Time
-	if req.StartAt != "" {
-		var err error
-		if startAt, err = time.Parse(time.RFC3339, req.StartAt); err != nil || !startAt.After(time.Now()) {
-			errs = append(errs, field.Invalid(field.NewPath("startAt"), req.StartAt, "must be a time in the future, in RFC 3339 (2026-11-24T18:00:00Z)"))
-		} else {
-			s.Spec.StartAt = &metav1.Time{Time: startAt}
-		}
-	}
-	var ttl time.Duration
-	if req.TTL != "" {
-		var err error
-		if ttl, err = time.ParseDuration(req.TTL); err != nil {
-			errs = append(errs, field.Invalid(field.NewPath("ttl"), req.TTL, "must be a duration such as 30m or 1h"))
-		} else if ttl <= 0 {
-			errs = append(errs, field.Invalid(field.NewPath("ttl"), req.TTL, "must be greater than zero"))
-		}
-	}
+	ttl, startAt, errs := timing(&req, s)
 	if len(errs) == 0 {
 		// The gateway's own guards first: they hold whatever a policy says.
 		// Whether a cluster-wide grant is allowed is the policy's to say.
@@ -239,6 +229,39 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, id *authn.Ident
 	writeJSON(w, http.StatusCreated, h.awaitJudged(r.Context(), s))
 }
 
+// cluster reads the named Cluster; nil when there is none.
+func (h *Handler) cluster(ctx context.Context, name string) (*v1alpha1.Cluster, error) {
+	cluster := &v1alpha1.Cluster{}
+	if err := h.Client.Get(ctx, client.ObjectKey{Namespace: h.Namespace, Name: name}, cluster); apierrors.IsNotFound(err) || name == "" {
+		return nil, nil
+	} else if err != nil {
+		klog.ErrorS(err, "Reading cluster", "cluster", name)
+		return nil, err
+	}
+	return cluster, nil
+}
+
+// timing reads the request's ttl and startAt; a start is put in s.
+func timing(req *SessionRequest, s *v1alpha1.Session) (ttl time.Duration, startAt time.Time, errs field.ErrorList) {
+	if req.StartAt != "" {
+		var err error
+		if startAt, err = time.Parse(time.RFC3339, req.StartAt); err != nil || !startAt.After(time.Now()) {
+			errs = append(errs, field.Invalid(field.NewPath("startAt"), req.StartAt, "must be a time in the future, in RFC 3339 (2026-11-24T18:00:00Z)"))
+		} else {
+			s.Spec.StartAt = &metav1.Time{Time: startAt}
+		}
+	}
+	if req.TTL != "" {
+		var err error
+		if ttl, err = time.ParseDuration(req.TTL); err != nil {
+			errs = append(errs, field.Invalid(field.NewPath("ttl"), req.TTL, "must be a duration such as 30m or 1h"))
+		} else if ttl <= 0 {
+			errs = append(errs, field.Invalid(field.NewPath("ttl"), req.TTL, "must be greater than zero"))
+		}
+	}
+	return ttl, startAt, errs
+}
+
 func (h *Handler) list(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
 	all := &v1alpha1.SessionList{}
 	if err := h.Client.List(r.Context(), all, client.InNamespace(h.Namespace)); err != nil {
@@ -283,6 +306,11 @@ func (h *Handler) terminate(w http.ResponseWriter, r *http.Request, id *authn.Id
 	s, st := h.lookup(r.Context(), h.Client, name, id)
 	if st != nil {
 		h.refuse(w, r, id, "terminate", auditRef{session: name}, st)
+		return
+	}
+	if !authz.Owns(id, s.Spec.Owner) && !mayDecide(id, s) && !decided(id, s) {
+		h.refuse(w, r, id, "terminate", refOf(s, name), statusError(http.StatusForbidden, metav1.StatusReasonForbidden,
+			fmt.Sprintf("only the owner or an approver of session %s may terminate it", s.Name)))
 		return
 	}
 	if !s.Spec.Terminated {

@@ -32,10 +32,10 @@ const maxComment = 1024
 
 // +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=accesspolicies,verbs=get;list;watch
 
-// visible: owners see their sessions, approvers those they may decide or
+// visible: owners and participants see their sessions, approvers those they may decide or
 // have decided.
 func visible(id *authn.Identity, s *v1alpha1.Session) bool {
-	return authz.Owns(id, s.Spec.Owner) || mayDecide(id, s) || decided(id, s)
+	return authz.RoleOf(id, s.Spec.Owner, s.Spec.Participants) != authz.None || mayDecide(id, s) || decided(id, s)
 }
 
 // mayDecide: the caller is one of the session's approvers — of the request

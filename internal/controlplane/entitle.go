@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -134,27 +133,17 @@ func (r *SessionReconciler) judgeDebug(ctx context.Context, c client.Reader, s *
 	return g, nil
 }
 
-// debugTemplates reads a DebugSessionTemplate and, when it deploys pods,
-// its DebugPodTemplate. A template that is missing is a refusal.
+// debugTemplates reads a debug session's templates; a template that is
+// missing is a refusal, a pod template that is missing an invalid request.
 func debugTemplates(ctx context.Context, c client.Reader, ns, name string) (*v1alpha1.DebugSessionTemplate, *v1alpha1.DebugPodTemplate, error) {
-	t := &v1alpha1.DebugSessionTemplate{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, t); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil, entitlement.Deny("no debug session template %q", name)
-		}
-		return nil, nil, fmt.Errorf("reading DebugSessionTemplate %s: %w", name, err)
+	t, pt, err := debug.Load(ctx, c, ns, name)
+	switch {
+	case errors.Is(err, debug.ErrNoTemplate):
+		return nil, nil, entitlement.Deny("%v", err)
+	case errors.Is(err, debug.ErrNoPodTemplate):
+		return nil, nil, &invalidRequest{msg: err.Error()}
 	}
-	if !debug.NeedsPodTemplate(t) {
-		return t, nil, nil
-	}
-	pt := &v1alpha1.DebugPodTemplate{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: t.Spec.Workload.PodTemplate}, pt); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil, &invalidRequest{msg: fmt.Sprintf("debug session template %s names DebugPodTemplate %q, which does not exist", name, t.Spec.Workload.PodTemplate)}
-		}
-		return nil, nil, fmt.Errorf("reading DebugPodTemplate %s: %w", t.Spec.Workload.PodTemplate, err)
-	}
-	return t, pt, nil
+	return t, pt, err
 }
 
 // ownerName is the owner's user or group name.
