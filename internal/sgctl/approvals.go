@@ -73,7 +73,7 @@ func approvalsCommand(client func() (*Client, error)) *cobra.Command {
 				if s.Spec.Requester != nil {
 					requester = s.Spec.Requester.User
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, requester, s.Spec.Cluster, accessString(s.Spec.AccessLevel), s.Spec.TTL.Duration, s.Status.Policy, s.Spec.Reason)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, requester, s.Spec.Cluster, sessionAccess(&s), s.Spec.TTL.Duration, s.Status.Policy, s.Spec.Reason)
 			}
 			return tw.Flush()
 		}),

@@ -58,6 +58,9 @@ func NewCommand() *cobra.Command {
 		revokeCommand(client),
 		recordingsCommand(client),
 		replayCommand(client),
+		templatesCommand(client),
+		shareCommand(client),
+		unshareCommand(client),
 		kubeconfigCommand(cfg, client),
 		tokenCommand(cfg),
 	)
@@ -83,16 +86,45 @@ func requestCommand(client func() (*Client, error)) *cobra.Command {
 		namespaces []string
 		wait       bool
 		timeout    time.Duration
+		debugReq   v1alpha1.DebugRequest
+		vars       []string
 	)
 	cmd := &cobra.Command{
-		Use:   "request --cluster C --access view|edit|group:NAME [--namespace N]... --ttl 30m --reason TEXT",
-		Short: "Request a session for yourself; prints its name",
+		Use: "request --cluster C --access view|edit|group:NAME [--namespace N]... --ttl 30m --reason TEXT\n" +
+			"  sgctl request --cluster C --template NAME [--namespace N] [--var k=v]... [--scheduling OPTION] --ttl 30m --reason TEXT",
+		Short: "Request a session (or, with --template, a debug session) for yourself; prints its name",
 		Args:  cobra.NoArgs,
 		RunE: withClient(client, func(cmd *cobra.Command, c *Client, _ []string) error {
-			if g, ok := strings.CutPrefix(access, "group:"); ok {
-				req.AccessLevel = v1alpha1.AccessLevel{Group: g}
-			} else {
-				req.AccessLevel = v1alpha1.AccessLevel{ClusterRole: access, Namespaces: namespaces}
+			switch {
+			case debugReq.Template != "":
+				if cmd.Flags().Changed("access") {
+					return fmt.Errorf("--template and --access do not go together: a debug session's template says what it may touch")
+				}
+				if len(namespaces) > 1 {
+					return fmt.Errorf("a debug session runs in one namespace; --namespace was given %d times", len(namespaces))
+				}
+				if len(namespaces) == 1 {
+					debugReq.Namespace = namespaces[0]
+				}
+				for _, kv := range vars {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok || k == "" {
+						return fmt.Errorf("--var %q: write it as name=value", kv)
+					}
+					if debugReq.Variables == nil {
+						debugReq.Variables = map[string]string{}
+					}
+					debugReq.Variables[k] = v
+				}
+				req.Debug = &debugReq
+			case len(vars) > 0 || debugReq.Scheduling != "":
+				return fmt.Errorf("--var and --scheduling need --template")
+			default:
+				if g, ok := strings.CutPrefix(access, "group:"); ok {
+					req.AccessLevel = v1alpha1.AccessLevel{Group: g}
+				} else {
+					req.AccessLevel = v1alpha1.AccessLevel{ClusterRole: access, Namespaces: namespaces}
+				}
 			}
 			s, err := c.Request(cmd.Context(), req)
 			if err != nil {
@@ -100,7 +132,11 @@ func requestCommand(client func() (*Client, error)) *cobra.Command {
 			}
 			// The name goes to stdout for scripts; which policy granted it
 			// and what it waits for to stderr.
-			fmt.Fprintf(cmd.ErrOrStderr(), "session %s: %s under AccessPolicy %s%s\n", s.Name, phaseOrPending(s), s.Spec.Policy, readyNote(s))
+			by := "AccessPolicy " + s.Spec.Policy
+			if s.Spec.Debug != nil {
+				by = "DebugSessionTemplate " + s.Spec.Debug.Template
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "session %s: %s under %s%s\n", s.Name, phaseOrPending(s), by, readyNote(s))
 			if wait {
 				ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 				defer cancel()
@@ -115,7 +151,10 @@ func requestCommand(client func() (*Client, error)) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&req.Cluster, "cluster", "", "Registered cluster to access.")
 	f.StringVar(&access, "access", "view", "ClusterRole to be granted (view, edit, ...) or group:NAME.")
-	f.StringSliceVar(&namespaces, "namespace", nil, "Limit the ClusterRole to these namespaces (repeatable).")
+	f.StringSliceVar(&namespaces, "namespace", nil, "Limit the ClusterRole to these namespaces (repeatable); with --template, the debug namespace.")
+	f.StringVar(&debugReq.Template, "template", "", "Request a debug session from this DebugSessionTemplate (see sgctl templates).")
+	f.StringArrayVar(&vars, "var", nil, "A variable of the debug pod template, as name=value (repeatable).")
+	f.StringVar(&debugReq.Scheduling, "scheduling", "", "One of the debug template's scheduling options.")
 	f.StringVar(&req.TTL, "ttl", "", "How long the session lasts once active (default: the policy's default).")
 	f.StringVar(&req.StartAt, "start", "", "Start later, at this RFC 3339 time, where the policy allows scheduling.")
 	f.StringVar(&req.Policy, "policy", "", "AccessPolicy to be judged by (default: the gateway picks one that grants the request; see sgctl policies).")
@@ -267,12 +306,20 @@ func printSessions(w io.Writer, format string, obj any, items []v1alpha1.Session
 			if s.Status.ExpiresAt != nil {
 				expires = s.Status.ExpiresAt.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Spec.Cluster, accessString(s.Spec.AccessLevel), s.Status.Phase, expires, s.Spec.Reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Spec.Cluster, sessionAccess(&s), s.Status.Phase, expires, s.Spec.Reason)
 		}
 		return tw.Flush()
 	default:
 		return fmt.Errorf("unknown output format %q: use json or yaml", format)
 	}
+}
+
+// sessionAccess is what a session grants, in a few words.
+func sessionAccess(s *v1alpha1.Session) string {
+	if d := s.Spec.Debug; d != nil {
+		return "debug:" + d.Template
+	}
+	return accessString(s.Spec.AccessLevel)
 }
 
 func accessString(a v1alpha1.AccessLevel) string {
@@ -368,6 +415,9 @@ func Kubeconfig(cfg *Config, s *v1alpha1.Session) ([]byte, error) {
 func firstNamespace(s *v1alpha1.Session) string {
 	if ns := s.Spec.AccessLevel.Namespaces; len(ns) > 0 {
 		return ns[0]
+	}
+	if d := s.Status.Debug; d != nil {
+		return d.Namespace
 	}
 	return ""
 }
