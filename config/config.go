@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/yaml"
 )
 
-//go:embed crd/*.yaml rbac/role.yaml target/rbac.yaml target/rbac-debug.yaml dev/policies.yaml
+//go:embed crd/*.yaml rbac/role.yaml target/rbac.yaml target/rbac-debug.yaml dev/policies.yaml dev/debug.yaml
 var files embed.FS
 
 // Paths of the embedded manifests.
@@ -26,7 +26,9 @@ const (
 	// TargetDebugRBACPath is the opt-in RBAC of targets used for debug sessions.
 	TargetDebugRBACPath = "target/rbac-debug.yaml"
 	DevPoliciesPath     = "dev/policies.yaml"
-	crdGlob             = "crd/*.yaml"
+	// DevDebugPath holds the sandbox's debug session templates.
+	DevDebugPath = "dev/debug.yaml"
+	crdGlob      = "crd/*.yaml"
 )
 
 // File returns an embedded manifest.

@@ -181,6 +181,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err := localkube.Apply(ctx, mgmt.Client, "config/"+config.DevPoliciesPath, policies, Namespace); err != nil {
 		return fmt.Errorf("applying the sandbox's access policies: %w", err)
 	}
+	if err := applyDebug(ctx, mgmt, target); err != nil {
+		return err
+	}
 	step("starting the notification receiver")
 	stopReceiver, err := startReceiver(ctx, mgmt.Client, dir, certFile, keyFile, ca.CertPEM, opts.Out)
 	if err != nil {
@@ -347,6 +350,26 @@ func waitServing(ctx context.Context, listens []string, ca []byte) error {
 	return nil
 }
 
+// applyDebug lets the sandbox's gateway run debug sessions on the target
+// (config/target/rbac-debug.yaml) and applies the debug session templates.
+func applyDebug(ctx context.Context, mgmt, target *localkube.Cluster) error {
+	rbac, err := config.File(config.TargetDebugRBACPath)
+	if err != nil {
+		return err
+	}
+	if err := localkube.Apply(ctx, target.Client, "config/"+config.TargetDebugRBACPath, rbac, ""); err != nil {
+		return fmt.Errorf("applying the target's debug RBAC: %w", err)
+	}
+	templates, err := config.File(config.DevDebugPath)
+	if err != nil {
+		return err
+	}
+	if err := localkube.Apply(ctx, mgmt.Client, "config/"+config.DevDebugPath, templates, Namespace); err != nil {
+		return fmt.Errorf("applying the sandbox's debug templates: %w", err)
+	}
+	return nil
+}
+
 func walkthrough(dir, listen string) string {
 	return fmt.Sprintf(`
 Try it (in another shell, from the repository):
@@ -361,7 +384,10 @@ Try it (in another shell, from the repository):
   bin/kubectl --kubeconfig alice.kubeconfig get pods -n demo
   bin/kubectl --kubeconfig alice.kubeconfig exec -n demo web -- echo hello through sessiongate
 
+Debug a node:    S=$(bin/sgctl request --cluster dev-target --template debug-pods --reason "node check" --wait)
+                 (as bob, group sre; alice, group dev, waits for an SRE) then kubectl exec into a pod of: bin/sgctl get $S
 Policies:        config/dev/policies.yaml (dev-view, dev-edit, sre-admin)
+Debug templates: config/dev/debug.yaml (debug-pods, ephemeral-debug)
 Incident button: SESSIONGATE_TOKEN=$(bin/sessiongate dev token irene@example.com --groups sessiongate-admins --dir %[1]s) bin/sgctl revoke --user alice@example.com
 Operator's view: bin/kubectl --kubeconfig %[1]s/admin.kubeconfig -n sessiongate get sessions
 The target:      bin/kubectl --kubeconfig %[1]s/target-admin.kubeconfig get sa -A
