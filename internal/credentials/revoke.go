@@ -17,8 +17,10 @@ import (
 
 // Revoke deletes everything made on the target for the session with the given
 // UID: ServiceAccounts (which kills their tokens server-side), RoleBindings,
-// ClusterRoleBindings and CertificateSigningRequests a crash left behind. It is idempotent, and it only ever deletes objects that
-// carry this gateway's labels.
+// ClusterRoleBindings and CertificateSigningRequests a crash left behind, and
+// what a debug session deployed (workloads, pods, Roles, quotas, supporting
+// objects, and last the namespace it created). It is idempotent, and it only
+// ever deletes objects that carry this gateway's labels.
 func Revoke(ctx context.Context, t Target, sessionUID types.UID) error {
 	sel := labels.Set{LabelManagedBy: ManagedByValue, LabelGateway: t.Gateway, LabelSessionUID: string(sessionUID)}.String()
 	opts := metav1.ListOptions{LabelSelector: sel}
@@ -65,6 +67,8 @@ func Revoke(ctx context.Context, t Target, sessionUID types.UID) error {
 			note("ServiceAccount "+o.Namespace+"/"+o.Name, t.Client.CoreV1().ServiceAccounts(o.Namespace).Delete(ctx, o.Name, preconditions(o.UID)))
 		}
 	}
+	// With the bindings and the account gone, what a debug session deployed.
+	errs = append(errs, revokeDebug(ctx, t, opts)...)
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
@@ -130,6 +134,9 @@ func SessionsOnTarget(ctx context.Context, t Target) (map[types.UID]Remnant, err
 	}
 	for i := range sas.Items {
 		add(&sas.Items[i])
+	}
+	if err := debugRemnants(ctx, t, opts, add); err != nil {
+		return nil, err
 	}
 	return found, nil
 }

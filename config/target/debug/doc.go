@@ -16,8 +16,9 @@ package debug
 // A template may create its namespace when it is missing, and the gateway
 // removes it at the end of the session; get checks that a namespace exists
 // and carries the labels the template's selector wants, list serves the
-// orphan sweep.
-// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;create;delete
+// orphan sweep, and update hands a namespace the ending session created to
+// another session still working in it (its labels only).
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;create;update;delete
 
 // The debug workload itself: created once and never changed (a template
 // edited later does not reach a running session, so no update); list serves
