@@ -9,6 +9,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -44,43 +45,31 @@ func (h *Handler) addParticipant(w http.ResponseWriter, r *http.Request, id *aut
 		apistatus.Write(w, apierrors.NewBadRequest("request body: "+err.Error()))
 		return
 	}
-	s, st := h.ownSession(r, id, name)
-	if st != nil {
-		h.refuse(w, r, id, "add-participant", auditRef{session: name}, st)
-		return
-	}
-	switch {
-	case req.User == "" || len(req.User) > 1024:
-		st = apierrors.NewBadRequest("user: name the participant by the gateway's username claim (1 to 1024 characters)")
-	case req.Role != v1alpha1.RoleParticipant && req.Role != v1alpha1.RoleViewer:
-		st = apierrors.NewBadRequest(fmt.Sprintf("role: %q is not participant or viewer", req.Role))
-	case req.User == id.Username:
-		st = apierrors.NewBadRequest("user: you own the session already")
-	case isOver(s):
-		st = statusError(http.StatusConflict, metav1.StatusReasonConflict, fmt.Sprintf("session %s has ended", s.Name))
-	}
+	s, st := h.changeParticipants(r, id, name, func(s *v1alpha1.Session) *apierrors.StatusError {
+		switch {
+		case req.User == "" || len(req.User) > 1024:
+			return apierrors.NewBadRequest("user: name the participant by the gateway's username claim (1 to 1024 characters)")
+		case req.Role != v1alpha1.RoleParticipant && req.Role != v1alpha1.RoleViewer:
+			return apierrors.NewBadRequest(fmt.Sprintf("role: %q is not participant or viewer", req.Role))
+		case req.User == id.Username:
+			return apierrors.NewBadRequest("user: you own the session already")
+		case isOver(s):
+			return statusError(http.StatusConflict, metav1.StatusReasonConflict, fmt.Sprintf("session %s has ended", s.Name))
+		}
+		now := metav1.NewTime(time.Now().Truncate(time.Second))
+		p := v1alpha1.Participant{User: req.User, Role: req.Role, AddedBy: id.Username, AddedAt: &now}
+		switch i := slices.IndexFunc(s.Spec.Participants, func(p v1alpha1.Participant) bool { return p.User == req.User }); {
+		case i >= 0:
+			s.Spec.Participants[i] = p
+		case len(s.Spec.Participants) >= maxParticipants:
+			return apierrors.NewBadRequest(fmt.Sprintf("session %s has %d participants, the most a session may have", s.Name, maxParticipants))
+		default:
+			s.Spec.Participants = append(s.Spec.Participants, p)
+		}
+		return nil
+	})
 	if st != nil {
 		h.refuse(w, r, id, "add-participant", refOf(s, name), st)
-		return
-	}
-	patch := client.MergeFromWithOptions(s.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	now := metav1.NewTime(time.Now().Truncate(time.Second))
-	p := v1alpha1.Participant{User: req.User, Role: req.Role, AddedBy: id.Username, AddedAt: &now}
-	if i := slices.IndexFunc(s.Spec.Participants, func(p v1alpha1.Participant) bool { return p.User == req.User }); i >= 0 {
-		s.Spec.Participants[i] = p
-	} else if len(s.Spec.Participants) >= maxParticipants {
-		h.refuse(w, r, id, "add-participant", refOf(s, name), apierrors.NewBadRequest(fmt.Sprintf("session %s has %d participants, the most a session may have", s.Name, maxParticipants)))
-		return
-	} else {
-		s.Spec.Participants = append(s.Spec.Participants, p)
-	}
-	if err := h.Client.Patch(r.Context(), s, patch); err != nil {
-		if apierrors.IsConflict(err) {
-			apistatus.Write(w, statusError(http.StatusConflict, metav1.StatusReasonConflict, "the session changed meanwhile; try again"))
-			return
-		}
-		klog.ErrorS(err, "Adding participant", "session", s.Name)
-		apistatus.Write(w, apierrors.NewInternalError(fmt.Errorf("the participant could not be added")))
 		return
 	}
 	klog.V(2).InfoS("Participant added", "session", s.Name, "by", id.Username, "user", req.User, "role", req.Role)
@@ -92,26 +81,44 @@ func (h *Handler) addParticipant(w http.ResponseWriter, r *http.Request, id *aut
 // gateway is refused.
 func (h *Handler) removeParticipant(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
 	name, user := r.PathValue("name"), r.PathValue("user")
-	s, st := h.ownSession(r, id, name)
+	s, st := h.changeParticipants(r, id, name, func(s *v1alpha1.Session) *apierrors.StatusError {
+		i := slices.IndexFunc(s.Spec.Participants, func(p v1alpha1.Participant) bool { return p.User == user })
+		if i < 0 {
+			return statusError(http.StatusNotFound, metav1.StatusReasonNotFound, fmt.Sprintf("%q is not a participant of session %s", user, s.Name))
+		}
+		s.Spec.Participants = slices.Delete(s.Spec.Participants, i, i+1)
+		return nil
+	})
 	if st != nil {
-		h.refuse(w, r, id, "remove-participant", auditRef{session: name}, st)
-		return
-	}
-	i := slices.IndexFunc(s.Spec.Participants, func(p v1alpha1.Participant) bool { return p.User == user })
-	if i < 0 {
-		h.refuse(w, r, id, "remove-participant", refOf(s, name), statusError(http.StatusNotFound, metav1.StatusReasonNotFound, fmt.Sprintf("%q is not a participant of session %s", user, s.Name)))
-		return
-	}
-	patch := client.MergeFromWithOptions(s.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	s.Spec.Participants = slices.Delete(s.Spec.Participants, i, i+1)
-	if err := h.Client.Patch(r.Context(), s, patch); err != nil {
-		klog.ErrorS(err, "Removing participant", "session", s.Name)
-		apistatus.Write(w, apierrors.NewInternalError(fmt.Errorf("the participant could not be removed")))
+		h.refuse(w, r, id, "remove-participant", refOf(s, name), st)
 		return
 	}
 	klog.V(2).InfoS("Participant removed", "session", s.Name, "by", id.Username, "user", user)
 	h.audit(r, id, "remove-participant", s, user)
 	writeJSON(w, http.StatusOK, s)
+}
+
+// changeParticipants applies change to the caller's own session, on the
+// version it read, again on a conflict (the leader writes the status all
+// the while).
+func (h *Handler) changeParticipants(r *http.Request, id *authn.Identity, name string, change func(*v1alpha1.Session) *apierrors.StatusError) (*v1alpha1.Session, *apierrors.StatusError) {
+	var s *v1alpha1.Session
+	var refusal *apierrors.StatusError
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if s, refusal = h.ownSession(r, id, name); refusal != nil {
+			return nil
+		}
+		patch := client.MergeFromWithOptions(s.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		if refusal = change(s); refusal != nil {
+			return nil
+		}
+		return h.Client.Patch(r.Context(), s, patch)
+	})
+	if err != nil {
+		klog.ErrorS(err, "Changing participants", "session", name, "user", id.Username)
+		return s, apierrors.NewInternalError(fmt.Errorf("the participants could not be changed"))
+	}
+	return s, refusal
 }
 
 // ownSession is the named session if the caller owns it; anyone else gets
