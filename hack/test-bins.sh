@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the binaries that tests run against — kube-apiserver, etcd, kubectl,
-# kube-controller-manager, kwok and versitygw — from the Go module proxy into the given directory (default bin/).
+# kube-controller-manager, kube-scheduler, kwok and versitygw — from the Go module proxy into the given directory (default bin/).
 # Nothing is downloaded from anywhere else. A stamp file per binary records the
 # version it was built from, so a second run is a no-op.
 set -euo pipefail
@@ -37,6 +37,9 @@ build kubectl "$KUBE_VERSION" go build -o "$bin/kubectl" k8s.io/kubernetes/cmd/k
 # kube-controller-manager signs approved CertificateSigningRequests for the
 # CSR provider's tests (its csrsigning controller, nothing else).
 build kube-controller-manager "$KUBE_VERSION" go build -o "$bin/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager
+# kube-scheduler places the pods of the DaemonSets and Deployments that debug
+# sessions deploy on kwok's nodes, as a real cluster's would.
+build kube-scheduler "$KUBE_VERSION" go build -o "$bin/kube-scheduler" k8s.io/kubernetes/cmd/kube-scheduler
 
 # kwok fakes nodes and pods on a test target, with real exec, logs and
 # port-forward. Its CRDs and stage definitions come from the same module.

@@ -110,6 +110,23 @@ func run(m *testing.M) (int, error) {
 	if err := testenv.RunningPod(ctx, target, "demo", "web"); err != nil {
 		return 0, err
 	}
+	// Debug sessions deploy DaemonSets and Deployments, which need their
+	// controllers and the scheduler; their cleanup relies on the garbage
+	// collector and the namespace controller.
+	kcmDir := filepath.Join(workDir, "kube-controller-manager")
+	if err := os.Mkdir(kcmDir, 0o700); err != nil {
+		return 0, err
+	}
+	kcm, err := testenv.StartControllerManager(target, kcmDir, "daemonset", "deployment", "replicaset", "garbagecollector", "namespace")
+	if err != nil {
+		return 0, err
+	}
+	defer kcm.Stop()
+	sched, err := testenv.StartScheduler(target, kcmDir)
+	if err != nil {
+		return 0, err
+	}
+	defer sched.Stop()
 
 	if issuer, err = devissuer.New(); err != nil {
 		return 0, err

@@ -5,13 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
-// ControllerManager is a kube-controller-manager running only the csrsigning
-// controller: it issues the certificates of approved
-// kubernetes.io/kube-apiserver-client requests with the target's client CA,
-// as a real cluster's would.
+// ControllerManager is a kube-controller-manager running only the
+// controllers a test names, by default csrsigning: it issues the
+// certificates of approved kubernetes.io/kube-apiserver-client requests with
+// the target's client CA, as a real cluster's would.
 type ControllerManager struct {
 	cmd *exec.Cmd
 	// Log is where its output goes.
@@ -19,8 +20,13 @@ type ControllerManager struct {
 }
 
 // StartControllerManager runs kube-controller-manager against c, which must
-// have been started with a CA (StartTarget), until Stop.
-func StartControllerManager(c *Cluster, dir string) (*ControllerManager, error) {
+// have been started with a CA (StartTarget), until Stop, with the named
+// controllers (default csrsigning; e.g. daemonset, deployment, replicaset,
+// garbagecollector, namespace for workloads).
+func StartControllerManager(c *Cluster, dir string, controllers ...string) (*ControllerManager, error) {
+	if len(controllers) == 0 {
+		controllers = []string{"csrsigning"}
+	}
 	if c.CA == nil {
 		return nil, fmt.Errorf("the cluster has no client CA to sign with")
 	}
@@ -41,7 +47,7 @@ func StartControllerManager(c *Cluster, dir string) (*ControllerManager, error) 
 	defer log.Close()
 	cmd := exec.Command(filepath.Join(BinDir(), "kube-controller-manager"),
 		"--kubeconfig="+filepath.Join(dir, "kubeconfig"),
-		"--controllers=csrsigning",
+		"--controllers="+strings.Join(controllers, ","),
 		"--cluster-signing-kube-apiserver-client-cert-file="+filepath.Join(dir, "ca.crt"),
 		"--cluster-signing-kube-apiserver-client-key-file="+filepath.Join(dir, "ca.key"),
 		"--leader-elect=false",

@@ -32,8 +32,10 @@ var (
 	NewCA                  = localkube.NewCA
 	FreePort               = localkube.FreePort
 	StartControllerManager = localkube.StartControllerManager
+	StartScheduler         = localkube.StartScheduler
 	StartS3                = localkube.StartS3
 	ApplyFile              = localkube.ApplyFile
+	Apply                  = localkube.Apply
 	BinDir                 = localkube.BinDir
 )
 
