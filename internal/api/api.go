@@ -31,6 +31,7 @@ import (
 	"sessiongate.dev/sessiongate/internal/entitlement"
 	"sessiongate.dev/sessiongate/internal/policy"
 	"sessiongate.dev/sessiongate/internal/recording"
+	"sessiongate.dev/sessiongate/internal/registry"
 )
 
 // SessionRequest is the body of POST /api/v1/sessions.
@@ -74,6 +75,11 @@ type Handler struct {
 	Recordings recording.Sink
 	// AuditorGroups may list and fetch every session's recordings.
 	AuditorGroups []string
+	// Registry has the backends of the sessions this replica serves, for
+	// the debug endpoints, which act on the target as the session.
+	Registry *registry.Registry
+	// Gateway names the installation, for the labels of debug pods.
+	Gateway string
 }
 
 func (h *Handler) reader() client.Reader {
@@ -100,6 +106,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/debug-templates", h.authed(h.debugTemplates))
 	mux.HandleFunc("POST /api/v1/sessions/{name}/participants", h.authed(h.addParticipant))
 	mux.HandleFunc("DELETE /api/v1/sessions/{name}/participants/{user}", h.authed(h.removeParticipant))
+	h.registerDebug(mux)
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, id *authn.Identity)

@@ -44,6 +44,7 @@ import (
 	"sessiongate.dev/sessiongate/internal/controlplane"
 	"sessiongate.dev/sessiongate/internal/credentials"
 	"sessiongate.dev/sessiongate/internal/dataplane"
+	"sessiongate.dev/sessiongate/internal/kubectldebug"
 	"sessiongate.dev/sessiongate/internal/policy"
 	"sessiongate.dev/sessiongate/internal/proxy"
 	"sessiongate.dev/sessiongate/internal/registry"
@@ -368,9 +369,11 @@ func (g *Gateway) setupDataPlane(namespace string, pol policy.Policy, opts *Serv
 		Client: g.GetClient(), APIReader: g.GetAPIReader(), Authn: a, Policy: pol, Namespace: namespace,
 		OwnerClaim: ownerClaim, Audit: log, AdminGroups: opts.AdminGroups,
 		Recordings: opts.Recordings, AuditorGroups: opts.AuditorGroups,
+		Registry: g.Registry, Gateway: g.Name(),
 	}).Register(mux)
 	ph := proxy.NewHandler(g.Registry, a, log)
 	ph.Recordings = opts.Recordings
+	ph.Debug = proxy.DebugConfig{Gateway: g.Name(), Recorder: &kubectldebug.Recorder{Client: g.GetClient(), Reader: g.GetAPIReader()}}
 	srv, err := newServer(opts, routes(ph, mux))
 	if err != nil {
 		return err

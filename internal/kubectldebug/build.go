@@ -103,15 +103,21 @@ func hasName(pod *corev1.Pod, name string) bool {
 // attached to. name may be empty.
 func EphemeralContainer(pod *corev1.Pod, name, image, target string, o Options) corev1.EphemeralContainer {
 	return corev1.EphemeralContainer{
-		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
-			Name:                     containerName(pod, name),
-			Image:                    image,
-			Stdin:                    true,
-			TTY:                      true,
-			TerminationMessagePolicy: corev1.TerminationMessageReadFile,
-			SecurityContext:          o.securityContext(),
-		},
-		TargetContainerName: target,
+		EphemeralContainerCommon: corev1.EphemeralContainerCommon(o.container(containerName(pod, name), image)),
+		TargetContainerName:      target,
+	}
+}
+
+// container is a debug container: interactive, so that it can be attached
+// to.
+func (o Options) container(name, image string) corev1.Container {
+	return corev1.Container{
+		Name:                     name,
+		Image:                    image,
+		Stdin:                    true,
+		TTY:                      true,
+		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+		SecurityContext:          o.securityContext(),
 	}
 }
 
@@ -137,14 +143,7 @@ func PodCopy(src *corev1.Pod, name, image string, o Options) (*corev1.Pod, strin
 		c.LivenessProbe, c.ReadinessProbe, c.StartupProbe = nil, nil, nil
 	}
 	cn := containerName(p, "")
-	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{
-		Name:                     cn,
-		Image:                    image,
-		Stdin:                    true,
-		TTY:                      true,
-		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
-		SecurityContext:          o.securityContext(),
-	})
+	p.Spec.Containers = append(p.Spec.Containers, o.container(cn, image))
 	return p, cn
 }
 
@@ -163,14 +162,7 @@ func NodePod(namespace, node, image string, hostNamespaces bool, o Options) (*co
 			NodeName:      node,
 			RestartPolicy: corev1.RestartPolicyNever,
 			Tolerations:   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-			Containers: []corev1.Container{{
-				Name:                     cn,
-				Image:                    image,
-				Stdin:                    true,
-				TTY:                      true,
-				TerminationMessagePolicy: corev1.TerminationMessageReadFile,
-				SecurityContext:          o.securityContext(),
-			}},
+			Containers:    []corev1.Container{o.container(cn, image)},
 		},
 	}
 	if hostNamespaces {

@@ -475,6 +475,17 @@ func copySource(c *Checker, pod *corev1.Pod, sources []corev1.Pod) *corev1.Pod {
 	return nil
 }
 
+// DebugContainer is the first container of pod that is not its source's:
+// the one to attach to.
+func DebugContainer(pod, source *corev1.Pod) *corev1.Container {
+	for i := range pod.Spec.Containers {
+		if source == nil || !hasContainer(source, &pod.Spec.Containers[i]) {
+			return &pod.Spec.Containers[i]
+		}
+	}
+	return &pod.Spec.Containers[0]
+}
+
 // hasContainer: src has a container (or init container) of ctr's name and
 // image.
 func hasContainer(src *corev1.Pod, ctr *corev1.Container) bool {

@@ -3,10 +3,15 @@ package kubectldebug
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -66,4 +71,24 @@ func listed(list []v1alpha1.DebugCreated, it v1alpha1.DebugCreated) bool {
 		}
 	}
 	return false
+}
+
+// TargetClient acts on a session's target as the session: the backend's
+// transport (which verifies the target, and carries a client certificate if
+// that is the credential) and bearer token.
+func TargetClient(server *url.URL, token string, rt http.RoundTripper) (kubernetes.Interface, error) {
+	return kubernetes.NewForConfig(&rest.Config{Host: server.String(), BearerToken: token, Transport: rt, UserAgent: "sessiongate"})
+}
+
+// AnnotationCreated, on a request's audit record, lists what kubectl-debug
+// mode let it create: "Kind namespace/pod[/container] "image"", joined by "; ".
+const AnnotationCreated = "sessiongate.dev/debug-created"
+
+// Describe is an item for AnnotationCreated.
+func Describe(items []v1alpha1.DebugCreated) string {
+	parts := make([]string, len(items))
+	for i, it := range items {
+		parts[i] = describe(Kind(it.Kind), it.Namespace, it.Pod, it.Container, it.Image)
+	}
+	return strings.Join(parts, "; ")
 }

@@ -49,6 +49,8 @@ type Handler struct {
 	Clock clock.Clock
 	// Recordings stores exec and attach casts; nil records nothing.
 	Recordings recording.Sink
+	// Debug labels and records what debug sessions create (kubectl debug).
+	Debug DebugConfig
 
 	requestInfo request.RequestInfoFactory
 }
@@ -158,6 +160,9 @@ func (h *Handler) serve(c *call, r *http.Request) {
 	if rule, err := checkStream(s.Name, lim.Streams, info, opts, r.URL.Query()); err != nil {
 		c.ev.Annotations[audit.AnnotationRefusedBy] = rule
 		apistatus.Write(w, err)
+		return
+	}
+	if !h.kubectlDebug(c, r, s, lim, info) {
 		return
 	}
 	// For idle expiry: one atomic store. A refused request is no use of

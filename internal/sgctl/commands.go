@@ -62,6 +62,7 @@ func NewCommand() *cobra.Command {
 		shareCommand(client),
 		unshareCommand(client),
 		kubeconfigCommand(cfg, client),
+		debugCommand(client),
 		tokenCommand(cfg),
 	)
 	return root
