@@ -202,6 +202,13 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, v1alpha1.ReasonMinted, "Mint",
 			"minted credentials on cluster %s for %s, valid until %s", s.Spec.Cluster, cred.Identity, cred.NotAfter.UTC().Format(time.RFC3339))
 	}
+	if s.Spec.Debug != nil {
+		// A debug session is Active once its pods are ready; until then
+		// this step holds it back and polls.
+		if done, res, err := r.ensureDebug(ctx, s, target, now); done {
+			return res, err
+		}
+	}
 
 	if err := r.ensureAuthorizationPolicy(ctx, s); err != nil {
 		return r.stepFailed(ctx, s, err)
@@ -227,6 +234,9 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 	next := expiresAt
 	if refresh := notAfter.Add(-refreshBefore); notAfter.Before(expiresAt) && refresh.Before(next) {
 		next = refresh
+	}
+	if s.Spec.Debug != nil && next.Sub(now) > debugRefresh {
+		next = now.Add(debugRefresh)
 	}
 	return requeueAt(now, next), nil
 }

@@ -35,6 +35,8 @@ var phaseByReadyReason = map[string]v1alpha1.SessionPhase{
 	v1alpha1.ReasonApprovalTimeout:   v1alpha1.PhaseApprovalTimeout,
 	v1alpha1.ReasonScheduled:         v1alpha1.PhaseScheduled,
 	v1alpha1.ReasonIdleExpired:       v1alpha1.PhaseIdleExpired,
+	v1alpha1.ReasonTemplateInvalid:   v1alpha1.PhaseFailed,
+	v1alpha1.ReasonDebugPodsNotReady: v1alpha1.PhaseFailed,
 }
 
 // phaseOf derives the phase from the conditions; it is the only place that

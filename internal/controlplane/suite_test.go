@@ -46,6 +46,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer target.Stop()
+	defer stopDebugTarget()
 	return m.Run()
 }
 
