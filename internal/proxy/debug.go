@@ -71,10 +71,6 @@ func (h *Handler) kubectlDebug(c *call, r *http.Request, s *registry.Session, li
 	if lim.Debug == nil || op == notDebugWrite {
 		return true
 	}
-	resource := "pods"
-	if op == ephemeralWrite {
-		resource = "pods/ephemeralcontainers"
-	}
 	refuse := func(err error) bool {
 		var ke *kubectldebug.Error
 		if !errors.As(err, &ke) {
@@ -92,7 +88,7 @@ func (h *Handler) kubectlDebug(c *call, r *http.Request, s *registry.Session, li
 			c.ev.Annotations[audit.AnnotationRefusedBy] = "kubectlDebug." + ke.Rule
 		}
 		klog.V(4).InfoS("Refused kubectl debug request", "session", s.Name, "rule", ke.Rule, "field", ke.Field)
-		apistatus.Write(c.w, ke.Status(resource, info.Name))
+		apistatus.Write(c.w, ke.Status("pods", info.Name))
 		return false
 	}
 	chk := kubectldebug.New(lim.Debug, deniedNodes(lim.Debug))
