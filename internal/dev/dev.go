@@ -148,6 +148,21 @@ func Run(ctx context.Context, opts Options) error {
 	if err := localkube.RunningPod(ctx, target, "demo", "web"); err != nil {
 		return err
 	}
+	step("starting kube-controller-manager and kube-scheduler for debug workloads")
+	kcmDir := filepath.Join(dir, "kube-controller-manager")
+	if err := os.MkdirAll(kcmDir, 0o700); err != nil {
+		return err
+	}
+	kcm, err := localkube.StartControllerManager(target, kcmDir, "daemonset", "deployment", "replicaset", "garbagecollector", "namespace")
+	if err != nil {
+		return err
+	}
+	stops = append(stops, kcm.Stop)
+	sched, err := localkube.StartScheduler(target, kcmDir)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, sched.Stop)
 
 	ca, err := localkube.NewCA("sessiongate-dev")
 	if err != nil {

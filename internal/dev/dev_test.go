@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/dev"
 	"sessiongate.dev/sessiongate/internal/testenv"
 )
@@ -149,7 +150,7 @@ func alive(pid int) bool {
 // walkthrough with sgctl and the real kubectl, then stops the sandbox and
 // checks that nothing it started is left running.
 func TestReadmeWalkthrough(t *testing.T) {
-	bin := install(t, "kube-apiserver", "etcd", "kwok", "kwok-config")
+	bin := install(t, "kube-apiserver", "etcd", "kwok", "kwok-config", "kube-controller-manager", "kube-scheduler")
 	sessiongate, sgctl := filepath.Join(bin, "sessiongate"), filepath.Join(bin, "sgctl")
 	kubectl := filepath.Join(testenv.BinDir(), "kubectl")
 	dir := filepath.Join(t.TempDir(), "dev")
@@ -349,6 +350,40 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 	if _, err := run(alice, sgctl, "wait", third); err == nil || !strings.Contains(err.Error(), "rejected by bob@example.com: not today") {
 		t.Errorf("waiting for a rejected request: got %v", err)
+	}
+
+	// The sandbox's debug-pods template: an SRE's request starts at once,
+	// and its pod takes an exec through the gateway.
+	out, err = run(bob, sgctl, "templates")
+	if err != nil || !strings.Contains(out, "debug-pods") || !strings.Contains(out, "ephemeral-debug") {
+		t.Errorf("sgctl templates: %v\n%s", err, out)
+	}
+	if _, err := run(bob, sgctl, "request", "--cluster", "dev-target", "--template", "debug-pods", "--var", "sleep=5", "--reason", "x"); err == nil ||
+		!strings.Contains(err.Error(), `debug.variables[sleep]: Invalid value: "5": must be at least 60`) {
+		t.Errorf("a debug request with a variable out of range: got %v", err)
+	}
+	out, err = run(bob, sgctl, "request", "--cluster", "dev-target", "--template", "debug-pods", "--var", "sleep=600", "--reason", "node check", "--wait", "--timeout", "2m")
+	testenv.Must(t, err)
+	debugSession := strings.TrimSpace(out)
+	out, err = run(bob, sgctl, "get", debugSession, "-o", "json")
+	testenv.Must(t, err)
+	var got struct {
+		Status struct{ Debug v1alpha1.DebugStatus }
+	}
+	testenv.Must(t, json.Unmarshal([]byte(out), &got))
+	if len(got.Status.Debug.Pods) == 0 {
+		t.Fatalf("debug session %s has no pods:\n%s", debugSession, out)
+	}
+	debugKC, err := run(bob, sgctl, "kubeconfig", debugSession)
+	testenv.Must(t, err)
+	debugKCFile := filepath.Join(t.TempDir(), "debug.kubeconfig")
+	testenv.Must(t, os.WriteFile(debugKCFile, []byte(debugKC), 0o600))
+	pod := got.Status.Debug.Pods[0]
+	if out, err := run(bob, kubectl, "--kubeconfig", debugKCFile, "exec", "-n", pod.Namespace, pod.Name, "--", "echo", "debugging"); err != nil || !strings.Contains(out, "debugging") {
+		t.Errorf("kubectl exec into the debug pod: %v\n%s", err, out)
+	}
+	if _, err := run(bob, sgctl, "terminate", debugSession); err != nil {
+		t.Error(err)
 	}
 
 	irene := tokenFor("irene@example.com", dev.AdminGroup)
