@@ -15,10 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
-	"k8s.io/apimachinery/pkg/watch"
 
 	"sessiongate.dev/sessiongate/config"
 	"sessiongate.dev/sessiongate/internal/localkube"
@@ -28,7 +24,7 @@ import (
 // The debug tests need what the other tests of the package do not: nodes
 // whose pods run (kwok), the controllers that turn DaemonSets and
 // Deployments into pods and delete a namespace's content
-// (kube-controller-manager), something that places pods on nodes, and the
+// (kube-controller-manager), kube-scheduler to place pods on nodes, and the
 // opt-in rbac-debug.yaml for the gateway's identity. The first debug test
 // starts them, once, and the suite stops them.
 var (
@@ -101,9 +97,12 @@ func startDebugTarget() error {
 	}
 	debugTargetStop = append(debugTargetStop, kcm.Stop)
 	debugTargetLogs = []string{filepath.Join(dir, "kwok.log"), kcm.Log}
-	bctx, cancel := context.WithCancel(ctx)
-	debugTargetStop = append(debugTargetStop, cancel)
-	go bindPods(bctx)
+	sched, err := testenv.StartScheduler(target, dir)
+	if err != nil {
+		return err
+	}
+	debugTargetStop = append(debugTargetStop, sched.Stop)
+	debugTargetLogs = append(debugTargetLogs, sched.Log)
 	return nil
 }
 
@@ -136,80 +135,6 @@ func stopDebugTarget() {
 	for i := len(debugTargetStop) - 1; i >= 0; i-- {
 		debugTargetStop[i]()
 	}
-}
-
-// bindPods stands in for kube-scheduler, which the test binaries do not
-// include: it binds each pod without a node to the first node its
-// nodeSelector and required node affinity allow (a DaemonSet's pods name
-// their node by affinity), and leaves a pod no node fits Pending, as the
-// scheduler would.
-func bindPods(ctx context.Context) {
-	unscheduled := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", "").String()}
-	for ctx.Err() == nil {
-		w, err := target.Kube.CoreV1().Pods(metav1.NamespaceAll).Watch(ctx, unscheduled)
-		if err != nil {
-			select {
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
-		}
-		for ev := range w.ResultChan() {
-			pod, ok := ev.Object.(*corev1.Pod)
-			if !ok || (ev.Type != watch.Added && ev.Type != watch.Modified) || pod.Spec.NodeName != "" || !pod.DeletionTimestamp.IsZero() {
-				continue
-			}
-			bind(ctx, pod)
-		}
-		w.Stop()
-	}
-}
-
-func bind(ctx context.Context, pod *corev1.Pod) {
-	nodes, err := target.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return
-	}
-	for _, n := range nodes.Items {
-		if nodeFits(pod, &n) {
-			_ = target.Kube.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
-				ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
-				Target:     corev1.ObjectReference{Kind: "Node", Name: n.Name},
-			}, metav1.CreateOptions{})
-			return
-		}
-	}
-}
-
-func nodeFits(pod *corev1.Pod, n *corev1.Node) bool {
-	if !labels.SelectorFromSet(pod.Spec.NodeSelector).Matches(labels.Set(n.Labels)) {
-		return false
-	}
-	a := pod.Spec.Affinity
-	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
-		return true
-	}
-	for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
-		if requirementsMatch(term.MatchExpressions, n.Labels) && requirementsMatch(term.MatchFields, map[string]string{"metadata.name": n.Name}) {
-			return true
-		}
-	}
-	return false
-}
-
-func requirementsMatch(reqs []corev1.NodeSelectorRequirement, set map[string]string) bool {
-	ops := map[corev1.NodeSelectorOperator]selection.Operator{
-		corev1.NodeSelectorOpIn: selection.In, corev1.NodeSelectorOpNotIn: selection.NotIn,
-		corev1.NodeSelectorOpExists: selection.Exists, corev1.NodeSelectorOpDoesNotExist: selection.DoesNotExist,
-		corev1.NodeSelectorOpGt: selection.GreaterThan, corev1.NodeSelectorOpLt: selection.LessThan,
-	}
-	for _, r := range reqs {
-		req, err := labels.NewRequirement(r.Key, ops[r.Operator], r.Values)
-		if err != nil || !req.Matches(labels.Set(set)) {
-			return false
-		}
-	}
-	return true
 }
 
 // kubectl runs the real kubectl with kubeconfig and returns its output.
