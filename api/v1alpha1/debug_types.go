@@ -464,6 +464,11 @@ type DebugStatus struct {
 	// kubectlDebug rules, snapshotted.
 	// +optional
 	KubectlDebug *KubectlDebugRules `json:"kubectlDebug,omitempty"`
+	// deniedNodes (globs) of the template's scheduling, snapshotted: no
+	// debug pod, and no kubectl debug node pod, runs on them.
+	// +listType=atomic
+	// +optional
+	DeniedNodes []string `json:"deniedNodes,omitempty"`
 	// deployedAt is when the workload was first created.
 	// +optional
 	DeployedAt *metav1.Time `json:"deployedAt,omitempty"`

@@ -690,6 +690,11 @@ func (in *DebugStatus) DeepCopyInto(out *DebugStatus) {
 		*out = new(KubectlDebugRules)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.DeniedNodes != nil {
+		in, out := &in.DeniedNodes, &out.DeniedNodes
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.DeployedAt != nil {
 		in, out := &in.DeployedAt, &out.DeployedAt
 		*out = (*in).DeepCopy()

@@ -126,7 +126,7 @@ func (h *Handler) serveDebug(w http.ResponseWriter, r *http.Request, id *authn.I
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), debugTimeout)
 	defer cancel()
-	res, err := act(ctx, kube, kubectldebug.New(s.Status.Debug, nil), kubectldebug.Owner{Gateway: h.Gateway, Namespace: s.Namespace, Name: s.Name, UID: s.UID})
+	res, err := act(ctx, kube, kubectldebug.New(s.Status.Debug), kubectldebug.Owner{Gateway: h.Gateway, Namespace: s.Namespace, Name: s.Name, UID: s.UID})
 	if err != nil {
 		h.refuse(w, r, id, verb, refOf(s, name), debugStatus(err, s.Name))
 		return
@@ -166,7 +166,7 @@ func (h *Handler) debugSession(ctx context.Context, name string, id *authn.Ident
 	case s.Status.Debug == nil:
 		return s, statusError(http.StatusForbidden, metav1.StatusReasonForbidden, fmt.Sprintf("session %s is not a debug session", name))
 	}
-	if err := kubectldebug.New(s.Status.Debug, nil).CheckMode(); err != nil {
+	if err := kubectldebug.New(s.Status.Debug).CheckMode(); err != nil {
 		return s, debugStatus(err, name)
 	}
 	return s, nil

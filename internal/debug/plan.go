@@ -94,6 +94,7 @@ func (p *Plan) Status() *v1alpha1.DebugStatus {
 		Namespace:    p.Namespace,
 		Operations:   p.Operations,
 		KubectlDebug: p.KubectlDebug.DeepCopy(),
+		DeniedNodes:  slices.Clone(p.DeniedNodes),
 	}
 }
 

@@ -108,13 +108,13 @@ type Checker struct {
 	Created int
 }
 
-// New is the checker for a session's status.debug. deniedNodes are the
-// template's scheduling.deniedNodes (not yet in the status snapshot).
-func New(st *v1alpha1.DebugStatus, deniedNodes []string) *Checker {
+// New is the checker for a session's status.debug, with the template's
+// denied nodes as snapshotted there.
+func New(st *v1alpha1.DebugStatus) *Checker {
 	if st == nil {
 		return &Checker{}
 	}
-	return &Checker{Template: st.Template, Mode: st.Mode, Namespace: st.Namespace, Rules: st.KubectlDebug, DeniedNodes: deniedNodes, Created: len(st.Created)}
+	return &Checker{Template: st.Template, Mode: st.Mode, Namespace: st.Namespace, Rules: st.KubectlDebug, DeniedNodes: st.DeniedNodes, Created: len(st.Created)}
 }
 
 func (c *Checker) template() string {

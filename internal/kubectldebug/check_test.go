@@ -181,7 +181,7 @@ func TestModeAndNamespace(t *testing.T) {
 	empty := checker()
 	empty.Namespace = ""
 	refusedBy(t, empty.CheckNamespace(""), RuleNamespace, "no debug namespace")
-	refusedBy(t, New(nil, nil).CheckMode(), RuleMode, "mode none")
+	refusedBy(t, New(nil).CheckMode(), RuleMode, "mode none")
 }
 
 func pod(name string, containers ...corev1.Container) *corev1.Pod {

@@ -91,7 +91,7 @@ func (h *Handler) kubectlDebug(c *call, r *http.Request, s *registry.Session, li
 		apistatus.Write(c.w, ke.Status("pods", info.Name))
 		return false
 	}
-	chk := kubectldebug.New(lim.Debug, deniedNodes(lim.Debug))
+	chk := kubectldebug.New(lim.Debug)
 	if err := chk.CheckMode(); err != nil {
 		return refuse(err)
 	}
@@ -136,10 +136,6 @@ func (h *Handler) kubectlDebug(c *call, r *http.Request, s *registry.Session, li
 	return true
 }
 
-// deniedNodes are the template's scheduling.deniedNodes. status.debug does
-// not snapshot them yet; until it does, only the target's RBAC (and the
-// template's scheduling of workloads) keeps debug pods off them.
-func deniedNodes(*v1alpha1.DebugStatus) []string { return nil }
 
 func (h *Handler) judgePodCreate(ctx context.Context, r *http.Request, s *registry.Session, chk *kubectldebug.Checker, info *request.RequestInfo, body []byte, by string, now time.Time) (*corev1.Pod, []v1alpha1.DebugCreated, error) {
 	pod, err := kubectldebug.DecodePod(r.Header.Get("Content-Type"), body)
