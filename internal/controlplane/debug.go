@@ -47,13 +47,13 @@ const (
 func (r *SessionReconciler) ensureDebug(ctx context.Context, s *v1alpha1.Session, target credentials.Target, now time.Time) (done bool, res ctrl.Result, err error) {
 	plan, err := r.debugPlan(ctx, s, target.Cluster)
 	if err != nil {
-		res, err := r.debugStepFailed(ctx, s, err)
+		res, err := r.debugStepFailed(ctx, s, nil, now, err)
 		return true, res, err
 	}
 	st := s.Status.Debug
 	created, err := credentials.EnsureDebugNamespace(ctx, target, s, st.Namespace, plan.CreateNamespace, plan.NamespaceSelector)
 	if err != nil {
-		res, err := r.debugStepFailed(ctx, s, err)
+		res, err := r.debugStepFailed(ctx, s, plan, now, err)
 		return true, res, err
 	}
 	if created {
@@ -64,7 +64,7 @@ func (r *SessionReconciler) ensureDebug(ctx context.Context, s *v1alpha1.Session
 	if plan.Workload != nil {
 		workload, err := r.deployDebug(ctx, s, target, plan)
 		if err != nil {
-			res, err := r.debugStepFailed(ctx, s, err)
+			res, err := r.debugStepFailed(ctx, s, plan, now, err)
 			return true, res, err
 		}
 		if st.DeployedAt == nil {
@@ -73,12 +73,12 @@ func (r *SessionReconciler) ensureDebug(ctx context.Context, s *v1alpha1.Session
 		}
 		want, ready, why, err = debugPods(ctx, target, s, plan, workload)
 		if err != nil {
-			res, err := r.debugStepFailed(ctx, s, err)
+			res, err := r.debugStepFailed(ctx, s, plan, now, err)
 			return true, res, err
 		}
 	}
 	if err := credentials.EnsureDebugRole(ctx, target, s, st.Namespace, debugRules(st)); err != nil {
-		res, err := r.debugStepFailed(ctx, s, err)
+		res, err := r.debugStepFailed(ctx, s, plan, now, err)
 		return true, res, err
 	}
 	if ready || s.Status.ActivatedAt != nil {
@@ -140,11 +140,18 @@ func isTemplateMissing(err error) bool {
 
 // debugStepFailed is stepFailed for the debug steps: a permanent error
 // fails (and so cleans up) the session; anything else is retried, and says
-// why while the session is not yet Active.
-func (r *SessionReconciler) debugStepFailed(ctx context.Context, s *v1alpha1.Session, err error) (ctrl.Result, error) {
+// why while the session is not yet Active — until the readiness timeout,
+// which holds for the whole deployment, not only for the pods: a session
+// that could not be deployed in time fails too.
+func (r *SessionReconciler) debugStepFailed(ctx context.Context, s *v1alpha1.Session, plan *debug.Plan, now time.Time, err error) (ctrl.Result, error) {
 	reason, permanent := classify(err)
 	if permanent {
 		return r.fail(ctx, s, reason, err.Error())
+	}
+	if st := s.Status.Debug; s.Status.ActivatedAt == nil && plan != nil && plan.Workload != nil && st.DeployedAt != nil {
+		if timeout := plan.Workload.ReadinessTimeout; now.Sub(st.DeployedAt.Time) >= timeout {
+			return r.fail(ctx, s, v1alpha1.ReasonDebugPodsNotReady, fmt.Sprintf("not deployed after %s: %v", timeout, err))
+		}
 	}
 	if reason == reasonMintRetrying {
 		reason = v1alpha1.ReasonDebugPodsStarting
