@@ -81,6 +81,12 @@ func (r *SessionReconciler) ensureDebug(ctx context.Context, s *v1alpha1.Session
 		res, err := r.debugStepFailed(ctx, s, plan, now, err)
 		return true, res, err
 	}
+	if k := st.KubectlDebug; k != nil && k.Node && st.Mode != v1alpha1.ModeWorkload {
+		if err := credentials.EnsureDebugNodeReader(ctx, target, s); err != nil {
+			res, err := r.debugStepFailed(ctx, s, plan, now, err)
+			return true, res, err
+		}
+	}
 	if ready || s.Status.ActivatedAt != nil {
 		// An Active session keeps going while a pod restarts; its Role and
 		// status.debug.pods follow the pods that are there.

@@ -187,6 +187,12 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 		fresh = fresh && (!now.Add(refreshBefore).After(notAfter) || !notAfter.Before(expiresAt))
 	}
 	if !fresh {
+		// Minting acts on the target before any status says so: never on
+		// a stale read, which would give a session revoked a moment ago
+		// credentials again that no later pass revokes.
+		if stale, err := r.staleRead(ctx, s); err != nil || stale {
+			return ctrl.Result{RequeueAfter: 10 * time.Millisecond}, err
+		}
 		minter, err := credentials.NewMinter(target)
 		if err != nil {
 			return r.stepFailed(ctx, s, err)
@@ -239,6 +245,24 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 		next = now.Add(debugRefresh)
 	}
 	return requeueAt(now, next), nil
+}
+
+// staleRead reports whether s, as read from the cache, is older than what
+// the API server holds.
+func (r *SessionReconciler) staleRead(ctx context.Context, s *v1alpha1.Session) (bool, error) {
+	if r.APIReader == nil {
+		return false, nil
+	}
+	cur := &v1alpha1.Session{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s), cur); err != nil {
+		// Gone from the API server: stale too.
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	}
+	if cur.ResourceVersion != s.ResourceVersion {
+		klog.V(4).InfoS("Session read from a stale cache; not minting on it", "session", klog.KObj(s))
+		return true, nil
+	}
+	return false, nil
 }
 
 // stepFailed records why a step did not finish: permanent errors fail the

@@ -244,6 +244,25 @@ func EnsureDebugRole(ctx context.Context, t Target, s *v1alpha1.Session, namespa
 	return err
 }
 
+// DebugNodesRole is the ClusterRole (config/target/rbac-debug.yaml) a
+// session that may run kubectl debug node is bound to: get nodes.
+const DebugNodesRole = "sessiongate-debug-nodes"
+
+// EnsureDebugNodeReader binds the session's subject to DebugNodesRole with
+// a ClusterRoleBinding of its own, which revocation deletes by its labels.
+func EnsureDebugNodeReader(ctx context.Context, t Target, s *v1alpha1.Session) error {
+	subject, err := SessionSubject(t, s)
+	if err != nil {
+		return err
+	}
+	_, err = ensureObject(ctx, t, s, "ClusterRoleBinding", t.Client.RbacV1().ClusterRoleBindings(), &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: ObjectName(t.Gateway, s) + ".nodes"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: DebugNodesRole},
+		Subjects:   []rbacv1.Subject{subject},
+	})
+	return err
+}
+
 // labelledKind lists and deletes, by label across namespaces, one kind a
 // debug session may have on a target.
 type labelledKind struct {

@@ -49,3 +49,10 @@ package debug
 // +kubebuilder:rbac:groups="",resources=configmaps;secrets;persistentvolumeclaims;resourcequotas,verbs=get;list;create;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;create;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;create;delete
+
+// kubectl debug node/NAME reads the Node first, which no namespaced Role can
+// grant: a session whose template allows node debugging gets a
+// ClusterRoleBinding to the ClusterRole sessiongate-debug-nodes (get nodes,
+// in bindings.yaml). The gateway may bind it because it holds get on nodes
+// itself; it needs no bind verb.
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get
