@@ -276,3 +276,55 @@ func TestDebugSessionRequestsRefusedBeforeAnythingIsMade(t *testing.T) {
 	name := debugRequest(t, eve, `{"cluster":"target","debug":{"template":"debug-pods"},"ttl":"10m","reason":"INC-8"}`)
 	waitPhaseAPI(t, eve, name, v1alpha1.PhasePendingApproval)
 }
+
+func TestKubectlDebugSessionFromTheSandboxTemplate(t *testing.T) {
+	testenv.Must(t, debugReady())
+	ctx := context.Background()
+	bobTok := token(t, "bob@example.com", "sre")
+	name := debugRequest(t, bearer(bobTok), `{"cluster":"target","debug":{"template":"ephemeral-debug"},"ttl":"10m","reason":"INC-9 web hangs"}`)
+	s := waitDebugActive(t, name)
+	if d := s.Status.Debug; d == nil || d.Mode != v1alpha1.ModeKubectlDebug || d.Namespace != "demo" || d.KubectlDebug == nil || !d.KubectlDebug.Ephemeral {
+		t.Fatalf("status.debug = %+v", s.Status.Debug)
+	}
+	kc := kubeconfig(t, 0, name, bobTok)
+	before, err := target.Kube.CoreV1().Pods("demo").Get(ctx, "web", metav1.GetOptions{})
+	testenv.Must(t, err)
+
+	// An image off the template's list never reaches the target.
+	if out, err := runKubectl(t, kc, nil, "", "debug", "web", "-n", "demo", "--image", "alpine:3", "--target", "main", "--", "true"); err == nil || !strings.Contains(out, `"alpine:3" is not allowed by template ephemeral-debug`) {
+		t.Errorf("kubectl debug --image alpine:3: %v\n%s", err, out)
+	}
+	// kubectl's sysadmin profile asks for a privileged container.
+	if out, err := runKubectl(t, kc, nil, "", "debug", "web", "-n", "demo", "--image", "busybox:1.36", "--profile", "sysadmin", "--", "true"); err == nil || !strings.Contains(out, "privileged") {
+		t.Errorf("kubectl debug --profile sysadmin: %v\n%s", err, out)
+	}
+	if p, _ := target.Kube.CoreV1().Pods("demo").Get(ctx, "web", metav1.GetOptions{}); len(p.Spec.EphemeralContainers) != len(before.Spec.EphemeralContainers) {
+		t.Fatalf("a refused kubectl debug reached the target: %+v", p.Spec.EphemeralContainers)
+	}
+	// With the session's own Role on the target (the leader's, not the
+	// test's), an allowed image goes through.
+	if out, err := runKubectl(t, kc, nil, "", "debug", "web", "-n", "demo", "--image", "busybox:1.36", "--target", "main", "--", "true"); err != nil {
+		t.Fatalf("kubectl debug --image busybox:1.36: %v\n%s", err, out)
+	}
+	after, err := target.Kube.CoreV1().Pods("demo").Get(ctx, "web", metav1.GetOptions{})
+	testenv.Must(t, err)
+	if n := len(after.Spec.EphemeralContainers); n != len(before.Spec.EphemeralContainers)+1 || after.Spec.EphemeralContainers[n-1].Image != "busybox:1.36" {
+		t.Fatalf("ephemeral containers on the target: %+v", after.Spec.EphemeralContainers)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		cur := &v1alpha1.Session{}
+		testenv.Must(t, mgmt.Client.Get(ctx, client.ObjectKeyFromObject(s), cur))
+		if cur.Status.Debug == nil || len(cur.Status.Debug.Created) != 1 || cur.Status.Debug.Created[0].Pod != "web" {
+			return fmt.Errorf("status.debug.created = %+v", cur.Status.Debug)
+		}
+		return nil
+	})
+	// This template allows no node debugging.
+	if out, err := runKubectl(t, kc, nil, "", "debug", "node/"+testenv.NodeName, "-n", "demo", "--image", "busybox:1.36", "--", "true"); err == nil {
+		t.Errorf("kubectl debug node under ephemeral-debug: allowed\n%s", out)
+	}
+	if r := call(t, "POST", "/api/v1/sessions/"+name+"/terminate", nil, bearer(bobTok)); r.code != http.StatusOK {
+		t.Fatalf("terminate: %d %s", r.code, r.body)
+	}
+	waitNothingLeft(t, s)
+}
