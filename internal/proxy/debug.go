@@ -136,7 +136,6 @@ func (h *Handler) kubectlDebug(c *call, r *http.Request, s *registry.Session, li
 	return true
 }
 
-
 func (h *Handler) judgePodCreate(ctx context.Context, r *http.Request, s *registry.Session, chk *kubectldebug.Checker, info *request.RequestInfo, body []byte, by string, now time.Time) (*corev1.Pod, []v1alpha1.DebugCreated, error) {
 	pod, err := kubectldebug.DecodePod(r.Header.Get("Content-Type"), body)
 	if err != nil {
