@@ -44,6 +44,12 @@ var debugReady = sync.OnceValue(func() error {
 	if err != nil {
 		return err
 	}
+	return kubectlApply(strings.ReplaceAll(string(templates), "[dev-target]", "[target]"))
+})
+
+// kubectlApply applies YAML to the management cluster with the real kubectl,
+// as an operator would.
+func kubectlApply(doc string) error {
 	kc, err := mgmt.AdminKubeconfig()
 	if err != nil {
 		return err
@@ -53,12 +59,12 @@ var debugReady = sync.OnceValue(func() error {
 		return err
 	}
 	cmd := exec.Command(filepath.Join(testenv.BinDir(), "kubectl"), "--kubeconfig", path, "apply", "-f", "-")
-	cmd.Stdin = strings.NewReader(strings.ReplaceAll(string(templates), "[dev-target]", "[target]"))
+	cmd.Stdin = strings.NewReader(doc)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("kubectl apply -f config/dev/debug.yaml: %v\n%s", err, out)
+		return fmt.Errorf("kubectl apply: %v\n%s", err, out)
 	}
 	return nil
-})
+}
 
 // debugRequest asks for a debug session through the REST API and returns
 // its name.
@@ -322,6 +328,65 @@ func TestKubectlDebugSessionFromTheSandboxTemplate(t *testing.T) {
 	// This template allows no node debugging.
 	if out, err := runKubectl(t, kc, nil, "", "debug", "node/"+testenv.NodeName, "-n", "demo", "--image", "busybox:1.36", "--", "true"); err == nil {
 		t.Errorf("kubectl debug node under ephemeral-debug: allowed\n%s", out)
+	}
+	if r := call(t, "POST", "/api/v1/sessions/"+name+"/terminate", nil, bearer(bobTok)); r.code != http.StatusOK {
+		t.Fatalf("terminate: %d %s", r.code, r.body)
+	}
+	waitNothingLeft(t, s)
+}
+
+func TestHybridDebugSessionDeploysPodsAndTakesKubectlDebug(t *testing.T) {
+	testenv.Must(t, debugReady())
+	testenv.Must(t, kubectlApply(`
+apiVersion: sessiongate.dev/v1alpha1
+kind: DebugSessionTemplate
+metadata: {name: hybrid-debug, namespace: sessiongate}
+spec:
+  mode: hybrid
+  requesters: {groups: [sre]}
+  clusters: {names: [target]}
+  maxTTL: 1h
+  namespace: {default: hybrid-debug, create: true}
+  workload: {podTemplate: tools, kind: Deployment, replicas: 1, readinessTimeout: 1m}
+  allowedPodOperations: {exec: true, attach: true, logs: true}
+  kubectlDebug:
+    ephemeral: true
+    images: ["busybox:*"]
+    allowedCapabilities: [SYS_PTRACE]
+`))
+	ctx := context.Background()
+	bobTok := token(t, "bob@example.com", "sre")
+	name := debugRequest(t, bearer(bobTok), `{"cluster":"target","debug":{"template":"hybrid-debug"},"ttl":"10m","reason":"INC-10"}`)
+	s := waitDebugActive(t, name)
+	d := s.Status.Debug
+	if d.Mode != v1alpha1.ModeHybrid || len(d.Pods) != 1 || !d.NamespaceCreated {
+		t.Fatalf("status.debug = %+v", d)
+	}
+	pod := d.Pods[0].Name
+	kc := kubeconfig(t, 0, name, bobTok)
+	if out, err := runKubectl(t, kc, nil, "", "exec", "-n", "hybrid-debug", pod, "--", "echo", "hybrid"); err != nil || !strings.Contains(out, "hybrid") {
+		t.Fatalf("kubectl exec into the debug pod: %v\n%s", err, out)
+	}
+	// kubectl debug on the session's own pod: an ephemeral container beside
+	// the tools container reaches the target.
+	if out, err := runKubectl(t, kc, nil, "", "debug", pod, "-n", "hybrid-debug", "--image", "busybox:1.36", "--target", "tools", "--", "true"); err != nil {
+		t.Fatalf("kubectl debug on the debug pod: %v\n%s", err, out)
+	}
+	p, err := target.Kube.CoreV1().Pods("hybrid-debug").Get(ctx, pod, metav1.GetOptions{})
+	testenv.Must(t, err)
+	if len(p.Spec.EphemeralContainers) != 1 || p.Spec.EphemeralContainers[0].Image != "busybox:1.36" {
+		t.Fatalf("ephemeral containers on the target: %+v", p.Spec.EphemeralContainers)
+	}
+	// Outside its namespace a hybrid session debugs nothing.
+	web, err := target.Kube.CoreV1().Pods("demo").Get(ctx, "web", metav1.GetOptions{})
+	testenv.Must(t, err)
+	if out, err := runKubectl(t, kc, nil, "", "debug", "web", "-n", "demo", "--image", "busybox:1.36", "--", "true"); err == nil {
+		t.Errorf("kubectl debug on demo/web under hybrid-debug: allowed\n%s", out)
+	}
+	after, err := target.Kube.CoreV1().Pods("demo").Get(ctx, "web", metav1.GetOptions{})
+	testenv.Must(t, err)
+	if len(after.Spec.EphemeralContainers) != len(web.Spec.EphemeralContainers) {
+		t.Errorf("an ephemeral container of session %s reached demo/web: %+v", name, after.Spec.EphemeralContainers)
 	}
 	if r := call(t, "POST", "/api/v1/sessions/"+name+"/terminate", nil, bearer(bobTok)); r.code != http.StatusOK {
 		t.Fatalf("terminate: %d %s", r.code, r.body)
