@@ -469,6 +469,11 @@ type DebugStatus struct {
 	// +listType=atomic
 	// +optional
 	DeniedNodes []string `json:"deniedNodes,omitempty"`
+	// deniedNodeLabels of the template's scheduling, snapshotted (key, or
+	// key=value): no kubectl debug node pod runs on a node carrying one.
+	// +listType=atomic
+	// +optional
+	DeniedNodeLabels []string `json:"deniedNodeLabels,omitempty"`
 	// deployedAt is when the workload was first created.
 	// +optional
 	DeployedAt *metav1.Time `json:"deployedAt,omitempty"`

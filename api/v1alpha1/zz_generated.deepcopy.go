@@ -695,6 +695,11 @@ func (in *DebugStatus) DeepCopyInto(out *DebugStatus) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.DeniedNodeLabels != nil {
+		in, out := &in.DeniedNodeLabels, &out.DeniedNodeLabels
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.DeployedAt != nil {
 		in, out := &in.DeployedAt, &out.DeployedAt
 		*out = (*in).DeepCopy()

@@ -89,12 +89,13 @@ type Workload struct {
 // granted, so that editing the template later never widens it.
 func (p *Plan) Status() *v1alpha1.DebugStatus {
 	return &v1alpha1.DebugStatus{
-		Template:     p.Template,
-		Mode:         p.Mode,
-		Namespace:    p.Namespace,
-		Operations:   p.Operations,
-		KubectlDebug: p.KubectlDebug.DeepCopy(),
-		DeniedNodes:  slices.Clone(p.DeniedNodes),
+		Template:         p.Template,
+		Mode:             p.Mode,
+		Namespace:        p.Namespace,
+		Operations:       p.Operations,
+		KubectlDebug:     p.KubectlDebug.DeepCopy(),
+		DeniedNodes:      slices.Clone(p.DeniedNodes),
+		DeniedNodeLabels: slices.Clone(p.DeniedNodeLabels),
 	}
 }
 
@@ -152,6 +153,10 @@ func Resolve(t *v1alpha1.DebugSessionTemplate, pt *v1alpha1.DebugPodTemplate, re
 	}
 	vars, verrs := variables(pt, req.Debug.Variables, root.Child("variables"))
 	errs = append(errs, verrs...)
+	if pt.Spec.Text != "" && (!safeValue.MatchString(req.Owner) || strings.HasPrefix(req.Owner, "-")) {
+		// The owner's name is pasted into the pod template's YAML too.
+		errs = append(errs, field.Invalid(field.NewPath("owner"), req.Owner, fmt.Sprintf("pod template %s is rendered with the owner's name, which may hold only letters, digits and . _ : / @ = + -", pt.Name)))
+	}
 	if len(errs) > 0 {
 		return p, errs
 	}
@@ -314,9 +319,10 @@ func (p *Plan) NodeDenied(name string, nodeLabels map[string]string) bool {
 	return false
 }
 
-// safeValue is what a string variable may hold: it is pasted into YAML, so
-// nothing that can end a scalar, start a structure or a comment, or quote.
-var safeValue = regexp.MustCompile(`^[A-Za-z0-9._:/@=+,-]*$`)
+// safeValue is what a string variable (and the owner's name) may hold: it is
+// pasted into YAML, so nothing that can end a scalar, start a structure, a
+// comment or a list item, or quote.
+var safeValue = regexp.MustCompile(`^[A-Za-z0-9._:/@=+-]*$`)
 
 // variables checks the request's values against the pod template's
 // declarations and returns every declared variable's value, typed.
@@ -380,7 +386,7 @@ func variables(pt *v1alpha1.DebugPodTemplate, given map[string]string, fp *field
 			case len(raw) > limit:
 				errs = append(errs, field.TooLong(vp, "", limit))
 			case !safeValue.MatchString(raw) || strings.HasPrefix(raw, "-"):
-				errs = append(errs, field.Invalid(vp, raw, "may hold only letters, digits and . _ : / @ = + , - (and not start with -)"))
+				errs = append(errs, field.Invalid(vp, raw, "may hold only letters, digits and . _ : / @ = + - (and not start with -)"))
 			case d.Pattern != "":
 				re, err := regexp.Compile("^(?:" + d.Pattern + ")$")
 				if err != nil {

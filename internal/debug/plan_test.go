@@ -156,6 +156,8 @@ func TestResolveRefuses(t *testing.T) {
 		{"variable injects a flow mapping", v1alpha1.DebugRequest{Variables: map[string]string{"image": "{privileged: true}"}}, nil, `may hold only letters, digits`},
 		{"variable injects a quote", v1alpha1.DebugRequest{Variables: map[string]string{"image": `busybox:1", "x`}}, nil, `may hold only letters, digits`},
 		{"variable like a flag", v1alpha1.DebugRequest{Variables: map[string]string{"image": "--privileged"}}, nil, `not start with -`},
+		// In a flow list, a comma adds an item: add: [{{ .Vars.cap }}].
+		{"variable adds a list item", v1alpha1.DebugRequest{Variables: map[string]string{"image": "busybox:1,SYS_ADMIN"}}, nil, `may hold only letters, digits`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, pt := templates(t)
@@ -218,5 +220,14 @@ func TestResolveKubectlDebugMode(t *testing.T) {
 	}
 	if _, errs := Resolve(st, nil, request(v1alpha1.DebugRequest{Template: "ephemeral-debug", Variables: map[string]string{"a": "b"}})); len(errs) == 0 {
 		t.Error("variables taken by a template that deploys no pods")
+	}
+}
+
+func TestResolveRefusesAnOwnerNameThatWouldInjectYAML(t *testing.T) {
+	st, pt := templates(t)
+	req := request(v1alpha1.DebugRequest{Template: "debug-pods"})
+	req.Owner = "{privileged: true}@example.com"
+	if _, errs := Resolve(st, pt, req); len(errs) == 0 || !strings.Contains(errs.ToAggregate().Error(), "rendered with the owner's name") {
+		t.Fatalf("errs = %v", errs)
 	}
 }
