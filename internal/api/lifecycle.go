@@ -105,8 +105,8 @@ type RevocationResult struct {
 	Ended []string `json:"ended"`
 }
 
-// revoke is the incident button: it ends every session of a user or group
-// that is not over yet, on every cluster; each replica cuts their
+// revoke is the incident button: it ends every session of a user (including
+// those they take part in) or group that is not over yet, on every cluster; each replica cuts their
 // connections as soon as it sees them terminated.
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
 	if !slices.ContainsFunc(id.Groups, func(g string) bool { return slices.Contains(h.AdminGroups, g) }) {
@@ -161,12 +161,13 @@ func isOver(s *v1alpha1.Session) bool {
 	return false
 }
 
-// belongsTo: owned or requested by the user, or owned by or requested by a
-// member of the group.
+// belongsTo: owned or requested by the user or one the user takes part in,
+// or owned by or requested by a member of the group.
 func belongsTo(s *v1alpha1.Session, req RevocationRequest) bool {
 	o, rq := s.Spec.Owner, s.Spec.Requester
 	if req.User != "" {
-		return (o.UserPrincipal != nil && o.UserPrincipal.Name == req.User) || (rq != nil && rq.User == req.User)
+		return (o.UserPrincipal != nil && o.UserPrincipal.Name == req.User) || (rq != nil && rq.User == req.User) ||
+			slices.ContainsFunc(s.Spec.Participants, func(p v1alpha1.Participant) bool { return p.User == req.User })
 	}
 	return (o.Group != nil && o.Group.Name == req.Group) || (rq != nil && slices.Contains(rq.Groups, req.Group))
 }

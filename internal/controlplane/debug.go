@@ -45,6 +45,11 @@ const (
 // up where the last one stopped; what a failed session made, Revoke removes
 // by its labels. done is true when the reconcile ends here.
 func (r *SessionReconciler) ensureDebug(ctx context.Context, s *v1alpha1.Session, target credentials.Target, now time.Time) (done bool, res ctrl.Result, err error) {
+	// Like minting, deploying acts on the target before any status says
+	// so: never for a session a stale read still shows going.
+	if stale, err := r.staleRead(ctx, s); err != nil || stale {
+		return true, ctrl.Result{RequeueAfter: 10 * time.Millisecond}, err
+	}
 	plan, err := r.debugPlan(ctx, s, target.Cluster)
 	if err != nil {
 		res, err := r.debugStepFailed(ctx, s, nil, now, err)
@@ -411,11 +416,39 @@ func debugRules(st *v1alpha1.DebugStatus) []rbacv1.PolicyRule {
 	onPods(ops.Logs, "pods/log", "get")
 	onPods(ops.PortForward, "pods/portforward", "create", "get")
 	if st.Mode == v1alpha1.ModeKubectlDebug || st.Mode == v1alpha1.ModeHybrid {
+		// A pod it creates has no name yet, and an ephemeral container
+		// may go into any pod of the namespace (the gateway judges each);
+		// it deletes only the copies and node pods it made.
 		rules = append(rules,
 			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/ephemeralcontainers"}, Verbs: []string{"patch", "update"}},
-			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "delete"}},
+			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create"}},
 			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/attach"}, Verbs: []string{"create", "get"}},
 		)
+		var made []string
+		for _, c := range st.Created {
+			if (c.Kind == "PodCopy" || c.Kind == "NodePod") && c.Namespace == st.Namespace && c.Pod != "" {
+				made = append(made, c.Pod)
+			}
+		}
+		slices.Sort(made)
+		if made = slices.Compact(made); len(made) > 0 {
+			rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, ResourceNames: made, Verbs: []string{"delete"}})
+		}
 	}
 	return rules
+}
+
+// ephemeralContainers lists the ephemeral containers a debug session added,
+// as namespace/pod/container.
+func ephemeralContainers(s *v1alpha1.Session) string {
+	if s.Status.Debug == nil {
+		return ""
+	}
+	var out []string
+	for _, c := range s.Status.Debug.Created {
+		if c.Kind == "EphemeralContainer" {
+			out = append(out, c.Namespace+"/"+c.Pod+"/"+c.Container)
+		}
+	}
+	return strings.Join(out, ", ")
 }

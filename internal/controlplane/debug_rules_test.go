@@ -54,6 +54,28 @@ func TestDebugRulesNameOnlyTheSessionsPods(t *testing.T) {
 	}
 }
 
+// kubectl-debug mode deletes only the pods it made: never any pod of the
+// namespace.
+func TestDebugRulesDeleteOnlyTheSessionsOwnCopies(t *testing.T) {
+	st := v1alpha1.DebugStatus{Namespace: "dbg", Mode: v1alpha1.ModeKubectlDebug,
+		Created: []v1alpha1.DebugCreated{{Kind: "PodCopy", Namespace: "dbg", Pod: "web-copy"}, {Kind: "EphemeralContainer", Namespace: "dbg", Pod: "web"}, {Kind: "NodePod", Namespace: "dbg", Pod: "node-debugger"}}}
+	var deletes [][]string
+	for _, r := range debugRules(&st) {
+		if slices.Contains(r.Resources, "pods") && slices.Contains(r.Verbs, "delete") {
+			deletes = append(deletes, r.ResourceNames)
+		}
+	}
+	if len(deletes) != 1 || !slices.Equal(deletes[0], []string{"node-debugger", "web-copy"}) {
+		t.Errorf("delete on pods: %v, want one rule naming node-debugger and web-copy", deletes)
+	}
+	st.Created = nil
+	for _, r := range debugRules(&st) {
+		if slices.Contains(r.Resources, "pods") && slices.Contains(r.Verbs, "delete") {
+			t.Errorf("a session that made no pod may delete pods: %+v", r)
+		}
+	}
+}
+
 func keys(m map[string][]string) []string {
 	var k []string
 	for s := range m {

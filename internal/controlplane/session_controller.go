@@ -311,6 +311,12 @@ func (r *SessionReconciler) ensureRevoked(ctx context.Context, s *v1alpha1.Sessi
 	setCondition(s, v1alpha1.ConditionCredentialsAvailable, metav1.ConditionFalse, v1alpha1.ReasonRevoked,
 		"credentials deleted on the target and in the gateway")
 	r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, v1alpha1.ReasonRevoked, "Revoke", "credentials revoked on cluster %s", s.Spec.Cluster)
+	if left := ephemeralContainers(s); left != "" {
+		// The API server never removes an ephemeral container: it runs
+		// until its process ends or its pod is replaced.
+		r.Recorder.Eventf(s, nil, corev1.EventTypeWarning, "EphemeralContainersRemain", "Revoke",
+			"ephemeral containers the session added stay in their pods until those are replaced: %s", left)
+	}
 	return ctrl.Result{}, nil
 }
 

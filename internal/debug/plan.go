@@ -172,6 +172,11 @@ func Resolve(t *v1alpha1.DebugSessionTemplate, pt *v1alpha1.DebugPodTemplate, re
 		return p, field.ErrorList{field.Invalid(field.NewPath("podTemplate", pt.Name), "", err.Error())}
 	}
 	applyScheduling(&pod.Spec, sched, option)
+	if pod.Spec.AutomountServiceAccountToken == nil {
+		// Debug pods run as the namespace's default ServiceAccount; its
+		// token is nothing a debugger needs, unless the template says so.
+		pod.Spec.AutomountServiceAccountToken = new(bool)
+	}
 	p.Workload = &Workload{
 		Kind:             w.Kind,
 		Replicas:         1,

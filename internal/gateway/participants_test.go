@@ -90,6 +90,35 @@ func TestParticipantsAndViewers(t *testing.T) {
 		t.Errorf("a stranger listing pods: %v, want 404", err)
 	}
 
+	// Lowering a participant to a viewer cuts his open streams: a watch
+	// ends with the reason.
+	w, err := participant.CoreV1().Pods("demo").Watch(ctx, metav1.ListOptions{})
+	testenv.Must(t, err)
+	defer w.Stop()
+	if r := share(alice, `{"user":"carol@example.com","role":"viewer"}`); r.code != http.StatusOK {
+		t.Fatalf("lowering carol: %d %s", r.code, r.body)
+	}
+	deadline := time.After(30 * time.Second)
+	for ended := false; !ended; {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatal("carol's watch ended without saying why")
+			}
+			if ev.Type == "ERROR" {
+				if st, ok := ev.Object.(*metav1.Status); !ok || !strings.Contains(st.Message, "lowered their role") {
+					t.Fatalf("carol's watch ended with %+v", ev.Object)
+				}
+				ended = true
+			}
+		case <-deadline:
+			t.Fatal("carol's watch still runs 30s after she was lowered to a viewer")
+		}
+	}
+	if _, err := participant.CoreV1().ConfigMaps("demo").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "from-lowered", Namespace: "demo"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("a participant lowered to a viewer creating a ConfigMap: %v", err)
+	}
+
 	// Let out again: the next request is refused on every replica.
 	if r := call(t, "DELETE", "/api/v1/sessions/shared/participants/carol@example.com", nil, alice); r.code != http.StatusOK {
 		t.Fatalf("unshare: %d %s", r.code, r.body)
@@ -105,6 +134,12 @@ func TestParticipantsAndViewers(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The incident button for bob ends the session he takes part in.
+	irene := bearer(token(t, "irene@example.com", "sessiongate-admins"))
+	if r := call(t, "POST", "/api/v1/revocations", []byte(`{"user":"bob@example.com"}`), irene); r.code != http.StatusOK || !strings.Contains(r.body, `"shared"`) {
+		t.Errorf("revoking bob: %d %s, want session shared ended", r.code, r.body)
+	}
 
 	// Each join is audited, and so is every request of those let in, with
 	// their role.

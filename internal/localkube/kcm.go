@@ -13,11 +13,7 @@ import (
 // controllers a test names, by default csrsigning: it issues the
 // certificates of approved kubernetes.io/kube-apiserver-client requests with
 // the target's client CA, as a real cluster's would.
-type ControllerManager struct {
-	cmd *exec.Cmd
-	// Log is where its output goes.
-	Log string
-}
+type ControllerManager struct{ daemon }
 
 // StartControllerManager runs kube-controller-manager against c, which must
 // have been started with a CA (StartTarget), until Stop, with the named
@@ -40,12 +36,7 @@ func StartControllerManager(c *Cluster, dir string, controllers ...string) (*Con
 			return nil, err
 		}
 	}
-	log, err := os.Create(filepath.Join(dir, "kube-controller-manager.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer log.Close()
-	cmd := exec.Command(filepath.Join(BinDir(), "kube-controller-manager"),
+	d, err := startDaemon(dir, "kube-controller-manager",
 		"--kubeconfig="+filepath.Join(dir, "kubeconfig"),
 		"--controllers="+strings.Join(controllers, ","),
 		"--cluster-signing-kube-apiserver-client-cert-file="+filepath.Join(dir, "ca.crt"),
@@ -54,17 +45,39 @@ func StartControllerManager(c *Cluster, dir string, controllers ...string) (*Con
 		"--secure-port=0",
 		"-v=1",
 	)
+	if err != nil {
+		return nil, err
+	}
+	return &ControllerManager{daemon: d}, nil
+}
+
+// daemon is a Kubernetes binary from bin/ running in its own process group
+// until Stop, logging to a file.
+type daemon struct {
+	cmd *exec.Cmd
+	// Log is where its output goes.
+	Log string
+}
+
+// startDaemon runs bin/name with args, logging to dir/name.log.
+func startDaemon(dir, name string, args ...string) (daemon, error) {
+	log, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return daemon{}, err
+	}
+	defer log.Close()
+	cmd := exec.Command(filepath.Join(BinDir(), name), args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	// Its own process group, so nothing it starts outlives Stop.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting kube-controller-manager (run make test-bins): %w", err)
+		return daemon{}, fmt.Errorf("starting %s (run make test-bins): %w", name, err)
 	}
-	return &ControllerManager{cmd: cmd, Log: log.Name()}, nil
+	return daemon{cmd: cmd, Log: log.Name()}, nil
 }
 
-// Stop ends kube-controller-manager and waits for it.
-func (m *ControllerManager) Stop() {
-	_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
-	_ = m.cmd.Wait()
+// Stop ends the process and waits for it.
+func (d daemon) Stop() {
+	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+	_ = d.cmd.Wait()
 }

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"fmt"
+	"net/url"
+	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,14 +25,14 @@ const (
 // operations (exec, attach, log, portforward) to its own debug pods and the
 // operations its template allows. The target's RBAC, which the leader
 // narrows to the same pods, refuses them again.
-func checkAccess(session string, role authz.Role, d *v1alpha1.DebugStatus, info *request.RequestInfo) (rule string, err *apierrors.StatusError) {
+func checkAccess(session string, role authz.Role, d *v1alpha1.DebugStatus, info *request.RequestInfo, u *url.URL) (rule string, err *apierrors.StatusError) {
 	if role == authz.Viewer && !reads(info) {
 		what := "this request"
 		if info != nil {
 			what = info.Verb + " " + resourceOf(info)
 		}
 		return RuleViewer, apierrors.NewForbidden(schema.GroupResource{Group: groupOf(info), Resource: resourceOf(info)}, nameOf(info),
-			fmt.Errorf("you are a viewer of session %s: viewers may only get, list, watch and read logs, not %s", session, what))
+			fmt.Errorf("you are a viewer of session %s: viewers may only get, list, watch (no Secrets) and read logs, not %s", session, what))
 	}
 	if d == nil || info == nil || !info.IsResourceRequest || info.APIGroup != "" || info.Resource != "pods" {
 		return "", nil
@@ -51,10 +53,17 @@ func checkAccess(session string, role authz.Role, d *v1alpha1.DebugStatus, info 
 		}
 	case isCreated(d, info.Namespace, info.Name):
 		// What kubectl debug made through the session is attached to,
-		// exec'd into and read like kubectl debug itself does.
+		// exec'd into and read like kubectl debug itself does; in a pod
+		// that only received an ephemeral container, that container alone.
 		if op == "portforward" && !d.Operations.PortForward {
 			return RuleAllowedPodOperations, apierrors.NewForbidden(gr, info.Name,
 				fmt.Errorf("session %s may not port-forward pod %s: template %s allows only %s", session, pod, d.Template, describeOps(d.Operations)))
+		}
+		if own := ownContainers(d, info.Namespace, info.Name); own != nil {
+			if c := u.Query().Get("container"); !slices.Contains(own, c) {
+				return RuleDebugPods, apierrors.NewForbidden(gr, info.Name,
+					fmt.Errorf("session %s may %s pod %s only in the ephemeral containers it added (%s), not %q", session, verbOf(op), pod, strings.Join(own, ", "), c))
+			}
 		}
 	default:
 		return RuleDebugPods, apierrors.NewForbidden(gr, info.Name,
@@ -78,6 +87,10 @@ func reads(info *request.RequestInfo) bool {
 	default:
 		return false
 	}
+	if info.Resource == "secrets" && info.APIGroup == "" {
+		// Reading a Secret is reading a credential: no viewer's business.
+		return false
+	}
 	switch info.Subresource {
 	case "", "status":
 		return true
@@ -94,6 +107,22 @@ func isDebugPod(d *v1alpha1.DebugStatus, ns, name string) bool {
 		}
 	}
 	return false
+}
+
+// ownContainers are the ephemeral containers the session added to a pod it
+// did not make, or nil when it made the pod (a copy or a node pod).
+func ownContainers(d *v1alpha1.DebugStatus, ns, name string) []string {
+	var own []string
+	for _, c := range d.Created {
+		if c.Namespace != ns || c.Pod != name {
+			continue
+		}
+		if c.Kind != "EphemeralContainer" {
+			return nil
+		}
+		own = append(own, c.Container)
+	}
+	return own
 }
 
 func isCreated(d *v1alpha1.DebugStatus, ns, name string) bool {

@@ -27,7 +27,8 @@ func TestCheckAccess(t *testing.T) {
 		Template: "debug-pods", Namespace: "dbg",
 		Operations: v1alpha1.PodOperations{Exec: true, Logs: true},
 		Pods:       []v1alpha1.DebugPod{{Name: "p1", Namespace: "dbg"}},
-		Created:    []v1alpha1.DebugCreated{{Kind: "PodCopy", Namespace: "dbg", Pod: "copy1"}},
+		Created: []v1alpha1.DebugCreated{{Kind: "PodCopy", Namespace: "dbg", Pod: "copy1"},
+			{Kind: "EphemeralContainer", Namespace: "dbg", Pod: "app", Container: "debugger-x1"}},
 	}
 	for _, tc := range []struct {
 		name, method, path string
@@ -44,7 +45,9 @@ func TestCheckAccess(t *testing.T) {
 		{"viewer exec by GET", "GET", "/api/v1/namespaces/a/pods/x/exec?command=sh", authz.Viewer, nil, RuleViewer, "pods/exec"},
 		{"viewer service proxy", "GET", "/api/v1/namespaces/a/services/x/proxy/", authz.Viewer, nil, RuleViewer, ""},
 		{"viewer node proxy", "GET", "/api/v1/nodes/n/proxy/exec", authz.Viewer, nil, RuleViewer, ""},
-		{"viewer secret get is a read", "GET", "/api/v1/namespaces/a/secrets/x", authz.Viewer, nil, "", ""},
+		{"viewer secret get", "GET", "/api/v1/namespaces/a/secrets/x", authz.Viewer, nil, RuleViewer, "no Secrets"},
+		{"viewer secret list", "GET", "/api/v1/secrets", authz.Viewer, nil, RuleViewer, "no Secrets"},
+		{"viewer configmap get", "GET", "/api/v1/namespaces/a/configmaps/x", authz.Viewer, nil, "", ""},
 		{"viewer post non-resource", "POST", "/version", authz.Viewer, nil, RuleViewer, ""},
 		{"debug exec own pod", "POST", "/api/v1/namespaces/dbg/pods/p1/exec?command=sh", authz.Participant, debug, "", ""},
 		{"debug logs own pod", "GET", "/api/v1/namespaces/dbg/pods/p1/log", authz.Owner, debug, "", ""},
@@ -54,10 +57,14 @@ func TestCheckAccess(t *testing.T) {
 		{"debug port-forward not allowed", "POST", "/api/v1/namespaces/dbg/pods/p1/portforward", authz.Owner, debug, RuleAllowedPodOperations, "allows only exec, logs"},
 		{"debug attach not allowed", "POST", "/api/v1/namespaces/dbg/pods/p1/attach", authz.Owner, debug, RuleAllowedPodOperations, "may not attach to pod dbg/p1"},
 		{"debug attach to a copy", "POST", "/api/v1/namespaces/dbg/pods/copy1/attach", authz.Owner, debug, "", ""},
+		{"debug attach to its ephemeral container", "POST", "/api/v1/namespaces/dbg/pods/app/attach?container=debugger-x1", authz.Owner, debug, "", ""},
+		{"debug attach to the app's own container", "POST", "/api/v1/namespaces/dbg/pods/app/attach?container=app", authz.Owner, debug, RuleDebugPods, `only in the ephemeral containers it added (debugger-x1), not "app"`},
+		{"debug exec with no container named", "POST", "/api/v1/namespaces/dbg/pods/app/exec?command=sh", authz.Owner, debug, RuleDebugPods, "only in the ephemeral containers it added"},
 		{"debug get other pod is the target's to judge", "GET", "/api/v1/namespaces/dbg/pods/other", authz.Owner, debug, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rule, err := checkAccess("s1", tc.role, tc.debug, info(tc.method, tc.path))
+			u, _ := url.Parse(tc.path)
+			rule, err := checkAccess("s1", tc.role, tc.debug, info(tc.method, tc.path), u)
 			if rule != tc.rule {
 				t.Fatalf("rule = %q, want %q (err %v)", rule, tc.rule, err)
 			}

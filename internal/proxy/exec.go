@@ -53,7 +53,7 @@ func (h *Handler) serveRemoteCommand(c *call, r *http.Request, s *registry.Sessi
 		return
 	}
 	st := &streams.Stream{
-		Name: s.Name, Options: opts, Upstream: up, Session: s.Context(), Clock: h.clock(),
+		Name: s.Name, Options: opts, Upstream: up, Session: c.sctx, Clock: h.clock(),
 		Limits:            streamLimits(lim.Streams),
 		RecordingRequired: mode == v1alpha1.RecordingRequired,
 		Opened:            func(string) { h.logStarted(c) },

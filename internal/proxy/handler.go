@@ -72,8 +72,11 @@ type call struct {
 	// session is set once the session is resolved for the caller: only then
 	// may its name become a metric label.
 	session *registry.Session
-	start   time.Time
-	w       *responseWriter
+	// sctx ends the call's streams: the session's context, or its guests'
+	// for a participant or viewer.
+	sctx  context.Context
+	start time.Time
+	w     *responseWriter
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -131,6 +134,10 @@ func (h *Handler) serve(c *call, r *http.Request) {
 		return
 	}
 	c.session = s
+	c.sctx = s.Context()
+	if role != authz.Owner {
+		c.sctx = s.GuestContext()
+	}
 	c.ev.Annotations[audit.AnnotationCluster] = s.Cluster
 	c.ev.Annotations[audit.AnnotationTargetIdentity] = s.Identity
 	if role != authz.Owner {
@@ -141,7 +148,7 @@ func (h *Handler) serve(c *call, r *http.Request) {
 		apistatus.Write(w, err)
 		return
 	}
-	if rule, err := checkAccess(s.Name, role, lim.Debug, info); err != nil {
+	if rule, err := checkAccess(s.Name, role, lim.Debug, info, r.URL); err != nil {
 		c.ev.Annotations[audit.AnnotationRefusedBy] = rule
 		apistatus.Write(w, err)
 		return
@@ -235,12 +242,12 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 		}
 		cancel(err)
 	}
-	stopCut := context.AfterFunc(s.Context(), func() {
-		cut(context.Cause(s.Context()))
+	stopCut := context.AfterFunc(c.sctx, func() {
+		cut(context.Cause(c.sctx))
 		connectionsCut.Inc()
 	})
 	defer stopCut()
-	w.session = s
+	w.session, w.sctx = s, c.sctx
 
 	out := r.WithContext(ctx)
 	out.Header = sanitize(r.Header)
@@ -344,6 +351,8 @@ type responseWriter struct {
 	code     int
 	hijacked bool
 	session  *registry.Session
+	// sctx ends a hijacked stream (call.sctx).
+	sctx context.Context
 
 	// For a stream the proxy forwards (port-forward, watch): its
 	// lifetimes, its activity, and why the gateway ended it.
@@ -405,10 +414,10 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// The stream's copy loops end when either side closes; closing the
 	// caller's side ends both, and the proxy then closes the target's.
 	tc := &trackedConn{Conn: conn, act: w.act}
-	stopCut := context.AfterFunc(s.Context(), func() { _ = conn.Close() })
+	stopCut := context.AfterFunc(w.sctx, func() { _ = conn.Close() })
 	stopLimits := func() {}
 	if w.limits != (streams.Limits{}) {
-		stopLimits = streams.WatchLimits(s.Context(), w.clock, s.Name, w.limits, w.act, func(err error) {
+		stopLimits = streams.WatchLimits(w.sctx, w.clock, s.Name, w.limits, w.act, func(err error) {
 			w.ended.Store(&err)
 			_ = conn.Close()
 		})

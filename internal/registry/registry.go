@@ -66,6 +66,10 @@ type Session struct {
 	Participants []v1alpha1.Participant
 
 	limits atomic.Pointer[Limits]
+	// guests is the context of the streams of participants and viewers: a
+	// child of ctx, cut (and made anew) whenever someone is let out or
+	// loses rights, so that no open stream outlives its right.
+	guests atomic.Pointer[guestContext]
 
 	backend  atomic.Pointer[Backend]
 	expires  atomic.Int64 // unix nanoseconds
@@ -127,6 +131,44 @@ func (s *Session) Done() <-chan struct{} { return s.ctx.Done() }
 // Context is cancelled when the session leaves the registry; context.Cause
 // says why.
 func (s *Session) Context() context.Context { return s.ctx }
+
+type guestContext struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// GuestContext is Context for the streams of someone the owner let in: it
+// also ends when a participant is let out or loses rights (those who keep
+// theirs open their streams again).
+func (s *Session) GuestContext() context.Context {
+	if g := s.guests.Load(); g != nil {
+		return g.ctx
+	}
+	return s.ctx
+}
+
+func (s *Session) newGuests() {
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	s.guests.Store(&guestContext{ctx: ctx, cancel: cancel})
+}
+
+// lostRights reports whether someone among before is not in after, or is
+// there with a lesser role.
+func lostRights(before, after []v1alpha1.Participant) bool {
+	for _, b := range before {
+		kept := false
+		for _, a := range after {
+			if a.User == b.User {
+				kept = a.Role == b.Role || a.Role == v1alpha1.RoleParticipant
+				break
+			}
+		}
+		if !kept {
+			return true
+		}
+	}
+	return false
+}
 
 // Reasons a session leaves the registry.
 var (
@@ -215,6 +257,12 @@ func (r *Registry) Put(s *Session, b *Backend) {
 				r.expireAt(old, s.ExpiresAt)
 				klog.V(2).InfoS("Session expiry moved", "session", s.Name, "expiresAt", s.ExpiresAt)
 			}
+			if lostRights(old.Limits().Participants, s.Participants) {
+				g := old.guests.Load()
+				old.newGuests()
+				g.cancel(&EndedError{Session: s.Name, Reason: "Unshared", Message: "the owner let a participant out or lowered their role"})
+				klog.V(2).InfoS("Cut the streams of the session's participants", "session", s.Name)
+			}
 			l := s.given()
 			old.limits.Store(&l)
 			return
@@ -225,6 +273,7 @@ func (r *Registry) Put(s *Session, b *Backend) {
 	l := s.given()
 	s.limits.Store(&l)
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	s.newGuests()
 	r.expireAt(s, s.ExpiresAt)
 	r.sessions[s.Name] = s
 	klog.V(2).InfoS("Registered session", "session", s.Name, "cluster", s.Cluster, "expiresAt", s.ExpiresAt)

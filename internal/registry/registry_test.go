@@ -14,6 +14,8 @@ import (
 	"time"
 
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"sessiongate.dev/sessiongate/api/v1alpha1"
 )
 
 func backend(t *testing.T, version string) *Backend {
@@ -137,5 +139,51 @@ func TestRenewalMovesExpiryWithoutCuttingConnections(t *testing.T) {
 	case <-s.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("the renewed session did not end at its new expiry")
+	}
+}
+
+func TestLettingSomeoneOutCutsTheGuestsStreamsOnly(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	r := New(clk)
+	exp := clk.Now().Add(time.Hour)
+	bob := v1alpha1.Participant{User: "bob", Role: v1alpha1.RoleParticipant}
+	carol := v1alpha1.Participant{User: "carol", Role: v1alpha1.RoleViewer}
+	put := func(ps ...v1alpha1.Participant) {
+		r.Put(&Session{Name: "s", UID: "1", ExpiresAt: exp, Participants: ps}, backend(t, "1"))
+	}
+	put(bob)
+	s, _ := r.Get("s")
+	g := s.GuestContext()
+	// Letting someone in, or raising a viewer, takes nothing from anyone.
+	put(bob, carol)
+	put(bob, v1alpha1.Participant{User: "carol", Role: v1alpha1.RoleParticipant})
+	if g.Err() != nil {
+		t.Fatal("letting someone in cut the guests' streams")
+	}
+	// Lowering bob to a viewer cuts every guest's streams, not the owner's.
+	put(v1alpha1.Participant{User: "bob", Role: v1alpha1.RoleViewer}, v1alpha1.Participant{User: "carol", Role: v1alpha1.RoleParticipant})
+	if g.Err() == nil {
+		t.Fatal("a participant lowered to a viewer keeps his open streams")
+	}
+	var ended *EndedError
+	if !errors.As(context.Cause(g), &ended) || ended.Reason != "Unshared" {
+		t.Errorf("cause = %v", context.Cause(g))
+	}
+	if s.Context().Err() != nil {
+		t.Fatal("the owner's streams were cut")
+	}
+	g = s.GuestContext()
+	if g.Err() != nil {
+		t.Fatal("the guests' new streams start cut")
+	}
+	put(v1alpha1.Participant{User: "carol", Role: v1alpha1.RoleParticipant})
+	if g.Err() == nil {
+		t.Fatal("a participant let out keeps his open streams")
+	}
+	// The session's end ends the guests' streams too.
+	g = s.GuestContext()
+	r.Remove("s", ErrRevoked)
+	if g.Err() == nil {
+		t.Fatal("the guests' streams outlive the session")
 	}
 }
