@@ -265,6 +265,28 @@ func TestDebugSessionRequestsRefusedBeforeAnythingIsMade(t *testing.T) {
 			t.Errorf("request %s: %d %q, want %d with %q", body, r.code, r.st.Message, want.code, want.msg)
 		}
 	}
+	// A scheduling option only some groups may choose.
+	testenv.Must(t, kubectlApply(`
+apiVersion: sessiongate.dev/v1alpha1
+kind: DebugSessionTemplate
+metadata: {name: gpu-debug, namespace: sessiongate}
+spec:
+  mode: workload
+  requesters: {groups: [sre, dev]}
+  clusters: {names: [target]}
+  maxTTL: 1h
+  namespace: {default: gpu-debug, create: true}
+  workload: {podTemplate: tools, kind: DaemonSet}
+  scheduling:
+    options:
+    - {name: gpu, nodeSelector: {pool: gpu}, groups: [sre]}
+`))
+	eveTok := token(t, "eve@example.com", "dev")
+	if r := requestAs(t, bearer(eveTok), `{"cluster":"target","debug":{"template":"gpu-debug","scheduling":"gpu"},"reason":"x"}`); r.code != http.StatusForbidden ||
+		!strings.Contains(r.st.Message, `scheduling option "gpu" of template gpu-debug is only for groups sre`) {
+		t.Errorf("a developer choosing the SREs' scheduling option: %d %s", r.code, r.body)
+	}
+
 	// A requester the template does not name hears the same as for a
 	// template that does not exist.
 	if r := requestAs(t, bearer(token(t, "mallory@example.com", "guests")), `{"cluster":"target","debug":{"template":"debug-pods"},"reason":"x"}`); r.code != http.StatusForbidden ||
@@ -278,7 +300,7 @@ func TestDebugSessionRequestsRefusedBeforeAnythingIsMade(t *testing.T) {
 	}
 
 	// A developer's request waits for an SRE, as the template says.
-	eve := bearer(token(t, "eve@example.com", "dev"))
+	eve := bearer(eveTok)
 	name := debugRequest(t, eve, `{"cluster":"target","debug":{"template":"debug-pods"},"ttl":"10m","reason":"INC-8"}`)
 	waitPhaseAPI(t, eve, name, v1alpha1.PhasePendingApproval)
 }
