@@ -269,16 +269,23 @@ func nodeAction(req *DebugNodeRequest) debugAction {
 			return nil, err
 		}
 		p, cn := kubectldebug.NodePod(chk.Namespace, req.Node, req.Image, req.HostNamespaces, chk.OptionsFor())
-		kubectldebug.Label(p, o, kubectldebug.KindNodePod)
 		return createPod(ctx, kube, chk, o, p, cn, nil)
 	}
 }
 
-// createPod judges pod, labels it for the session and creates it.
+// createPod judges pod as the proxy judges a pod kubectl debug creates
+// (node labels read as the session, with kube), labels it for the session
+// and creates it.
 func createPod(ctx context.Context, kube kubernetes.Interface, chk *kubectldebug.Checker, o kubectldebug.Owner, pod *corev1.Pod, container string, sources []corev1.Pod) (*DebugResult, error) {
+	kubectldebug.Sanitize(pod)
 	kind, _, err := chk.CheckPodCreate(pod, sources)
 	if err != nil {
 		return nil, err
+	}
+	if kind == kubectldebug.KindNodePod {
+		if err := chk.CheckNodeLabelsOn(ctx, kube, "node", pod.Spec.NodeName); err != nil {
+			return nil, err
+		}
 	}
 	kubectldebug.Label(pod, o, kind)
 	created, err := kube.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})

@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -386,5 +390,228 @@ func TestDebugEndpointsAndSgctlDebug(t *testing.T) {
 	created := kdCreated(t, s, 4)
 	if created[1].By != helper {
 		t.Errorf("status.debug.created: %+v", created)
+	}
+}
+
+// kdDebugStatus changes the session's status.debug as the leader would,
+// and waits until every replica serves the change.
+func kdDebugStatus(t *testing.T, s *v1alpha1.Session, mutate func(*v1alpha1.DebugStatus)) {
+	t.Helper()
+	ctx := context.Background()
+	cur := &v1alpha1.Session{}
+	testenv.Must(t, mgmt.Client.Get(ctx, client.ObjectKeyFromObject(s), cur))
+	patch := client.MergeFrom(cur.DeepCopy())
+	mutate(cur.Status.Debug)
+	testenv.Must(t, mgmt.Client.Status().Patch(ctx, cur, patch))
+	want := cur.Status.Debug
+	testenv.Eventually(t, 30*time.Second, func() error {
+		for i, gw := range replicas {
+			if rs, ok := gw.Registry.Get(s.Name); !ok || !equality.Semantic.DeepEqual(rs.Limits().Debug, want) {
+				return fmt.Errorf("replica %d does not serve the new status.debug of %s yet", i, s.Name)
+			}
+		}
+		return nil
+	})
+}
+
+// TestKubectlDebugEphemeralContainersReadNoSecrets: a debug container
+// reads no Secret through its env and mounts none of the pod's volumes,
+// however the write is spelled; nothing of a refused one reaches the target.
+func TestKubectlDebugEphemeralContainersReadNoSecrets(t *testing.T) {
+	const owner = "kd-sec@example.com"
+	kdPod(t, "kd-sec", func(p *corev1.Pod) {
+		p.Spec.Volumes = []corev1.Volume{{Name: "creds", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "kd-sec-creds"}}}}
+		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "creds", MountPath: "/creds"}}
+	})
+	s := kdSession(t, "kd-sec", owner, v1alpha1.ModeKubectlDebug, kdRules())
+	kc := kubeconfig(t, 0, s.Name, token(t, owner))
+
+	// kubectl debug --custom merges a partial container into the debugger.
+	custom := filepath.Join(t.TempDir(), "custom.json")
+	testenv.Must(t, os.WriteFile(custom, []byte(`{"envFrom":[{"secretRef":{"name":"cluster-admin-token"}}]}`), 0o600))
+	out, err := runKubectl(t, kc, nil, "", "debug", "kd-sec", "-n", kdNamespace, "--image", "busybox:1.36", "--profile=baseline", "--custom", custom, "--", "true")
+	kdMustFail(t, out, err, `envFrom[0].secretRef: a container the session adds may not read Secret "cluster-admin-token"`)
+
+	pods := clientset(t, 1, s.Name, token(t, owner)).CoreV1().Pods(kdNamespace)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		pt   types.PatchType
+		body string
+		want string
+	}{
+		{"json patch envFrom", types.JSONPatchType, `[{"op":"add","path":"/spec/ephemeralContainers","value":[{"name":"jp","image":"busybox:1.36","envFrom":[{"secretRef":{"name":"cluster-admin-token"}}]}]}]`, `envFrom[0].secretRef`},
+		{"strategic patch secretKeyRef", types.StrategicMergePatchType, `{"spec":{"ephemeralContainers":[{"name":"sp","image":"busybox:1.36","env":[{"name":"T","valueFrom":{"secretKeyRef":{"name":"kd-sec-creds","key":"password"}}}]}]}}`, `env[0].valueFrom.secretKeyRef: a container the session adds may not read Secret "kd-sec-creds"`},
+		{"strategic patch mounting the pod's Secret", types.StrategicMergePatchType, `{"spec":{"ephemeralContainers":[{"name":"mp","image":"busybox:1.36","volumeMounts":[{"name":"creds","mountPath":"/x"}]}]}}`, `mounts secret volume "creds" of the pod`},
+		{"merge patch envFrom", types.MergePatchType, `{"spec":{"ephemeralContainers":[{"name":"mg","image":"busybox:1.36","envFrom":[{"secretRef":{"name":"kd-sec-creds"}}]}]}}`, `envFrom[0].secretRef`},
+	} {
+		_, err := pods.Patch(ctx, "kd-sec", tc.pt, []byte(tc.body), metav1.PatchOptions{}, "ephemeralcontainers")
+		var st apierrors.APIStatus
+		if !errors.As(err, &st) || st.Status().Code != 403 || !strings.Contains(st.Status().Message, tc.want) {
+			t.Errorf("%s: %v, want 403 naming %q", tc.name, err, tc.want)
+		}
+	}
+	if ecs := kdEphemeral(t, "kd-sec"); len(ecs) != 0 {
+		t.Fatalf("a refused debug container reached the target: %+v", ecs)
+	}
+	refused := false
+	for _, ev := range auditRecords(t) {
+		refused = refused || ev.Annotations[audit.AnnotationSession] == s.Name && ev.ResponseStatus.Code == 403 && ev.Annotations[audit.AnnotationRefusedBy] == "kubectlDebug.secrets"
+	}
+	if !refused {
+		t.Error("no audit record names kubectlDebug.secrets")
+	}
+}
+
+// TestKubectlDebugCopyGetsNoTokenNorTheCallersMetadata: what the target
+// receives of a copy has no ServiceAccount token, joins no Service of its
+// source's, has no owner or finalizer, and keeps its source's node only if
+// the scheduler says so.
+func TestKubectlDebugCopyGetsNoTokenNorTheCallersMetadata(t *testing.T) {
+	const owner = "kd-meta@example.com"
+	const tokenVol = "kube-api-access-kdmeta"
+	kdPod(t, "kd-meta", func(p *corev1.Pod) {
+		p.Annotations = map[string]string{"example.com/note": "web"}
+		// What the API server adds to a pod whose token is automounted.
+		p.Spec.ServiceAccountName = "default"
+		p.Spec.Volumes = []corev1.Volume{{Name: tokenVol, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}},
+		}}}}}
+		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: tokenVol, MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true}}
+	})
+	s := kdSession(t, "kd-meta", owner, v1alpha1.ModeKubectlDebug, kdRules())
+	kc := kubeconfig(t, 0, s.Name, token(t, owner))
+
+	out, err := runKubectl(t, kc, nil, "", "debug", "kd-meta", "-n", kdNamespace, "--image", "busybox:1.36", "--copy-to", "kd-meta-same", "--same-node", "--", "true")
+	kdMustFail(t, out, err, `spec.nodeName "kwok-node": a copy is placed by the scheduler`, "--same-node")
+	out, err = runKubectl(t, kc, nil, "", "debug", "kd-meta", "-n", kdNamespace, "--image", "busybox:1.36", "--copy-to", "kd-meta-copy", "--keep-labels", "--keep-annotations", "--", "true")
+	if err != nil {
+		t.Fatalf("kubectl debug --copy-to --keep-labels: %v\n%s", err, out)
+	}
+
+	// What kubectl does not send: the source's owner, a finalizer, a
+	// legacy profile annotation, a label of a production Service.
+	ctx := context.Background()
+	src, err := target.Kube.CoreV1().Pods(kdNamespace).Get(ctx, "kd-meta", metav1.GetOptions{})
+	testenv.Must(t, err)
+	raw := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "kd-meta-raw", Namespace: kdNamespace,
+			Labels:          map[string]string{"app": "kd-meta", credentials.LabelSessionUID: "someone-else"},
+			Annotations:     map[string]string{"seccomp.security.alpha.kubernetes.io/pod": "unconfined"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: src.Name, UID: src.UID}},
+			Finalizers:      []string{"example.com/hold"},
+		},
+		Spec: *src.Spec.DeepCopy(),
+	}
+	raw.Spec.NodeName = ""
+	raw.Spec.Containers = append(raw.Spec.Containers, corev1.Container{Name: "dbg", Image: "busybox:1.36"})
+	if _, err := clientset(t, 1, s.Name, token(t, owner)).CoreV1().Pods(kdNamespace).Create(ctx, raw, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating a copy with the caller's metadata: %v", err)
+	}
+
+	for _, name := range []string{"kd-meta-copy", "kd-meta-raw"} {
+		p, err := target.Kube.CoreV1().Pods(kdNamespace).Get(ctx, name, metav1.GetOptions{})
+		testenv.Must(t, err)
+		if a := p.Spec.AutomountServiceAccountToken; a == nil || *a {
+			t.Errorf("%s: automountServiceAccountToken %v", name, a)
+		}
+		for _, v := range p.Spec.Volumes {
+			if v.Projected != nil {
+				t.Errorf("%s: projected volume %s on the target", name, v.Name)
+			}
+		}
+		if p.Labels["app"] != "" || p.Labels[credentials.LabelSessionUID] != string(s.UID) || p.Labels[kubectldebug.LabelDebugKind] != "PodCopy" {
+			t.Errorf("%s: labels %v", name, p.Labels)
+		}
+		if len(p.Annotations) != 0 || len(p.OwnerReferences) != 0 || len(p.Finalizers) != 0 {
+			t.Errorf("%s: annotations %v, owners %v, finalizers %v", name, p.Annotations, p.OwnerReferences, p.Finalizers)
+		}
+	}
+	// The source's Service selects no copy.
+	l, err := target.Kube.CoreV1().Pods(kdNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=kd-meta"})
+	testenv.Must(t, err)
+	if len(l.Items) != 1 || l.Items[0].Name != "kd-meta" {
+		t.Errorf("pods labelled app=kd-meta: %d", len(l.Items))
+	}
+}
+
+// TestKubectlDebugSessionDeletesOnlyItsOwnPods: delete, delete of the
+// collection and eviction of a pod the session did not create are refused
+// and the pod stays; the session's own copy is deleted.
+func TestKubectlDebugSessionDeletesOnlyItsOwnPods(t *testing.T) {
+	const owner = "kd-del@example.com"
+	kdPod(t, "kd-del")
+	s := kdSession(t, "kd-del", owner, v1alpha1.ModeKubectlDebug, kdRules())
+	kc := kubeconfig(t, 0, s.Name, token(t, owner))
+	ctx := context.Background()
+
+	out, err := runKubectl(t, kc, nil, "", "delete", "pod", "kd-del", "-n", kdNamespace, "--wait=false")
+	kdMustFail(t, out, err, "pod kdebug/kd-del was not created by the session")
+	cs := clientset(t, 1, s.Name, token(t, owner))
+	for name, del := range map[string]func() error{
+		"deletecollection": func() error {
+			return cs.CoreV1().Pods(kdNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+		},
+		"eviction": func() error {
+			return cs.PolicyV1().Evictions(kdNamespace).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "kd-del", Namespace: kdNamespace}})
+		},
+	} {
+		if err := del(); !apierrors.IsForbidden(err) {
+			t.Errorf("%s: %v, want 403", name, err)
+		}
+	}
+	p, err := target.Kube.CoreV1().Pods(kdNamespace).Get(ctx, "kd-del", metav1.GetOptions{})
+	if err != nil || p.DeletionTimestamp != nil {
+		t.Fatalf("the pod on the target: %v, %v", err, p.DeletionTimestamp)
+	}
+	var refused bool
+	for _, ev := range auditRecords(t) {
+		refused = refused || ev.Annotations[audit.AnnotationSession] == s.Name && ev.ResponseStatus.Code == 403 && ev.Annotations[audit.AnnotationRefusedBy] == "kubectlDebug.createdPods"
+	}
+	if !refused {
+		t.Error("no audit record names kubectlDebug.createdPods")
+	}
+
+	out, err = runKubectl(t, kc, nil, "", "debug", "kd-del", "-n", kdNamespace, "--image", "busybox:1.36", "--copy-to", "kd-del-copy", "--", "true")
+	if err != nil {
+		t.Fatalf("kubectl debug --copy-to: %v\n%s", err, out)
+	}
+	kdCreated(t, s, 1)
+	// Served once the replica sees the status that lists it.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if out, err := runKubectl(t, kc, nil, "", "delete", "pod", "kd-del-copy", "-n", kdNamespace, "--wait=false"); err != nil {
+			return fmt.Errorf("kubectl delete of the session's copy: %v\n%s", err, out)
+		}
+		return nil
+	})
+	testenv.Eventually(t, 30*time.Second, func() error {
+		p, err := target.Kube.CoreV1().Pods(kdNamespace).Get(ctx, "kd-del-copy", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || err == nil && p.DeletionTimestamp != nil {
+			return nil
+		}
+		return fmt.Errorf("the copy on the target: %v", err)
+	})
+}
+
+// TestKubectlDebugNodeObeysDeniedNodeLabels: a node carrying a label the
+// template denies runs no node debug pod, through kubectl or the REST API.
+func TestKubectlDebugNodeObeysDeniedNodeLabels(t *testing.T) {
+	const owner = "kd-labels@example.com"
+	s := kdSession(t, "kd-labels", owner, v1alpha1.ModeKubectlDebug, kdRules())
+	kdDebugStatus(t, s, func(d *v1alpha1.DebugStatus) { d.DeniedNodeLabels = []string{"type=kwok"} })
+	kc := kubeconfig(t, 0, s.Name, token(t, owner))
+	out, err := runKubectl(t, kc, nil, "", "debug", "node/"+testenv.NodeName, "-n", kdNamespace, "--image", "busybox:1.36", "--profile=baseline", "--", "true")
+	kdMustFail(t, out, err, `spec.nodeName "kwok-node" carries label type=kwok, which template ephemeral-debug denies`)
+	r := call(t, "POST", "/api/v1/sessions/"+s.Name+"/debug/node", []byte(`{"node":"kwok-node","image":"busybox:1.36"}`), bearer(token(t, owner)))
+	if r.code != 403 || !strings.Contains(r.st.Message, "carries label type=kwok") {
+		t.Errorf("POST node: %d %s", r.code, r.body)
+	}
+	if pods := kdSessionPods(t, s.Name); len(pods) != 0 {
+		t.Fatalf("a refused node pod reached the target: %d", len(pods))
+	}
+	kdDebugStatus(t, s, func(d *v1alpha1.DebugStatus) { d.DeniedNodeLabels = []string{"type=other"} })
+	if out, err := runKubectl(t, kc, nil, "", "debug", "node/"+testenv.NodeName, "-n", kdNamespace, "--image", "busybox:1.36", "--profile=baseline", "--", "true"); err != nil {
+		t.Fatalf("kubectl debug node on a node without a denied label: %v\n%s", err, out)
 	}
 }

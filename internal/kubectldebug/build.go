@@ -30,12 +30,11 @@ type Owner struct {
 	UID       types.UID
 }
 
-// Label sets the session's labels on pod, over whatever the caller set: the
-// leader finds and removes the pod by them at the end of the session.
+// Label gives pod the session's labels and no others: the leader finds and
+// removes the pod by them at the end of the session, and a label of the
+// caller's (app=web) could make it one of a production Service's endpoints.
 func Label(pod *corev1.Pod, o Owner, kind Kind) {
-	if pod.Labels == nil {
-		pod.Labels = map[string]string{}
-	}
+	pod.Labels = map[string]string{}
 	pod.Labels[credentials.LabelManagedBy] = credentials.ManagedByValue
 	pod.Labels[credentials.LabelGateway] = o.Gateway
 	pod.Labels[credentials.LabelSessionUID] = string(o.UID)
@@ -124,7 +123,8 @@ func (o Options) container(name, image string) corev1.Container {
 // PodCopy is the copy kubectl debug POD --copy-to NAME --image I -it makes
 // of src (its baseline profile): without src's labels, annotations, probes,
 // init containers, ephemeral containers and node, processes shared, and a
-// debug container added. name may be empty. It returns the pod and the
+// debug container added; and, unlike kubectl's, without src's
+// ServiceAccount token. name may be empty. It returns the pod and the
 // debug container's name.
 func PodCopy(src *corev1.Pod, name, image string, o Options) (*corev1.Pod, string) {
 	if name == "" {
@@ -138,6 +138,7 @@ func PodCopy(src *corev1.Pod, name, image string, o Options) (*corev1.Pod, strin
 	p.Spec.InitContainers = nil
 	p.Spec.NodeName = ""
 	p.Spec.ShareProcessNamespace = ptr.To(true)
+	dropTokens(&p.Spec)
 	for i := range p.Spec.Containers {
 		c := &p.Spec.Containers[i]
 		c.LivenessProbe, c.ReadinessProbe, c.StartupProbe = nil, nil, nil
@@ -149,20 +150,22 @@ func PodCopy(src *corev1.Pod, name, image string, o Options) (*corev1.Pod, strin
 
 // NodePod is the pod kubectl debug node/NODE --image I -it makes: on the
 // node, tolerating everything, with the host's PID, network and IPC
-// namespaces and its root at /host when hostNamespaces. It returns the pod
-// and its container's name.
+// namespaces and its root at /host when hostNamespaces; without a
+// ServiceAccount token. It returns the pod and its container's name.
 func NodePod(namespace, node, image string, hostNamespaces bool, o Options) (*corev1.Pod, string) {
 	const cn = "debugger"
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      "node-debugger-" + truncate(node, 40) + "-" + utilrand.String(5),
 			Namespace: namespace,
+			Labels:    map[string]string{LabelDebugKind: string(KindNodePod)},
 		},
 		Spec: corev1.PodSpec{
-			NodeName:      node,
-			RestartPolicy: corev1.RestartPolicyNever,
-			Tolerations:   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-			Containers:    []corev1.Container{o.container(cn, image)},
+			AutomountServiceAccountToken: ptr.To(false),
+			NodeName:                     node,
+			RestartPolicy:                corev1.RestartPolicyNever,
+			Tolerations:                  []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers:                   []corev1.Container{o.container(cn, image)},
 		},
 	}
 	if hostNamespaces {

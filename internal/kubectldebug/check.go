@@ -7,6 +7,7 @@
 package kubectldebug
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path"
@@ -22,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
-	"sessiongate.dev/sessiongate/internal/credentials"
 )
 
 // Kind is what kubectl-debug mode made, as status.debug.created names it.
@@ -49,8 +49,23 @@ const (
 	RuleRequireRunAsNonRoot = "requireRunAsNonRoot"
 	RuleAllowHostNamespaces = "allowHostNamespaces"
 	RuleDeniedNodes         = "deniedNodes"
+	RuleDeniedNodeLabels    = "deniedNodeLabels"
 	RuleServiceAccount      = "serviceAccount"
 	RuleMaxCreated          = "maxCreated"
+	// RuleSecrets: a container the session adds reads no Secret or
+	// ConfigMap through its env, and mounts none of the pod's volumes.
+	RuleSecrets = "secrets"
+	// RuleVolumes: a created pod adds only emptyDir (and, where allowed,
+	// hostPath) volumes of its own.
+	RuleVolumes = "volumes"
+	// RuleScheduling: a copy is placed by the scheduler, as its source
+	// would be, with no toleration or priority of its own.
+	RuleScheduling = "scheduling"
+	// RuleRuntimeClass: a copy runs in its source's runtime class, a node
+	// debug pod in the default one.
+	RuleRuntimeClass = "runtimeClassName"
+	// RuleCreatedPods: a debug session deletes only the pods it created.
+	RuleCreatedPods = "createdPods"
 )
 
 // MaxCreated is how many objects one session may create through
@@ -104,8 +119,14 @@ type Checker struct {
 	Rules *v1alpha1.KubectlDebugRules
 	// DeniedNodes (globs) never run a debug pod.
 	DeniedNodes []string
+	// DeniedNodeLabels (key or key=value): no node debug pod runs on a
+	// node carrying one.
+	DeniedNodeLabels []string
 	// Created is how many objects the session has created so far.
 	Created int
+	// Records are what the session created, as status.debug.created lists
+	// them.
+	Records []v1alpha1.DebugCreated
 }
 
 // New is the checker for a session's status.debug, with the template's
@@ -114,7 +135,11 @@ func New(st *v1alpha1.DebugStatus) *Checker {
 	if st == nil {
 		return &Checker{}
 	}
-	return &Checker{Template: st.Template, Mode: st.Mode, Namespace: st.Namespace, Rules: st.KubectlDebug, DeniedNodes: st.DeniedNodes, Created: len(st.Created)}
+	return &Checker{
+		Template: st.Template, Mode: st.Mode, Namespace: st.Namespace, Rules: st.KubectlDebug,
+		DeniedNodes: st.DeniedNodes, DeniedNodeLabels: st.DeniedNodeLabels,
+		Created: len(st.Created), Records: st.Created,
+	}
 }
 
 func (c *Checker) template() string {
@@ -200,40 +225,42 @@ func capability(s string) string {
 	return strings.TrimPrefix(s, "CAP_")
 }
 
+// Origin is what a container judged may keep of the pod it is in.
+type Origin struct {
+	// Copied: an unchanged container of the pod a copy copies (same name,
+	// image, env and mounts). It keeps its image without the image rules,
+	// and its env and mounts: the copy is that pod as it was.
+	Copied bool
+	// HostPaths: the pod may mount hostPath volumes (node debug pods with
+	// allowHostNamespaces).
+	HostPaths bool
+	// Own are the volumes the request itself adds to the pod, not the
+	// joined or copied pod's: an added container may mount their
+	// emptyDirs, and no other volume.
+	Own map[string]bool
+}
+
 // CheckContainer applies the template's rules to a container (an ephemeral
 // container is one too: (*corev1.Container)(&ec.EphemeralContainerCommon))
-// at fld in a pod of spec: its image (unless copied, an unchanged
-// container of the pod it copies), privileges, capabilities, user, and
-// the pod volumes it mounts (hostPath only where hostPaths).
-func (c *Checker) CheckContainer(fld *field.Path, ctr *corev1.Container, spec *corev1.PodSpec, copied, hostPaths bool) error {
+// at fld in a pod of spec: its image (unless copied), privileges,
+// capabilities, user, and, for a container the session adds, what it reads:
+// no Secret or ConfigMap through its env, no volume of the pod but an
+// emptyDir of its own or (where allowed) a hostPath.
+func (c *Checker) CheckContainer(fld *field.Path, ctr *corev1.Container, spec *corev1.PodSpec, o Origin) error {
 	r := c.Rules
-	if !copied {
+	if !o.Copied {
 		if err := c.CheckImage(fld.Child("image").String(), ctr.Image); err != nil {
 			return err
 		}
+	}
+	if err := c.checkSecurityContext(fld.Child("securityContext"), ctr.SecurityContext, spec.SecurityContext); err != nil {
+		return err
 	}
 	sc := ctr.SecurityContext
 	if sc == nil {
 		sc = &corev1.SecurityContext{}
 	}
 	scf := fld.Child("securityContext")
-	if !r.AllowPrivileged {
-		if sc.Privileged != nil && *sc.Privileged {
-			return c.refuse(scf.Child("privileged").String(), RuleAllowPrivileged, "%s: privileged containers are not allowed by %s", scf.Child("privileged"), c.template())
-		}
-		if sc.AllowPrivilegeEscalation != nil && *sc.AllowPrivilegeEscalation {
-			return c.refuse(scf.Child("allowPrivilegeEscalation").String(), RuleAllowPrivileged, "%s: privilege escalation is not allowed by %s (allowPrivileged is false)", scf.Child("allowPrivilegeEscalation"), c.template())
-		}
-		if sc.ProcMount != nil && *sc.ProcMount == corev1.UnmaskedProcMount {
-			return c.refuse(scf.Child("procMount").String(), RuleAllowPrivileged, "%s: an unmasked /proc is not allowed by %s (allowPrivileged is false)", scf.Child("procMount"), c.template())
-		}
-		if sp := sc.SeccompProfile; sp != nil && sp.Type == corev1.SeccompProfileTypeUnconfined {
-			return c.refuse(scf.Child("seccompProfile").String(), RuleAllowPrivileged, "%s: an unconfined seccomp profile is not allowed by %s (allowPrivileged is false)", scf.Child("seccompProfile"), c.template())
-		}
-		if ap := sc.AppArmorProfile; ap != nil && ap.Type == corev1.AppArmorProfileTypeUnconfined {
-			return c.refuse(scf.Child("appArmorProfile").String(), RuleAllowPrivileged, "%s: an unconfined AppArmor profile is not allowed by %s (allowPrivileged is false)", scf.Child("appArmorProfile"), c.template())
-		}
-	}
 	if caps := sc.Capabilities; caps != nil {
 		allowed := make([]string, len(r.AllowedCapabilities))
 		for i, a := range r.AllowedCapabilities {
@@ -250,10 +277,111 @@ func (c *Checker) CheckContainer(fld *field.Path, ctr *corev1.Container, spec *c
 			}
 		}
 	}
+	for i, m := range ctr.VolumeMounts {
+		if v := volume(spec, m.Name); v != nil && v.HostPath != nil && !o.HostPaths {
+			f := fld.Child("volumeMounts").Index(i)
+			return c.refuse(f.String(), RuleAllowHostNamespaces, "%s mounts hostPath volume %q, which %s allows only in node debug pods with allowHostNamespaces", f, m.Name, c.template())
+		}
+	}
+	if o.Copied {
+		return nil
+	}
+	if err := c.checkEnv(fld, ctr); err != nil {
+		return err
+	}
+	for i, m := range ctr.VolumeMounts {
+		v := volume(spec, m.Name)
+		if v != nil && (v.HostPath != nil || v.EmptyDir != nil && o.Own[m.Name]) {
+			continue
+		}
+		f := fld.Child("volumeMounts").Index(i)
+		return c.refuse(f.String(), RuleSecrets, "%s mounts %s volume %q of the pod: a container the session adds may mount only an emptyDir volume the request adds itself, never the pod's secrets, tokens, config or storage", f, volumeKind(v), m.Name)
+	}
+	if len(ctr.VolumeDevices) > 0 {
+		f := fld.Child("volumeDevices").Index(0)
+		return c.refuse(f.String(), RuleSecrets, "%s: a container the session adds may not use the pod's block devices (volume %q)", f, ctr.VolumeDevices[0].Name)
+	}
+	return nil
+}
+
+// checkEnv: a container the session adds takes its env from literal values
+// and the downward API only: a Secret or ConfigMap its env named would be
+// read with the pod's rights, which the session's own need not include.
+func (c *Checker) checkEnv(fld *field.Path, ctr *corev1.Container) error {
+	for i, e := range ctr.Env {
+		vf := e.ValueFrom
+		if vf == nil {
+			continue
+		}
+		f := fld.Child("env").Index(i).Child("valueFrom")
+		var what string
+		switch {
+		case vf.SecretKeyRef != nil:
+			f, what = f.Child("secretKeyRef"), fmt.Sprintf("Secret %q", vf.SecretKeyRef.Name)
+		case vf.ConfigMapKeyRef != nil:
+			f, what = f.Child("configMapKeyRef"), fmt.Sprintf("ConfigMap %q", vf.ConfigMapKeyRef.Name)
+		case vf.FileKeyRef != nil:
+			f, what = f.Child("fileKeyRef"), fmt.Sprintf("a file of volume %q", vf.FileKeyRef.VolumeName)
+		default:
+			continue
+		}
+		return c.refuse(f.String(), RuleSecrets, "%s: a container the session adds may not read %s (env from value, fieldRef and resourceFieldRef only)", f, what)
+	}
+	for i, e := range ctr.EnvFrom {
+		f := fld.Child("envFrom").Index(i)
+		switch {
+		case e.SecretRef != nil:
+			return c.refuse(f.Child("secretRef").String(), RuleSecrets, "%s: a container the session adds may not read Secret %q", f.Child("secretRef"), e.SecretRef.Name)
+		case e.ConfigMapRef != nil:
+			return c.refuse(f.Child("configMapRef").String(), RuleSecrets, "%s: a container the session adds may not read ConfigMap %q", f.Child("configMapRef"), e.ConfigMapRef.Name)
+		}
+	}
+	return nil
+}
+
+// unconfined names the first of a container's or a pod's settings that
+// loosens its confinement, and what it is; "" when none does.
+func unconfined(seccomp *corev1.SeccompProfile, apparmor *corev1.AppArmorProfile, selinux *corev1.SELinuxOptions, windows *corev1.WindowsSecurityContextOptions) (fld, what string) {
+	switch {
+	case seccomp != nil && seccomp.Type == corev1.SeccompProfileTypeUnconfined:
+		return "seccompProfile", "an unconfined seccomp profile is"
+	case apparmor != nil && apparmor.Type == corev1.AppArmorProfileTypeUnconfined:
+		return "appArmorProfile", "an unconfined AppArmor profile is"
+	case selinux != nil:
+		return "seLinuxOptions", "an SELinux label of the caller's choosing is"
+	case windows != nil && windows.HostProcess != nil && *windows.HostProcess:
+		return "windowsOptions.hostProcess", "a Windows host process is"
+	}
+	return "", ""
+}
+
+// checkSecurityContext holds a container's security context, over its
+// pod's, to the template's privilege rules.
+func (c *Checker) checkSecurityContext(scf *field.Path, sc *corev1.SecurityContext, pod *corev1.PodSecurityContext) error {
+	r := c.Rules
+	if sc == nil {
+		sc = &corev1.SecurityContext{}
+	}
+	if !r.AllowPrivileged {
+		priv := func(fld, what string) error {
+			return c.refuse(scf.Child(fld).String(), RuleAllowPrivileged, "%s: %s not allowed by %s (allowPrivileged is false)", scf.Child(fld), what, c.template())
+		}
+		switch {
+		case sc.Privileged != nil && *sc.Privileged:
+			return c.refuse(scf.Child("privileged").String(), RuleAllowPrivileged, "%s: privileged containers are not allowed by %s", scf.Child("privileged"), c.template())
+		case sc.AllowPrivilegeEscalation != nil && *sc.AllowPrivilegeEscalation:
+			return priv("allowPrivilegeEscalation", "privilege escalation is")
+		case sc.ProcMount != nil && *sc.ProcMount == corev1.UnmaskedProcMount:
+			return priv("procMount", "an unmasked /proc is")
+		}
+		if fld, what := unconfined(sc.SeccompProfile, sc.AppArmorProfile, sc.SELinuxOptions, sc.WindowsOptions); fld != "" {
+			return priv(fld, what)
+		}
+	}
 	if r.RequireRunAsNonRoot {
 		var podSC corev1.PodSecurityContext
-		if spec.SecurityContext != nil {
-			podSC = *spec.SecurityContext
+		if pod != nil {
+			podSC = *pod
 		}
 		nonRoot, user := podSC.RunAsNonRoot, podSC.RunAsUser
 		if sc.RunAsNonRoot != nil {
@@ -269,13 +397,23 @@ func (c *Checker) CheckContainer(fld *field.Path, ctr *corev1.Container, spec *c
 			return c.refuse(scf.Child("runAsUser").String(), RuleRequireRunAsNonRoot, "%s is 0 (root), which %s does not allow (requireRunAsNonRoot)", scf.Child("runAsUser"), c.template())
 		}
 	}
-	for i, m := range ctr.VolumeMounts {
-		if v := volume(spec, m.Name); v != nil && v.HostPath != nil && !hostPaths {
-			f := fld.Child("volumeMounts").Index(i)
-			return c.refuse(f.String(), RuleAllowHostNamespaces, "%s mounts hostPath volume %q, which %s allows only in node debug pods with allowHostNamespaces", f, m.Name, c.template())
-		}
-	}
 	return nil
+}
+
+// volumeKind names the source of v as its field does: secret, projected, ….
+func volumeKind(v *corev1.Volume) string {
+	if v == nil {
+		return "a missing"
+	}
+	b, err := json.Marshal(v.VolumeSource)
+	var m map[string]json.RawMessage
+	if err != nil || json.Unmarshal(b, &m) != nil || len(m) != 1 {
+		return "a"
+	}
+	for k := range m {
+		return k
+	}
+	return "a"
 }
 
 func volume(spec *corev1.PodSpec, name string) *corev1.Volume {
@@ -324,7 +462,7 @@ func (c *Checker) CheckEphemeral(before, after *corev1.Pod) ([]corev1.EphemeralC
 			return nil, invalid(f.Child("name").String(), "%s %q: a new ephemeral container needs a name no other container of the pod has", f.Child("name"), ec.Name)
 		}
 		names[ec.Name] = true
-		if err := c.CheckContainer(f, (*corev1.Container)(&ec.EphemeralContainerCommon), &before.Spec, false, false); err != nil {
+		if err := c.CheckContainer(f, (*corev1.Container)(&ec.EphemeralContainerCommon), &before.Spec, Origin{}); err != nil {
 			return nil, err
 		}
 		added = append(added, *ec)
@@ -336,162 +474,6 @@ func (c *Checker) CheckEphemeral(before, after *corev1.Pod) ([]corev1.EphemeralC
 		return nil, invalid(list.String(), "%s: the request adds no ephemeral container", list)
 	}
 	return added, nil
-}
-
-// PodKind is what kubectl debug means by a pod it creates: a node debug pod
-// (spec.nodeName set and labelled as kubectl debug node and the gateway
-// label them), or else a copy of a pod.
-func PodKind(pod *corev1.Pod) Kind {
-	if pod.Spec.NodeName != "" && (pod.Labels[LabelDebugKind] == string(KindNodePod) || pod.Labels[LabelManagedBy] == KubectlManagedBy) {
-		return KindNodePod
-	}
-	return KindPodCopy
-}
-
-// KubectlManagedBy is how kubectl debug node labels its pods.
-const KubectlManagedBy = "kubectl-debug"
-
-// CheckPodCreate judges a pod created in a debug session's namespace: a
-// node debug pod (rules.node) or a copy (rules.copy) of one of sources,
-// the pods of the namespace. A container of a copy that is unchanged from
-// the source's (same name and image) keeps its image without the image
-// rules; every other rule holds for every container. It returns the pod's
-// kind and, for a copy, its source (nil when every container passes alone).
-func (c *Checker) CheckPodCreate(pod *corev1.Pod, sources []corev1.Pod) (Kind, *corev1.Pod, error) {
-	kind := PodKind(pod)
-	if err := c.CheckMode(); err != nil {
-		return kind, nil, err
-	}
-	if err := c.CheckNamespace(pod.Namespace); err != nil {
-		return kind, nil, err
-	}
-	spec := &pod.Spec
-	switch {
-	case kind == KindNodePod && !c.Rules.Node:
-		return kind, nil, c.refuse("spec.nodeName", RuleNode, "node debug pods are not allowed by %s", c.template())
-	case kind == KindPodCopy && !c.Rules.Copy:
-		return kind, nil, c.refuse("spec", RuleCopy, "only copies of pods (kubectl debug --copy-to) and node debug pods may be created in a debug session, and %s allows no copies", c.template())
-	}
-	if len(spec.Containers) == 0 {
-		return kind, nil, invalid("spec.containers", "spec.containers: a pod needs a container")
-	}
-	if len(spec.EphemeralContainers) > 0 {
-		return kind, nil, invalid("spec.ephemeralContainers", "spec.ephemeralContainers: a new pod cannot have ephemeral containers")
-	}
-	if spec.NodeName != "" {
-		if err := c.CheckNode("spec.nodeName", spec.NodeName); err != nil {
-			return kind, nil, err
-		}
-	}
-	hostOK := kind == KindNodePod && c.Rules.AllowHostNamespaces
-	if !hostOK {
-		for _, h := range []struct {
-			name string
-			on   bool
-		}{{"hostPID", spec.HostPID}, {"hostNetwork", spec.HostNetwork}, {"hostIPC", spec.HostIPC}} {
-			if h.on {
-				return kind, nil, c.refuse("spec."+h.name, RuleAllowHostNamespaces, "spec.%s: the host's namespaces are allowed by %s only in node debug pods with allowHostNamespaces", h.name, c.template())
-			}
-		}
-		for i, v := range spec.Volumes {
-			if v.HostPath != nil {
-				f := field.NewPath("spec", "volumes").Index(i)
-				return kind, nil, c.refuse(f.String(), RuleAllowHostNamespaces, "%s: hostPath volume %q is allowed by %s only in node debug pods with allowHostNamespaces", f, v.Name, c.template())
-			}
-		}
-	}
-	var source *corev1.Pod
-	if kind == KindPodCopy {
-		source = copySource(c, pod, sources)
-	}
-	names := map[string]bool{}
-	for _, group := range []struct {
-		path string
-		list []corev1.Container
-	}{{"initContainers", spec.InitContainers}, {"containers", spec.Containers}} {
-		for i := range group.list {
-			ctr := &group.list[i]
-			f := field.NewPath("spec", group.path).Index(i)
-			if ctr.Name == "" || names[ctr.Name] {
-				return kind, nil, invalid(f.Child("name").String(), "%s %q: every container needs a name of its own", f.Child("name"), ctr.Name)
-			}
-			names[ctr.Name] = true
-			copied := source != nil && hasContainer(source, ctr)
-			if err := c.CheckContainer(f, ctr, spec, copied, hostOK); err != nil {
-				return kind, nil, err
-			}
-		}
-	}
-	if err := c.checkServiceAccount(pod, source); err != nil {
-		return kind, nil, err
-	}
-	return kind, source, nil
-}
-
-// checkServiceAccount: a debug pod runs as the namespace's default service
-// account, a copy as its source's; no other identity is to be had by
-// creating a pod.
-func (c *Checker) checkServiceAccount(pod *corev1.Pod, source *corev1.Pod) error {
-	sa := pod.Spec.ServiceAccountName
-	if sa == "" {
-		sa = pod.Spec.DeprecatedServiceAccount
-	}
-	want := "default"
-	if source != nil && source.Spec.ServiceAccountName != "" {
-		want = source.Spec.ServiceAccountName
-	}
-	if sa != "" && sa != want || pod.Spec.DeprecatedServiceAccount != "" && pod.Spec.DeprecatedServiceAccount != sa {
-		return c.refuse("spec.serviceAccountName", RuleServiceAccount, "spec.serviceAccountName %q: a debug pod runs as service account %q", sa, want)
-	}
-	return nil
-}
-
-// copySource is the pod of sources that the copy's containers with images
-// the rules refuse were copied from: the first whose containers (same name,
-// same image) cover all of them.
-func copySource(c *Checker, pod *corev1.Pod, sources []corev1.Pod) *corev1.Pod {
-	var foreign []*corev1.Container
-	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for i := range list {
-			if c.CheckImage("image", list[i].Image) != nil {
-				foreign = append(foreign, &list[i])
-			}
-		}
-	}
-	if len(foreign) == 0 {
-		return nil
-	}
-	for i := range sources {
-		src := &sources[i]
-		if src.Name == pod.Name || src.Namespace != pod.Namespace || src.Labels[credentials.LabelSessionUID] != "" {
-			// A copy is of a pod of the namespace that is not itself a
-			// debug pod.
-			continue
-		}
-		if !slices.ContainsFunc(foreign, func(ctr *corev1.Container) bool { return !hasContainer(src, ctr) }) {
-			return src
-		}
-	}
-	return nil
-}
-
-// DebugContainer is the first container of pod that is not its source's:
-// the one to attach to.
-func DebugContainer(pod, source *corev1.Pod) *corev1.Container {
-	for i := range pod.Spec.Containers {
-		if source == nil || !hasContainer(source, &pod.Spec.Containers[i]) {
-			return &pod.Spec.Containers[i]
-		}
-	}
-	return &pod.Spec.Containers[0]
-}
-
-// hasContainer: src has a container (or init container) of ctr's name and
-// image.
-func hasContainer(src *corev1.Pod, ctr *corev1.Container) bool {
-	return slices.ContainsFunc(slices.Concat(src.Spec.InitContainers, src.Spec.Containers), func(s corev1.Container) bool {
-		return s.Name == ctr.Name && s.Image == ctr.Image
-	})
 }
 
 // equalEphemeral: the API server refuses every change to an existing

@@ -2,6 +2,7 @@ package kubectldebug
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 
@@ -96,13 +97,25 @@ func TestContainerRules(t *testing.T) {
 	spec := &corev1.PodSpec{Volumes: []corev1.Volume{
 		{Name: "root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}},
 		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "app-data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "db-password", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "db"}}},
+		{Name: "kube-api-access-x1", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}}}}}},
+		{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}}}},
+		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}},
 	}}
+	secretEnv := func(vf corev1.EnvVarSource) func(*corev1.Container) {
+		return func(c *corev1.Container) {
+			c.Env = []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "B", ValueFrom: &vf}}
+		}
+	}
 	for _, tc := range []struct {
 		name   string
 		rules  func(*v1alpha1.KubectlDebugRules)
 		sc     *corev1.SecurityContext
 		podSC  *corev1.PodSecurityContext
 		mounts []string
+		ctr    func(*corev1.Container)
+		origin Origin
 		rule   string
 		field  string
 	}{
@@ -129,8 +142,41 @@ func TestContainerRules(t *testing.T) {
 		{name: "non-root as uid 0", rules: nonRoot, sc: &corev1.SecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](0)}, rule: RuleRequireRunAsNonRoot, field: "runAsUser"},
 		{name: "pod uid 0", rules: nonRoot, podSC: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](0)}, rule: RuleRequireRunAsNonRoot},
 		{name: "container uid over pod 0", rules: nonRoot, podSC: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](0)}, sc: &corev1.SecurityContext{RunAsUser: ptr.To[int64](1000)}},
-		{name: "hostPath mount", mounts: []string{"scratch", "root"}, rule: RuleAllowHostNamespaces, field: "volumeMounts[1]"},
-		{name: "emptyDir mount", mounts: []string{"scratch"}},
+		{name: "hostPath mount", mounts: []string{"scratch", "root"}, origin: Origin{Own: map[string]bool{"scratch": true}}, rule: RuleAllowHostNamespaces, field: "volumeMounts[1]"},
+		{name: "hostPath mount where allowed", mounts: []string{"root"}, origin: Origin{HostPaths: true}},
+		{name: "own emptyDir mount", mounts: []string{"scratch"}, origin: Origin{Own: map[string]bool{"scratch": true}}},
+		{name: "the pod's emptyDir", mounts: []string{"app-data"}, origin: Origin{Own: map[string]bool{"scratch": true}}, rule: RuleSecrets, field: `mounts emptyDir volume "app-data" of the pod`},
+		{name: "the pod's secret", mounts: []string{"db-password"}, rule: RuleSecrets, field: `volumeMounts[0] mounts secret volume "db-password"`},
+		{name: "the pod's token", mounts: []string{"kube-api-access-x1"}, rule: RuleSecrets, field: `projected volume "kube-api-access-x1"`},
+		{name: "the pod's config", mounts: []string{"config"}, rule: RuleSecrets, field: "configMap volume"},
+		{name: "the pod's claim", mounts: []string{"data"}, rule: RuleSecrets, field: "persistentVolumeClaim volume"},
+		{name: "a volume the pod lacks", mounts: []string{"nowhere"}, rule: RuleSecrets},
+		{name: "the pod's secret with host paths allowed", mounts: []string{"db-password"}, origin: Origin{HostPaths: true}, rule: RuleSecrets},
+		{name: "a copied container keeps its mounts", mounts: []string{"db-password", "config"}, origin: Origin{Copied: true}},
+		{name: "a copied container keeps no hostPath", mounts: []string{"root"}, origin: Origin{Copied: true}, rule: RuleAllowHostNamespaces},
+		{name: "block device", ctr: func(c *corev1.Container) {
+			c.VolumeDevices = []corev1.VolumeDevice{{Name: "data", DevicePath: "/dev/x"}}
+		}, rule: RuleSecrets, field: "volumeDevices[0]"},
+		{name: "secretKeyRef", ctr: secretEnv(corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "password"}}), rule: RuleSecrets, field: `env[1].valueFrom.secretKeyRef: a container the session adds may not read Secret "db"`},
+		{name: "configMapKeyRef", ctr: secretEnv(corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}, Key: "k"}}), rule: RuleSecrets, field: `ConfigMap "app"`},
+		{name: "fileKeyRef", ctr: secretEnv(corev1.EnvVarSource{FileKeyRef: &corev1.FileKeySelector{VolumeName: "app-data", Path: "p", Key: "k"}}), rule: RuleSecrets, field: `a file of volume "app-data"`},
+		{name: "fieldRef", ctr: secretEnv(corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}})},
+		{name: "resourceFieldRef", ctr: secretEnv(corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu"}})},
+		{name: "envFrom secretRef", ctr: func(c *corev1.Container) {
+			c.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "admin-token"}}}}
+		}, rule: RuleSecrets, field: `envFrom[0].secretRef: a container the session adds may not read Secret "admin-token"`},
+		{name: "envFrom configMapRef with a prefix", ctr: func(c *corev1.Container) {
+			c.EnvFrom = []corev1.EnvFromSource{{Prefix: "X_", ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}}}}
+		}, rule: RuleSecrets, field: "envFrom[0].configMapRef"},
+		{name: "a copied container keeps its env", ctr: func(c *corev1.Container) {
+			secretEnv(corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}}})(c)
+			c.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}}}}
+		}, origin: Origin{Copied: true}},
+		{name: "a copied container is still held to privileges", sc: &corev1.SecurityContext{Privileged: ptr.To(true)}, origin: Origin{Copied: true}, rule: RuleAllowPrivileged},
+		{name: "SELinux options", sc: &corev1.SecurityContext{SELinuxOptions: &corev1.SELinuxOptions{Type: "spc_t"}}, rule: RuleAllowPrivileged, field: "securityContext.seLinuxOptions"},
+		{name: "SELinux options allowed", sc: &corev1.SecurityContext{SELinuxOptions: &corev1.SELinuxOptions{Type: "spc_t"}}, rules: func(r *v1alpha1.KubectlDebugRules) { r.AllowPrivileged = true }},
+		{name: "Windows host process", sc: &corev1.SecurityContext{WindowsOptions: &corev1.WindowsSecurityContextOptions{HostProcess: ptr.To(true)}}, rule: RuleAllowPrivileged, field: "windowsOptions.hostProcess"},
+		{name: "Windows, no host process", sc: &corev1.SecurityContext{WindowsOptions: &corev1.WindowsSecurityContextOptions{HostProcess: ptr.To(false)}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := checker()
@@ -141,9 +187,12 @@ func TestContainerRules(t *testing.T) {
 			for _, m := range tc.mounts {
 				ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: m, MountPath: "/" + m})
 			}
+			if tc.ctr != nil {
+				tc.ctr(ctr)
+			}
 			s := spec.DeepCopy()
 			s.SecurityContext = tc.podSC
-			err := c.CheckContainer(field.NewPath("spec", "ephemeralContainers").Index(0), ctr, s, false, false)
+			err := c.CheckContainer(field.NewPath("spec", "ephemeralContainers").Index(0), ctr, s, tc.origin)
 			if tc.rule == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -247,28 +296,119 @@ func TestEphemeralContainers(t *testing.T) {
 	refusedBy(t, err, RuleNamespace, "kube-system")
 }
 
-// TestEphemeralMountOfTheTargetsHostPath: a pod's own hostPath volume is no
-// way in for a debug container.
-func TestEphemeralMountOfTheTargetsHostPath(t *testing.T) {
-	before := pod("agent", corev1.Container{Name: "app", Image: "example.invalid/agent:1"})
-	before.Spec.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/run"}}}}
-	after := before.DeepCopy()
-	after.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
-		Name: "dbg", Image: "busybox:1", VolumeMounts: []corev1.VolumeMount{{Name: "host", MountPath: "/h"}},
-	}}}
-	_, err := checker().CheckEphemeral(before, after)
-	refusedBy(t, err, RuleAllowHostNamespaces, `mounts hostPath volume "host"`)
+// TestEphemeralContainersReadNothingOfThePods: a pod's volumes (hostPath,
+// secret, token, even its emptyDirs) and the Secrets its env could name are
+// no way in for a debug container.
+func TestEphemeralContainersReadNothingOfThePods(t *testing.T) {
+	before := pod("agent", corev1.Container{Name: "app", Image: "example.invalid/agent:1", VolumeMounts: []corev1.VolumeMount{{Name: "creds", MountPath: "/creds"}}})
+	before.Spec.Volumes = []corev1.Volume{
+		{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/run"}}},
+		{Name: "creds", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "agent-creds"}}},
+		{Name: "kube-api-access-abcde", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}}}}}},
+		{Name: "cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	mount := func(v string) func(*corev1.EphemeralContainer) {
+		return func(ec *corev1.EphemeralContainer) {
+			ec.VolumeMounts = []corev1.VolumeMount{{Name: v, MountPath: "/x"}}
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*corev1.EphemeralContainer)
+		rule   string
+		want   string
+	}{
+		{"hostPath", mount("host"), RuleAllowHostNamespaces, `mounts hostPath volume "host"`},
+		{"secret", mount("creds"), RuleSecrets, `spec.ephemeralContainers[0].volumeMounts[0] mounts secret volume "creds"`},
+		{"token", mount("kube-api-access-abcde"), RuleSecrets, `projected volume "kube-api-access-abcde"`},
+		{"emptyDir", mount("cache"), RuleSecrets, `emptyDir volume "cache"`},
+		{"envFrom secretRef", func(ec *corev1.EphemeralContainer) {
+			ec.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cluster-admin-token"}}}}
+		}, RuleSecrets, `envFrom[0].secretRef: a container the session adds may not read Secret "cluster-admin-token"`},
+		{"secretKeyRef", func(ec *corev1.EphemeralContainer) {
+			ec.Env = []corev1.EnvVar{{Name: "T", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "agent-creds"}, Key: "k"}}}}
+		}, RuleSecrets, "env[0].valueFrom.secretKeyRef"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ec := corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "dbg", Image: "busybox:1"}}
+			tc.mutate(&ec)
+			after := before.DeepCopy()
+			after.Spec.EphemeralContainers = []corev1.EphemeralContainer{ec}
+			_, err := checker().CheckEphemeral(before, after)
+			refusedBy(t, err, tc.rule, tc.want)
+		})
+	}
+}
+
+// tokenVolume is what the API server adds to a pod whose token is
+// automounted.
+func tokenVolume(name string) corev1.Volume {
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+		{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{ExpirationSeconds: ptr.To[int64](3607), Path: "token"}},
+		{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"}}},
+	}}}}
+}
+
+// webPod is a pod as the API server keeps it: its token mounted, a Secret
+// in its env and one mounted, a toleration of its own and the defaults.
+func webPod() *corev1.Pod {
+	const token = "kube-api-access-x1"
+	source := pod("web",
+		corev1.Container{Name: "app", Image: "example.invalid/web:1",
+			EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "web-db"}}}},
+			VolumeMounts: []corev1.VolumeMount{
+				{Name: "tls", MountPath: "/tls"},
+				{Name: token, MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true},
+			}},
+		corev1.Container{Name: "sidecar", Image: "busybox:1.36", VolumeMounts: []corev1.VolumeMount{{Name: token, MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true}}},
+	)
+	source.Labels = map[string]string{"app": "web"}
+	source.Spec.ServiceAccountName = "web"
+	source.Spec.NodeName = "worker-1"
+	source.Spec.SchedulerName = corev1.DefaultSchedulerName
+	source.Spec.Volumes = []corev1.Volume{
+		{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "web-tls"}}},
+		tokenVolume(token),
+	}
+	source.Spec.Tolerations = []corev1.Toleration{
+		{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "web", Effect: corev1.TaintEffectNoSchedule},
+		{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](300)},
+	}
+	return source
+}
+
+// kubectlCopy is the copy kubectl debug --copy-to sends of src, with the
+// labels it keeps with --keep-labels, as Sanitize leaves it.
+func kubectlCopy(src *corev1.Pod, mutate ...func(*corev1.Pod)) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: src.Namespace, Name: src.Name + "-debug", Labels: src.Labels}, Spec: *src.Spec.DeepCopy()}
+	p.Spec.NodeName = ""
+	p.Spec.ShareProcessNamespace = ptr.To(true)
+	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "debugger-abcde", Image: "busybox:1.36", Stdin: true, TTY: true})
+	for _, m := range mutate {
+		m(p)
+	}
+	return p
 }
 
 func TestPodCreates(t *testing.T) {
-	source := pod("web", corev1.Container{Name: "app", Image: "example.invalid/web:1"})
-	source.Spec.ServiceAccountName = "web"
+	source := webPod()
 	copyOf := func(mutate ...func(*corev1.Pod)) *corev1.Pod {
 		p, _ := PodCopy(source, "web-debug", "busybox:1.36", Options{})
 		for _, m := range mutate {
 			m(p)
 		}
 		return p
+	}
+	debugger := func(m func(*corev1.Container)) func(*corev1.Pod) {
+		return func(p *corev1.Pod) { m(&p.Spec.Containers[len(p.Spec.Containers)-1]) }
+	}
+	addVolume := func(v corev1.Volume) func(*corev1.Pod) {
+		return func(p *corev1.Pod) { p.Spec.Volumes = append(p.Spec.Volumes, v) }
+	}
+	secretVolume := corev1.Volume{Name: "admin", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "cluster-admin"}}}
+	scratch := corev1.Volume{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
+	podSC := func(sc corev1.PodSecurityContext) func(*corev1.Pod) {
+		return func(p *corev1.Pod) { p.Spec.SecurityContext = &sc }
 	}
 	node := func(host bool, mutate ...func(*corev1.Pod)) *corev1.Pod {
 		p, _ := NodePod("apps", "worker-1", "busybox:1.36", host, Options{})
@@ -280,6 +420,8 @@ func TestPodCreates(t *testing.T) {
 	}
 	kubectlNode := func(p *corev1.Pod) { p.Labels = map[string]string{LabelManagedBy: KubectlManagedBy} }
 	hostNS := func(r *v1alpha1.KubectlDebugRules) { r.AllowHostNamespaces = true }
+	privileged := func(r *v1alpha1.KubectlDebugRules) { r.AllowPrivileged = true }
+	sanitized := func(p *corev1.Pod) *corev1.Pod { Sanitize(p); return p }
 	for _, tc := range []struct {
 		name    string
 		pod     *corev1.Pod
@@ -299,8 +441,48 @@ func TestPodCreates(t *testing.T) {
 		{name: "copy with host network", pod: copyOf(func(p *corev1.Pod) { p.Spec.HostNetwork = true }), rules: hostNS, kind: KindPodCopy, rule: RuleAllowHostNamespaces, want: "spec.hostNetwork"},
 		{name: "copy as another service account", pod: copyOf(func(p *corev1.Pod) { p.Spec.ServiceAccountName = "admin" }), kind: KindPodCopy, rule: RuleServiceAccount, want: `"admin"`},
 		{name: "copy smuggling the deprecated service account", pod: copyOf(func(p *corev1.Pod) { p.Spec.DeprecatedServiceAccount = "admin" }), kind: KindPodCopy, rule: RuleServiceAccount},
-		{name: "copy on the same node", pod: copyOf(func(p *corev1.Pod) { p.Spec.NodeName = "worker-1" }), kind: KindPodCopy},
-		{name: "copy on a denied node", pod: copyOf(func(p *corev1.Pod) { p.Spec.NodeName = "control-plane-0" }), kind: KindPodCopy, rule: RuleDeniedNodes, want: `spec.nodeName "control-plane-0"`},
+		{name: "copy on the same node", pod: copyOf(func(p *corev1.Pod) { p.Spec.NodeName = "worker-1" }), kind: KindPodCopy, rule: RuleScheduling, want: `spec.nodeName "worker-1": a copy is placed by the scheduler`},
+		{name: "copy on a denied node", pod: copyOf(func(p *corev1.Pod) { p.Spec.NodeName = "control-plane-0" }), kind: KindPodCopy, rule: RuleScheduling, want: "--same-node"},
+		{name: "kubectl's copy", pod: sanitized(kubectlCopy(source)), kind: KindPodCopy},
+		{name: "kubectl's copy unsanitized keeps the token", pod: kubectlCopy(source), kind: KindPodCopy, rule: RuleServiceAccount, want: `projected volume "kube-api-access-x1" holds a ServiceAccount token`},
+		{name: "copy with its token automounted", pod: copyOf(func(p *corev1.Pod) { p.Spec.AutomountServiceAccountToken = nil }), kind: KindPodCopy, rule: RuleServiceAccount, want: "automountServiceAccountToken must be false"},
+		{name: "copy adding a token volume", pod: copyOf(addVolume(tokenVolume("mine"))), kind: KindPodCopy, rule: RuleServiceAccount, want: `"mine"`},
+		{name: "debugger reading the copy's Secret env", pod: copyOf(debugger(func(c *corev1.Container) { c.EnvFrom = source.Spec.Containers[0].EnvFrom })), kind: KindPodCopy, rule: RuleSecrets, want: `spec.containers[2].envFrom[0].secretRef: a container the session adds may not read Secret "web-db"`},
+		{name: "debugger reading a Secret key", pod: copyOf(debugger(func(c *corev1.Container) {
+			c.Env = []corev1.EnvVar{{Name: "P", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "cluster-admin"}, Key: "token"}}}}
+		})), kind: KindPodCopy, rule: RuleSecrets, want: "spec.containers[2].env[0].valueFrom.secretKeyRef"},
+		{name: "debugger mounting the copy's Secret", pod: copyOf(debugger(func(c *corev1.Container) { c.VolumeMounts = []corev1.VolumeMount{{Name: "tls", MountPath: "/tls"}} })), kind: KindPodCopy, rule: RuleSecrets, want: `spec.containers[2].volumeMounts[0] mounts secret volume "tls"`},
+		{name: "debugger mounting an emptyDir of its own", pod: copyOf(addVolume(scratch), debugger(func(c *corev1.Container) { c.VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/s"}} })), kind: KindPodCopy},
+		{name: "copied sidecar given a Secret env", pod: copyOf(func(p *corev1.Pod) {
+			p.Spec.Containers[1].EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cluster-admin"}}}}
+		}), kind: KindPodCopy, rule: RuleSecrets, want: `spec.containers[1].envFrom[0].secretRef`},
+		{name: "copied sidecar given the app's mount", pod: copyOf(func(p *corev1.Pod) {
+			p.Spec.Containers[1].VolumeMounts = []corev1.VolumeMount{{Name: "tls", MountPath: "/tls"}}
+		}), kind: KindPodCopy, rule: RuleSecrets, want: `spec.containers[1].volumeMounts[0] mounts secret volume "tls"`},
+		{name: "copied app mounting another Secret", pod: copyOf(addVolume(secretVolume), func(p *corev1.Pod) { p.Spec.Containers[0].VolumeMounts[0].Name = "admin" }), kind: KindPodCopy, rule: RuleVolumes, want: `spec.volumes[1]: secret volume "admin" is not allowed`},
+		{name: "copy's Secret volume swapped", pod: copyOf(func(p *corev1.Pod) { p.Spec.Volumes[0].Secret.SecretName = "cluster-admin" }), kind: KindPodCopy, rule: RuleVolumes, want: `secret volume "tls"`},
+		{name: "copy adding a configMap volume", pod: copyOf(addVolume(corev1.Volume{Name: "cm", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}})), kind: KindPodCopy, rule: RuleVolumes, want: "configMap volume"},
+		{name: "copy adding a CSI volume", pod: copyOf(addVolume(corev1.Volume{Name: "csi", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: "secrets-store.csi.k8s.io"}}})), kind: KindPodCopy, rule: RuleVolumes, want: "csi volume"},
+		{name: "copy adding an NFS volume", pod: copyOf(addVolume(corev1.Volume{Name: "nfs", VolumeSource: corev1.VolumeSource{NFS: &corev1.NFSVolumeSource{Server: "10.0.0.1", Path: "/"}}})), kind: KindPodCopy, rule: RuleVolumes},
+		{name: "copy adding a gitRepo volume", pod: copyOf(addVolume(corev1.Volume{Name: "git", VolumeSource: corev1.VolumeSource{GitRepo: &corev1.GitRepoVolumeSource{Repository: "x"}}})), kind: KindPodCopy, rule: RuleVolumes},
+		{name: "copy adding a claim", pod: copyOf(addVolume(corev1.Volume{Name: "pvc", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "db-data"}}})), kind: KindPodCopy, rule: RuleVolumes, want: "persistentVolumeClaim"},
+		{name: "copy adding an image volume", pod: copyOf(addVolume(corev1.Volume{Name: "img", VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: "evil.io/tools:1"}}})), kind: KindPodCopy, rule: RuleVolumes, want: "image volume"},
+		{name: "copy tolerating everything", pod: copyOf(func(p *corev1.Pod) {
+			p.Spec.Tolerations = append(p.Spec.Tolerations, corev1.Toleration{Operator: corev1.TolerationOpExists})
+		}), kind: KindPodCopy, rule: RuleScheduling, want: "spec.tolerations[2]"},
+		{name: "copy with the default tolerations", pod: copyOf(func(p *corev1.Pod) {
+			p.Spec.Tolerations = append(p.Spec.Tolerations, corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](300)})
+		}), kind: KindPodCopy},
+		{name: "copy with a priority class", pod: copyOf(func(p *corev1.Pod) { p.Spec.PriorityClassName = "system-node-critical" }), kind: KindPodCopy, rule: RuleScheduling, want: "spec.priorityClassName"},
+		{name: "copy with a scheduler of its own", pod: copyOf(func(p *corev1.Pod) { p.Spec.SchedulerName = "mine" }), kind: KindPodCopy, rule: RuleScheduling, want: "spec.schedulerName"},
+		{name: "copy in another runtime class", pod: copyOf(func(p *corev1.Pod) { p.Spec.RuntimeClassName = ptr.To("runc-unsandboxed") }), kind: KindPodCopy, rule: RuleRuntimeClass, want: `spec.runtimeClassName "runc-unsandboxed"`},
+		{name: "copy with an unconfined pod seccomp", pod: copyOf(podSC(corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}})), kind: KindPodCopy, rule: RuleAllowPrivileged, want: "spec.securityContext.seccompProfile"},
+		{name: "copy with an unconfined pod AppArmor", pod: copyOf(podSC(corev1.PodSecurityContext{AppArmorProfile: &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeUnconfined}})), kind: KindPodCopy, rule: RuleAllowPrivileged, want: "spec.securityContext.appArmorProfile"},
+		{name: "copy with a pod SELinux label", pod: copyOf(podSC(corev1.PodSecurityContext{SELinuxOptions: &corev1.SELinuxOptions{Type: "spc_t"}})), kind: KindPodCopy, rule: RuleAllowPrivileged, want: "spec.securityContext.seLinuxOptions"},
+		{name: "copy as a Windows host process", pod: copyOf(podSC(corev1.PodSecurityContext{WindowsOptions: &corev1.WindowsSecurityContextOptions{HostProcess: ptr.To(true)}})), kind: KindPodCopy, rule: RuleAllowPrivileged, want: "windowsOptions.hostProcess"},
+		{name: "copy with sysctls", pod: copyOf(podSC(corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}}})), kind: KindPodCopy, rule: RuleAllowPrivileged, want: "spec.securityContext.sysctls"},
+		{name: "copy with sysctls allowed", pod: copyOf(podSC(corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}}})), rules: privileged, kind: KindPodCopy},
+		{name: "copy with a container SELinux label", pod: copyOf(debugger(func(c *corev1.Container) { c.SecurityContext.SELinuxOptions = &corev1.SELinuxOptions{User: "system_u"} })), kind: KindPodCopy, rule: RuleAllowPrivileged, want: "spec.containers[2].securityContext.seLinuxOptions"},
 		{name: "copy with an ephemeral container", pod: copyOf(func(p *corev1.Pod) {
 			p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "x", Image: "busybox:1"}}}
 		}), kind: KindPodCopy, invalid: true},
@@ -322,6 +504,22 @@ func TestPodCreates(t *testing.T) {
 		{name: "node pod claiming to copy", pod: node(false, func(p *corev1.Pod) { p.Spec.Containers[0] = source.Spec.Containers[0] }), kind: KindNodePod, rule: RuleImages},
 		{name: "node pod as another service account", pod: node(false, func(p *corev1.Pod) { p.Spec.ServiceAccountName = "web" }), kind: KindNodePod, rule: RuleServiceAccount},
 		{name: "privileged node pod", pod: node(true, func(p *corev1.Pod) { p.Spec.Containers[0].SecurityContext.Privileged = ptr.To(true) }), rules: hostNS, kind: KindNodePod, rule: RuleAllowPrivileged},
+		{name: "node pod mounting a Secret", pod: node(false, addVolume(secretVolume), func(p *corev1.Pod) {
+			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "admin", MountPath: "/a"}}
+		}), kind: KindNodePod, rule: RuleVolumes, want: `secret volume "admin"`},
+		{name: "node pod with host namespaces mounting a Secret", pod: node(true, addVolume(secretVolume)), rules: hostNS, kind: KindNodePod, rule: RuleVolumes},
+		{name: "node pod with a token", pod: node(false, addVolume(tokenVolume("t"))), kind: KindNodePod, rule: RuleServiceAccount},
+		{name: "node pod with its token automounted", pod: node(false, func(p *corev1.Pod) { p.Spec.AutomountServiceAccountToken = ptr.To(true) }), kind: KindNodePod, rule: RuleServiceAccount, want: "automountServiceAccountToken"},
+		{name: "node pod with an emptyDir", pod: node(false, addVolume(scratch), func(p *corev1.Pod) {
+			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/s"}}
+		}), kind: KindNodePod},
+		{name: "node pod reading a Secret", pod: node(false, func(p *corev1.Pod) {
+			p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cluster-admin"}}}}
+		}), kind: KindNodePod, rule: RuleSecrets, want: "spec.containers[0].envFrom[0].secretRef"},
+		{name: "node pod in a runtime class", pod: node(false, func(p *corev1.Pod) { p.Spec.RuntimeClassName = ptr.To("kata") }), kind: KindNodePod, rule: RuleRuntimeClass},
+		{name: "node pod with a priority class", pod: node(false, func(p *corev1.Pod) { p.Spec.PriorityClassName = "system-node-critical" }), kind: KindNodePod, rule: RuleScheduling},
+		{name: "node pod with sysctls", pod: node(true, podSC(corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net.ipv4.ip_forward", Value: "1"}}})), rules: hostNS, kind: KindNodePod, rule: RuleAllowPrivileged},
+		{name: "node pod with an unconfined seccomp", pod: node(false, podSC(corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}})), kind: KindNodePod, rule: RuleAllowPrivileged},
 		{name: "hostPID without a node is a copy", pod: node(false, func(p *corev1.Pod) { p.Spec.NodeName = ""; p.Spec.HostPID = true }), kind: KindPodCopy, rule: RuleAllowHostNamespaces},
 		{name: "no containers", pod: pod("x"), kind: KindPodCopy, invalid: true},
 	} {
@@ -354,6 +552,7 @@ func TestPodCreates(t *testing.T) {
 func TestCopySourcesAreThePodsOfTheNamespace(t *testing.T) {
 	miner := corev1.Container{Name: "app", Image: "evil.io/miner:1"}
 	copied := pod("copy", miner, corev1.Container{Name: "dbg", Image: "busybox:1"})
+	Sanitize(copied)
 	elsewhere := pod("src", miner)
 	elsewhere.Namespace = "other"
 	earlier := pod("earlier", miner)
@@ -386,17 +585,15 @@ func TestStatusCodes(t *testing.T) {
 	}
 }
 
-func TestLabelOverwritesTheCallersLabels(t *testing.T) {
+func TestLabelReplacesTheCallersLabels(t *testing.T) {
 	p := pod("x", corev1.Container{Name: "c", Image: "busybox:1"})
 	p.Labels = map[string]string{credentials.LabelSessionUID: "someone-else", LabelManagedBy: KubectlManagedBy, "app": "x"}
 	Label(p, Owner{Gateway: "gw", Namespace: "sessiongate", Name: "alice-1", UID: "uid-1"}, KindNodePod)
 	want := map[string]string{
 		credentials.LabelManagedBy: credentials.ManagedByValue, credentials.LabelGateway: "gw", credentials.LabelSessionUID: "uid-1",
-		credentials.LabelSessionName: "alice-1", credentials.LabelSessionNamespace: "sessiongate", LabelDebugKind: "NodePod", "app": "x",
+		credentials.LabelSessionName: "alice-1", credentials.LabelSessionNamespace: "sessiongate", LabelDebugKind: "NodePod",
 	}
-	for k, v := range want {
-		if p.Labels[k] != v {
-			t.Errorf("label %s=%q, want %q", k, p.Labels[k], v)
-		}
+	if !maps.Equal(p.Labels, want) {
+		t.Errorf("labels %v, want %v", p.Labels, want)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -78,6 +79,24 @@ func listed(list []v1alpha1.DebugCreated, it v1alpha1.DebugCreated) bool {
 // that is the credential) and bearer token.
 func TargetClient(server *url.URL, token string, rt http.RoundTripper) (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(&rest.Config{Host: server.String(), BearerToken: token, Transport: rt, UserAgent: "sessiongate"})
+}
+
+// CheckNodeLabelsOn reads node as the session (kube is its own client) to
+// judge its labels against the template's deniedNodeLabels. A node the
+// session may not read, or that is not there, is refused: its labels are
+// unknown.
+func (c *Checker) CheckNodeLabelsOn(ctx context.Context, kube kubernetes.Interface, fld, node string) error {
+	if len(c.DeniedNodeLabels) == 0 {
+		return nil
+	}
+	n, err := kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err):
+		return c.refuse(fld, RuleDeniedNodeLabels, "%s %q: the node cannot be read as the session (%s), so %s's deniedNodeLabels cannot be checked", fld, node, apierrors.ReasonForError(err), c.template())
+	case err != nil:
+		return fmt.Errorf("reading node %s: %w", node, err)
+	}
+	return c.CheckNodeLabels(fld, node, n.Labels)
 }
 
 // AnnotationCreated, on a request's audit record, lists what kubectl-debug

@@ -43,6 +43,8 @@ const (
 	notDebugWrite debugWrite = iota
 	podCreate
 	ephemeralWrite
+	// podDelete: a delete, a delete of the collection, or an eviction.
+	podDelete
 )
 
 func debugWriteOf(info *request.RequestInfo) debugWrite {
@@ -54,6 +56,9 @@ func debugWriteOf(info *request.RequestInfo) debugWrite {
 		return podCreate
 	case info.Subresource == "ephemeralcontainers" && (info.Verb == "patch" || info.Verb == "update"):
 		return ephemeralWrite
+	case info.Subresource == "" && (info.Verb == "delete" || info.Verb == "deletecollection"),
+		info.Subresource == "eviction" && info.Verb == "create":
+		return podDelete
 	}
 	return notDebugWrite
 }
@@ -64,8 +69,10 @@ const debugLookupTimeout = 10 * time.Second
 // kubectlDebug judges what a debug session creates — pods, and ephemeral
 // containers — before the target sees it, with the same rules as the REST
 // API, and replaces the body with the gateway's own encoding of what it
-// judged (a created pod labelled for the session). It returns false when it
-// has answered the request. Sessions that are not debug sessions pass.
+// judged (a created pod labelled for the session); and it lets a debug
+// session, whatever its mode, delete or evict only the pods it created. It
+// returns false when it has answered the request. Sessions that are not
+// debug sessions pass.
 func (h *Handler) kubectlDebug(c *call, r *http.Request, s *registry.Session, lim registry.Limits, info *request.RequestInfo) bool {
 	op := debugWriteOf(info)
 	if lim.Debug == nil || op == notDebugWrite {
@@ -92,6 +99,13 @@ func (h *Handler) kubectlDebug(c *call, r *http.Request, s *registry.Session, li
 		return false
 	}
 	chk := kubectldebug.New(lim.Debug)
+	if op == podDelete {
+		// Whatever the mode, and past the most a session may create.
+		if err := chk.CheckPodDelete(info.Namespace, info.Name); err != nil {
+			return refuse(err)
+		}
+		return true
+	}
 	if err := chk.CheckMode(); err != nil {
 		return refuse(err)
 	}
@@ -154,13 +168,16 @@ func (h *Handler) judgePodCreate(ctx context.Context, r *http.Request, s *regist
 	if pod.Name == "" {
 		return nil, nil, &kubectldebug.Error{Field: "metadata.name", Invalid: true, Message: "metadata.name: a pod needs a name"}
 	}
+	// What the target gets: none of the caller's metadata, no token.
+	kind := kubectldebug.Sanitize(pod)
+	// The target is read as the session, with its own rights.
+	b := s.Backend()
+	kube, err := kubectldebug.TargetClient(b.URL, b.Token, b.Transport)
+	if err != nil {
+		return nil, nil, err
+	}
 	var sources []corev1.Pod
-	if kubectldebug.PodKind(pod) == kubectldebug.KindPodCopy {
-		b := s.Backend()
-		kube, err := kubectldebug.TargetClient(b.URL, b.Token, b.Transport)
-		if err != nil {
-			return nil, nil, err
-		}
+	if kind == kubectldebug.KindPodCopy {
 		list, err := kube.CoreV1().Pods(pod.Namespace).List(ctx, metav1.ListOptions{Limit: 500})
 		if err != nil {
 			return nil, nil, err
@@ -170,6 +187,11 @@ func (h *Handler) judgePodCreate(ctx context.Context, r *http.Request, s *regist
 	kind, source, err := chk.CheckPodCreate(pod, sources)
 	if err != nil {
 		return nil, nil, err
+	}
+	if kind == kubectldebug.KindNodePod {
+		if err := chk.CheckNodeLabelsOn(ctx, kube, "spec.nodeName", pod.Spec.NodeName); err != nil {
+			return nil, nil, err
+		}
 	}
 	kubectldebug.Label(pod, kubectldebug.Owner{Gateway: h.Debug.Gateway, Namespace: s.Namespace, Name: s.Name, UID: s.UID}, kind)
 	dc := kubectldebug.DebugContainer(pod, source)

@@ -22,10 +22,14 @@ func TestDebugWritesAreKnownByTheAPIServersReading(t *testing.T) {
 		{"PUT", "/api/v1/namespaces/apps/pods/web/ephemeralcontainers", ephemeralWrite},
 		{"GET", "/api/v1/namespaces/apps/pods/web/ephemeralcontainers", notDebugWrite},
 		{"PATCH", "/api/v1/namespaces/apps/pods/web", notDebugWrite},
-		{"POST", "/api/v1/namespaces/apps/pods/web/eviction", notDebugWrite},
 		{"POST", "/apis/apps/v1/namespaces/apps/deployments", notDebugWrite},
 		{"POST", "/apis/example.com/v1/namespaces/apps/pods", notDebugWrite},
 		{"POST", "/api/v1/namespaces/apps/pods/", podCreate},
+		{"DELETE", "/api/v1/namespaces/apps/pods/web", podDelete},
+		{"DELETE", "/api/v1/namespaces/apps/pods", podDelete},
+		{"POST", "/api/v1/namespaces/apps/pods/web/eviction", podDelete},
+		{"DELETE", "/api/v1/namespaces/apps/pods/web/ephemeralcontainers", notDebugWrite},
+		{"DELETE", "/apis/apps/v1/namespaces/apps/deployments/web", notDebugWrite},
 	} {
 		r := httptest.NewRequest(tc.method, "https://gw"+tc.path, nil)
 		info, err := h.requestInfo.NewRequestInfo(r)
