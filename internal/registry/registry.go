@@ -141,15 +141,26 @@ type guestContext struct {
 // also ends when a participant is let out or loses rights (those who keep
 // theirs open their streams again).
 func (s *Session) GuestContext() context.Context {
-	if g := s.guests.Load(); g != nil {
-		return g.ctx
+	for {
+		if g := s.guests.Load(); g != nil {
+			return g.ctx
+		}
+		// Made on first use: most sessions never let anyone in, and an
+		// idle session's memory counts.
+		ctx, cancel := context.WithCancelCause(s.ctx)
+		if s.guests.CompareAndSwap(nil, &guestContext{ctx: ctx, cancel: cancel}) {
+			return ctx
+		}
+		cancel(nil)
 	}
-	return s.ctx
 }
 
-func (s *Session) newGuests() {
-	ctx, cancel := context.WithCancelCause(s.ctx)
-	s.guests.Store(&guestContext{ctx: ctx, cancel: cancel})
+// cutGuests ends the guests' streams; the next guest stream gets a fresh
+// context.
+func (s *Session) cutGuests(why error) {
+	if g := s.guests.Swap(nil); g != nil {
+		g.cancel(why)
+	}
 }
 
 // lostRights reports whether someone among before is not in after, or is
@@ -258,9 +269,7 @@ func (r *Registry) Put(s *Session, b *Backend) {
 				klog.V(2).InfoS("Session expiry moved", "session", s.Name, "expiresAt", s.ExpiresAt)
 			}
 			if lostRights(old.Limits().Participants, s.Participants) {
-				g := old.guests.Load()
-				old.newGuests()
-				g.cancel(&EndedError{Session: s.Name, Reason: "Unshared", Message: "the owner let a participant out or lowered their role"})
+				old.cutGuests(&EndedError{Session: s.Name, Reason: "Unshared", Message: "the owner let a participant out or lowered their role"})
 				klog.V(2).InfoS("Cut the streams of the session's participants", "session", s.Name)
 			}
 			l := s.given()
@@ -273,7 +282,6 @@ func (r *Registry) Put(s *Session, b *Backend) {
 	l := s.given()
 	s.limits.Store(&l)
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
-	s.newGuests()
 	r.expireAt(s, s.ExpiresAt)
 	r.sessions[s.Name] = s
 	klog.V(2).InfoS("Registered session", "session", s.Name, "cluster", s.Cluster, "expiresAt", s.ExpiresAt)
