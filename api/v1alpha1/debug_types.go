@@ -474,7 +474,8 @@ type DebugStatus struct {
 	// +listType=atomic
 	// +optional
 	DeniedNodeLabels []string `json:"deniedNodeLabels,omitempty"`
-	// deployedAt is when the workload was first created.
+	// deployedAt is when the gateway started deploying the session; its
+	// readiness timeout counts from then.
 	// +optional
 	DeployedAt *metav1.Time `json:"deployedAt,omitempty"`
 	// pods the session may touch.

@@ -13,6 +13,7 @@ import (
 	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/apistatus"
 	"sessiongate.dev/sessiongate/internal/authn"
+	"sessiongate.dev/sessiongate/internal/authz"
 	"sessiongate.dev/sessiongate/internal/recording"
 )
 
@@ -33,7 +34,9 @@ func (h *Handler) recordingSession(r *http.Request, name string, id *authn.Ident
 	s = &v1alpha1.Session{}
 	err := h.Client.Get(r.Context(), client.ObjectKey{Namespace: h.Namespace, Name: name}, s)
 	switch {
-	case err == nil && (visible(id, s) || h.auditor(id)):
+	case err == nil && (authz.Owns(id, s.Spec.Owner) || mayDecide(id, s) || decided(id, s) || h.auditor(id)):
+		// Not participants or viewers: a cast holds whatever the owner's
+		// terminal showed.
 		return s, true
 	case apierrors.IsNotFound(err) && h.auditor(id):
 		// The session is gone; its recordings stay for auditors.

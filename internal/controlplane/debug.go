@@ -48,7 +48,8 @@ func (r *SessionReconciler) ensureDebug(ctx context.Context, s *v1alpha1.Session
 	// Like minting, deploying acts on the target before any status says
 	// so: never for a session a stale read still shows going.
 	if stale, err := r.staleRead(ctx, s); err != nil || stale {
-		return true, ctrl.Result{RequeueAfter: 10 * time.Millisecond}, err
+		// The watch brings the newer version and another pass.
+		return true, ctrl.Result{RequeueAfter: staleRequeue}, err
 	}
 	plan, err := r.debugPlan(ctx, s, target.Cluster)
 	if err != nil {
@@ -56,6 +57,12 @@ func (r *SessionReconciler) ensureDebug(ctx context.Context, s *v1alpha1.Session
 		return true, res, err
 	}
 	st := s.Status.Debug
+	if st.DeployedAt == nil && s.Status.ActivatedAt == nil {
+		// The readiness deadline counts from here, in every mode: a
+		// session whose namespace never comes does not wait forever.
+		st.DeployedAt = &metav1.Time{Time: now}
+		klog.V(2).InfoS("Deploying debug session", "session", klog.KObj(s), "mode", st.Mode, "namespace", st.Namespace, "cluster", s.Spec.Cluster)
+	}
 	created, err := credentials.EnsureDebugNamespace(ctx, target, s, st.Namespace, plan.CreateNamespace, plan.NamespaceSelector)
 	if err != nil {
 		res, err := r.debugStepFailed(ctx, s, plan, now, err)
@@ -72,17 +79,18 @@ func (r *SessionReconciler) ensureDebug(ctx context.Context, s *v1alpha1.Session
 			res, err := r.debugStepFailed(ctx, s, plan, now, err)
 			return true, res, err
 		}
-		if st.DeployedAt == nil {
-			st.DeployedAt = &metav1.Time{Time: now}
-			klog.V(2).InfoS("Deployed debug workload", "session", klog.KObj(s), "kind", plan.Workload.Kind, "namespace", st.Namespace, "cluster", s.Spec.Cluster)
-		}
 		want, ready, why, err = debugPods(ctx, target, s, plan, workload)
 		if err != nil {
 			res, err := r.debugStepFailed(ctx, s, plan, now, err)
 			return true, res, err
 		}
 	}
-	if err := credentials.EnsureDebugRole(ctx, target, s, st.Namespace, debugRules(st)); err != nil {
+	labelled, err := credentials.SessionPodNames(ctx, target, s, st.Namespace)
+	if err != nil {
+		res, err := r.debugStepFailed(ctx, s, plan, now, err)
+		return true, res, err
+	}
+	if err := credentials.EnsureDebugRole(ctx, target, s, st.Namespace, debugRules(st, labelled)); err != nil {
 		res, err := r.debugStepFailed(ctx, s, plan, now, err)
 		return true, res, err
 	}
@@ -159,8 +167,12 @@ func (r *SessionReconciler) debugStepFailed(ctx context.Context, s *v1alpha1.Ses
 	if permanent {
 		return r.fail(ctx, s, reason, err.Error())
 	}
-	if st := s.Status.Debug; s.Status.ActivatedAt == nil && plan != nil && plan.Workload != nil && st.DeployedAt != nil {
-		if timeout := plan.Workload.ReadinessTimeout; now.Sub(st.DeployedAt.Time) >= timeout {
+	if st := s.Status.Debug; s.Status.ActivatedAt == nil && st != nil && st.DeployedAt != nil {
+		timeout := debug.DefaultReadinessTimeout
+		if plan != nil && plan.Workload != nil {
+			timeout = plan.Workload.ReadinessTimeout
+		}
+		if now.Sub(st.DeployedAt.Time) >= timeout {
 			return r.fail(ctx, s, v1alpha1.ReasonDebugPodsNotReady, fmt.Sprintf("not deployed after %s: %v", timeout, err))
 		}
 	}
@@ -389,7 +401,10 @@ func notReadyCount(st *v1alpha1.DebugStatus, want int) string {
 // ephemeral containers, create and delete pods (copies, node pods) and
 // attach; what it may create is judged by the gateway before the target
 // sees it.
-func debugRules(st *v1alpha1.DebugStatus) []rbacv1.PolicyRule {
+// debugRules are the rules of a session's Role. A pod kubectl debug made is
+// named only while it carries the session's labels (labelled): a pod of the
+// same name made since by someone else never inherits its rights.
+func debugRules(st *v1alpha1.DebugStatus, labelled []string) []rbacv1.PolicyRule {
 	var names []string
 	for _, p := range st.Pods {
 		if p.Namespace == st.Namespace {
@@ -397,7 +412,7 @@ func debugRules(st *v1alpha1.DebugStatus) []rbacv1.PolicyRule {
 		}
 	}
 	for _, c := range st.Created {
-		if (c.Kind == "PodCopy" || c.Kind == "NodePod") && c.Namespace == st.Namespace && c.Pod != "" {
+		if (c.Kind == "PodCopy" || c.Kind == "NodePod") && c.Namespace == st.Namespace && slices.Contains(labelled, c.Pod) {
 			names = append(names, c.Pod)
 		}
 	}
@@ -426,7 +441,7 @@ func debugRules(st *v1alpha1.DebugStatus) []rbacv1.PolicyRule {
 		)
 		var made []string
 		for _, c := range st.Created {
-			if (c.Kind == "PodCopy" || c.Kind == "NodePod") && c.Namespace == st.Namespace && c.Pod != "" {
+			if (c.Kind == "PodCopy" || c.Kind == "NodePod") && c.Namespace == st.Namespace && slices.Contains(labelled, c.Pod) {
 				made = append(made, c.Pod)
 			}
 		}
@@ -444,11 +459,18 @@ func ephemeralContainers(s *v1alpha1.Session) string {
 	if s.Status.Debug == nil {
 		return ""
 	}
+	const shown = 8
 	var out []string
+	n := 0
 	for _, c := range s.Status.Debug.Created {
 		if c.Kind == "EphemeralContainer" {
-			out = append(out, c.Namespace+"/"+c.Pod+"/"+c.Container)
+			if n++; n <= shown {
+				out = append(out, c.Namespace+"/"+c.Pod+"/"+c.Container)
+			}
 		}
+	}
+	if n > shown {
+		out = append(out, fmt.Sprintf("and %d more (status.debug.created)", n-shown))
 	}
 	return strings.Join(out, ", ")
 }

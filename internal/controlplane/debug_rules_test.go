@@ -27,7 +27,7 @@ func TestDebugRulesNameOnlyTheSessionsPods(t *testing.T) {
 			map[string][]string{"pods": nil, "pods/exec": {"web-copy"}, "pods/ephemeralcontainers": nil, "pods/attach": nil}},
 	} {
 		got := map[string][]string{}
-		for _, r := range debugRules(&c.st) {
+		for _, r := range debugRules(&c.st, []string{"web-copy"}) {
 			for _, res := range r.Resources {
 				if r.ResourceNames != nil && len(r.ResourceNames) == 0 {
 					t.Errorf("%s: rule %+v has empty resourceNames", c.name, r)
@@ -49,7 +49,7 @@ func TestDebugRulesNameOnlyTheSessionsPods(t *testing.T) {
 			}
 		}
 	}
-	if r := debugRules(&v1alpha1.DebugStatus{Namespace: "dbg"}); len(r) != 1 || !slices.Equal(r[0].Verbs, []string{"get", "list", "watch"}) {
+	if r := debugRules(&v1alpha1.DebugStatus{Namespace: "dbg"}, nil); len(r) != 1 || !slices.Equal(r[0].Verbs, []string{"get", "list", "watch"}) {
 		t.Errorf("a session with no operations gets %+v, want only to see its namespace's pods", r)
 	}
 }
@@ -60,7 +60,7 @@ func TestDebugRulesDeleteOnlyTheSessionsOwnCopies(t *testing.T) {
 	st := v1alpha1.DebugStatus{Namespace: "dbg", Mode: v1alpha1.ModeKubectlDebug,
 		Created: []v1alpha1.DebugCreated{{Kind: "PodCopy", Namespace: "dbg", Pod: "web-copy"}, {Kind: "EphemeralContainer", Namespace: "dbg", Pod: "web"}, {Kind: "NodePod", Namespace: "dbg", Pod: "node-debugger"}}}
 	var deletes [][]string
-	for _, r := range debugRules(&st) {
+	for _, r := range debugRules(&st, []string{"web-copy", "node-debugger"}) {
 		if slices.Contains(r.Resources, "pods") && slices.Contains(r.Verbs, "delete") {
 			deletes = append(deletes, r.ResourceNames)
 		}
@@ -68,8 +68,14 @@ func TestDebugRulesDeleteOnlyTheSessionsOwnCopies(t *testing.T) {
 	if len(deletes) != 1 || !slices.Equal(deletes[0], []string{"node-debugger", "web-copy"}) {
 		t.Errorf("delete on pods: %v, want one rule naming node-debugger and web-copy", deletes)
 	}
+	// A name the session once used, now another's pod without its labels.
+	for _, r := range debugRules(&st, []string{"web-copy"}) {
+		if slices.Contains(r.ResourceNames, "node-debugger") {
+			t.Errorf("a pod no longer labelled for the session is named: %+v", r)
+		}
+	}
 	st.Created = nil
-	for _, r := range debugRules(&st) {
+	for _, r := range debugRules(&st, nil) {
 		if slices.Contains(r.Resources, "pods") && slices.Contains(r.Verbs, "delete") {
 			t.Errorf("a session that made no pod may delete pods: %+v", r)
 		}

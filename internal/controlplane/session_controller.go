@@ -191,7 +191,8 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 		// a stale read, which would give a session revoked a moment ago
 		// credentials again that no later pass revokes.
 		if stale, err := r.staleRead(ctx, s); err != nil || stale {
-			return ctrl.Result{RequeueAfter: 10 * time.Millisecond}, err
+			// The watch brings the newer version and another pass.
+			return ctrl.Result{RequeueAfter: staleRequeue}, err
 		}
 		minter, err := credentials.NewMinter(target)
 		if err != nil {
@@ -246,6 +247,10 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 	}
 	return requeueAt(now, next), nil
 }
+
+// staleRequeue is when a pass that met a stale cache comes back, should the
+// watch event that brings the newer version not come first.
+const staleRequeue = 500 * time.Millisecond
 
 // staleRead reports whether s, as read from the cache, is older than what
 // the API server holds.

@@ -244,6 +244,21 @@ func EnsureDebugRole(ctx context.Context, t Target, s *v1alpha1.Session, namespa
 	return err
 }
 
+// SessionPodNames are the pods in namespace that carry the session's labels:
+// its debug pods, and the copies and node pods made through it.
+func SessionPodNames(ctx context.Context, t Target, s *v1alpha1.Session, namespace string) ([]string, error) {
+	sel := labels.Set{LabelManagedBy: ManagedByValue, LabelGateway: t.Gateway, LabelSessionUID: string(s.UID)}.String()
+	l, err := t.Client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("listing the session's pods in %s: %w", namespace, err)
+	}
+	names := make([]string, 0, len(l.Items))
+	for _, p := range l.Items {
+		names = append(names, p.Name)
+	}
+	return names, nil
+}
+
 // DebugNodesRole is the ClusterRole (config/target/rbac-debug.yaml) a
 // session that may run kubectl debug node is bound to: get nodes.
 const DebugNodesRole = "sessiongate-debug-nodes"

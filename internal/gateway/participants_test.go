@@ -56,6 +56,13 @@ func TestParticipantsAndViewers(t *testing.T) {
 	if r := call(t, "GET", "/api/v1/sessions/shared", nil, bearer(viewerTok)); r.code != http.StatusOK {
 		t.Errorf("a viewer reading the session: %d %s", r.code, r.body)
 	}
+	// The owner's recordings are not theirs to replay.
+	if r := call(t, "GET", "/api/v1/sessions/shared/recordings", nil, bearer(viewerTok)); r.code != http.StatusNotFound {
+		t.Errorf("a viewer listing the session's recordings: %d %s, want 404", r.code, r.body)
+	}
+	if r := call(t, "GET", "/api/v1/sessions/shared/recordings", nil, alice); r.code != http.StatusOK {
+		t.Errorf("the owner listing the session's recordings: %d %s", r.code, r.body)
+	}
 
 	viewer := clientset(t, 1, "shared", viewerTok)
 	participant := clientset(t, 1, "shared", participantTok)

@@ -33,7 +33,8 @@ const KubectlManagedBy = "kubectl-debug"
 // legacy AppArmor and seccomp ones among them; kubectl debug sets none),
 // owners (the pod would be adopted or collected by what it names),
 // finalizers (it would stay Terminating after the session) or managed
-// fields; and no ServiceAccount token: automountServiceAccountToken false,
+// fields; the namespace's default ServiceAccount; and no ServiceAccount
+// token: automountServiceAccountToken false,
 // and the projected token volumes a copy has from its source (the
 // kube-api-access-* the API server added to it) removed with their mounts.
 func Sanitize(pod *corev1.Pod) Kind {
@@ -43,6 +44,10 @@ func Sanitize(pod *corev1.Pod) Kind {
 	pod.OwnerReferences = nil
 	pod.Finalizers = nil
 	pod.ManagedFields = nil
+	// Not the copied pod's ServiceAccount either: a webhook on the target
+	// (a cloud's workload identity, a mesh's token) would give the copy
+	// that identity back after the gateway judged it.
+	pod.Spec.ServiceAccountName, pod.Spec.DeprecatedServiceAccount = "default", ""
 	dropTokens(&pod.Spec)
 	return kind
 }
@@ -263,15 +268,16 @@ func defaultToleration(t corev1.Toleration) bool {
 }
 
 // checkServiceAccount: a debug pod runs as the namespace's default service
-// account, a copy as its source's, and neither with its token mounted; no
-// other identity is to be had by creating a pod.
+// account; a copy may ask for its source's (kubectl copies it), but Sanitize
+// makes it the default one too. Neither has its token mounted; no other
+// identity is to be had by creating a pod.
 func (c *Checker) checkServiceAccount(pod *corev1.Pod, source *corev1.Pod) error {
 	sa := pod.Spec.ServiceAccountName
 	if sa == "" {
 		sa = pod.Spec.DeprecatedServiceAccount
 	}
 	want := "default"
-	if source != nil && source.Spec.ServiceAccountName != "" {
+	if source != nil && source.Spec.ServiceAccountName != "" && sa == source.Spec.ServiceAccountName {
 		want = source.Spec.ServiceAccountName
 	}
 	if sa != "" && sa != want || pod.Spec.DeprecatedServiceAccount != "" && pod.Spec.DeprecatedServiceAccount != sa {

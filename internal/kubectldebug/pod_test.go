@@ -32,6 +32,9 @@ func TestSanitizeKeepsNothingOfTheCallersMetadataNorTheToken(t *testing.T) {
 	p.Finalizers = []string{"example.com/keep"}
 	p.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "x"}}
 	p.Spec.AutomountServiceAccountToken = ptr.To(true)
+	if p.Spec.ServiceAccountName = "web"; Sanitize(p) != KindPodCopy || p.Spec.ServiceAccountName != "default" {
+		t.Errorf("a sanitized copy runs as %q, want the namespace's default service account", p.Spec.ServiceAccountName)
+	}
 	if kind := Sanitize(p); kind != KindPodCopy {
 		t.Errorf("kind %s", kind)
 	}

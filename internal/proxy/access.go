@@ -40,6 +40,9 @@ func checkAccess(session string, role authz.Role, d *v1alpha1.DebugStatus, info 
 	op := info.Subresource
 	switch op {
 	case "exec", "attach", "log", "portforward":
+	case "proxy":
+		// A pod's proxy reaches its ports as port-forward does.
+		op = "portforward"
 	default:
 		return "", nil
 	}
@@ -55,9 +58,9 @@ func checkAccess(session string, role authz.Role, d *v1alpha1.DebugStatus, info 
 		// What kubectl debug made through the session is attached to,
 		// exec'd into and read like kubectl debug itself does; in a pod
 		// that only received an ephemeral container, that container alone.
-		if op == "portforward" && !d.Operations.PortForward {
+		if !allows(d.Operations, op) {
 			return RuleAllowedPodOperations, apierrors.NewForbidden(gr, info.Name,
-				fmt.Errorf("session %s may not port-forward pod %s: template %s allows only %s", session, pod, d.Template, describeOps(d.Operations)))
+				fmt.Errorf("session %s may not %s pod %s: template %s allows only %s", session, verbOf(op), pod, d.Template, describeOps(d.Operations)))
 		}
 		if own := ownContainers(d, info.Namespace, info.Name); own != nil {
 			if c := u.Query().Get("container"); !slices.Contains(own, c) {

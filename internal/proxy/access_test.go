@@ -30,6 +30,10 @@ func TestCheckAccess(t *testing.T) {
 		Created: []v1alpha1.DebugCreated{{Kind: "PodCopy", Namespace: "dbg", Pod: "copy1"},
 			{Kind: "EphemeralContainer", Namespace: "dbg", Pod: "app", Container: "debugger-x1"}},
 	}
+	attachable := debug.DeepCopy()
+	attachable.Operations.Attach = true
+	onlyLogs := debug.DeepCopy()
+	onlyLogs.Operations = v1alpha1.PodOperations{Logs: true}
 	for _, tc := range []struct {
 		name, method, path string
 		role               authz.Role
@@ -56,10 +60,13 @@ func TestCheckAccess(t *testing.T) {
 		{"debug exec same name other namespace", "POST", "/api/v1/namespaces/prod/pods/p1/exec", authz.Owner, debug, RuleDebugPods, "pod prod/p1"},
 		{"debug port-forward not allowed", "POST", "/api/v1/namespaces/dbg/pods/p1/portforward", authz.Owner, debug, RuleAllowedPodOperations, "allows only exec, logs"},
 		{"debug attach not allowed", "POST", "/api/v1/namespaces/dbg/pods/p1/attach", authz.Owner, debug, RuleAllowedPodOperations, "may not attach to pod dbg/p1"},
-		{"debug attach to a copy", "POST", "/api/v1/namespaces/dbg/pods/copy1/attach", authz.Owner, debug, "", ""},
-		{"debug attach to its ephemeral container", "POST", "/api/v1/namespaces/dbg/pods/app/attach?container=debugger-x1", authz.Owner, debug, "", ""},
-		{"debug attach to the app's own container", "POST", "/api/v1/namespaces/dbg/pods/app/attach?container=app", authz.Owner, debug, RuleDebugPods, `only in the ephemeral containers it added (debugger-x1), not "app"`},
+		{"debug attach to a copy", "POST", "/api/v1/namespaces/dbg/pods/copy1/attach", authz.Owner, attachable, "", ""},
+		{"debug attach to its ephemeral container", "POST", "/api/v1/namespaces/dbg/pods/app/attach?container=debugger-x1", authz.Owner, attachable, "", ""},
+		{"debug attach to the app's own container", "POST", "/api/v1/namespaces/dbg/pods/app/attach?container=app", authz.Owner, attachable, RuleDebugPods, `only in the ephemeral containers it added (debugger-x1), not "app"`},
 		{"debug exec with no container named", "POST", "/api/v1/namespaces/dbg/pods/app/exec?command=sh", authz.Owner, debug, RuleDebugPods, "only in the ephemeral containers it added"},
+		{"debug exec into a copy the template allows no exec in", "POST", "/api/v1/namespaces/dbg/pods/copy1/exec?command=sh", authz.Owner, onlyLogs, RuleAllowedPodOperations, "allows only logs"},
+		{"debug pod proxy as port-forward", "GET", "/api/v1/namespaces/dbg/pods/p1/proxy/", authz.Owner, debug, RuleAllowedPodOperations, "may not port-forward pod dbg/p1"},
+		{"debug pod proxy of another pod", "GET", "/api/v1/namespaces/dbg/pods/other:80/proxy/x", authz.Owner, debug, RuleDebugPods, ""},
 		{"debug get other pod is the target's to judge", "GET", "/api/v1/namespaces/dbg/pods/other", authz.Owner, debug, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -136,7 +136,17 @@ func (h *Handler) serve(c *call, r *http.Request) {
 	c.session = s
 	c.sctx = s.Context()
 	if role != authz.Owner {
+		// The guests' context first, then the limits again: a guest let
+		// out meanwhile is either refused here or cut with that context.
 		c.sctx = s.GuestContext()
+		lim = s.Limits()
+		if role = authz.RoleOf(id, s.Owner, lim.Participants); role == authz.None {
+			apistatus.Write(w, &apierrors.StatusError{ErrStatus: metav1.Status{
+				Status: metav1.StatusFailure, Code: http.StatusNotFound, Reason: metav1.StatusReasonNotFound,
+				Message: "no active session " + strconv.Quote(name) + " for you",
+			}})
+			return
+		}
 	}
 	c.ev.Annotations[audit.AnnotationCluster] = s.Cluster
 	c.ev.Annotations[audit.AnnotationTargetIdentity] = s.Identity

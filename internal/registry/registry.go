@@ -268,12 +268,15 @@ func (r *Registry) Put(s *Session, b *Backend) {
 				r.expireAt(old, s.ExpiresAt)
 				klog.V(2).InfoS("Session expiry moved", "session", s.Name, "expiresAt", s.ExpiresAt)
 			}
-			if lostRights(old.Limits().Participants, s.Participants) {
+			lost := lostRights(old.Limits().Participants, s.Participants)
+			// The new limits first: a guest stream that starts after the
+			// cut reads them.
+			l := s.given()
+			old.limits.Store(&l)
+			if lost {
 				old.cutGuests(&EndedError{Session: s.Name, Reason: "Unshared", Message: "the owner let a participant out or lowered their role"})
 				klog.V(2).InfoS("Cut the streams of the session's participants", "session", s.Name)
 			}
-			l := s.given()
-			old.limits.Store(&l)
 			return
 		}
 		r.removeLocked(old, ErrReplaced)
