@@ -442,6 +442,8 @@ func TestPodCreates(t *testing.T) {
 		{name: "copy as another service account", pod: copyOf(func(p *corev1.Pod) { p.Spec.ServiceAccountName = "admin" }), kind: KindPodCopy, rule: RuleServiceAccount, want: `"admin"`},
 		{name: "copy smuggling the deprecated service account", pod: copyOf(func(p *corev1.Pod) { p.Spec.DeprecatedServiceAccount = "admin" }), kind: KindPodCopy, rule: RuleServiceAccount},
 		{name: "copy on the same node", pod: copyOf(func(p *corev1.Pod) { p.Spec.NodeName = "worker-1" }), kind: KindPodCopy, rule: RuleScheduling, want: `spec.nodeName "worker-1": a copy is placed by the scheduler`},
+		{name: "copy pinned to a node by selector", pod: copyOf(func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{corev1.LabelHostname: "control-plane-0"} }), kind: KindPodCopy, rule: RuleScheduling, want: "spec.nodeSelector: a copy keeps its source's node selector"},
+		{name: "copy with an affinity of its own", pod: copyOf(func(p *corev1.Pod) { p.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{}} }), kind: KindPodCopy, rule: RuleScheduling, want: "spec.affinity"},
 		{name: "copy on a denied node", pod: copyOf(func(p *corev1.Pod) { p.Spec.NodeName = "control-plane-0" }), kind: KindPodCopy, rule: RuleScheduling, want: "--same-node"},
 		{name: "kubectl's copy", pod: sanitized(kubectlCopy(source)), kind: KindPodCopy},
 		{name: "kubectl's copy unsanitized keeps the token", pod: kubectlCopy(source), kind: KindPodCopy, rule: RuleServiceAccount, want: `projected volume "kube-api-access-x1" holds a ServiceAccount token`},

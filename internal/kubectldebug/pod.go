@@ -250,6 +250,17 @@ func (c *Checker) checkScheduling(kind Kind, spec *corev1.PodSpec, source *corev
 	if sn := spec.SchedulerName; sn != src.SchedulerName && sn != "" && sn != corev1.DefaultSchedulerName {
 		return c.refuse("spec.schedulerName", RuleScheduling, "spec.schedulerName %q: a copy is placed by its source's scheduler", sn)
 	}
+	// Where the source could go, and no further: its node selector,
+	// affinity and spread as they are (a hostname selector would pin a
+	// copy to a denied node).
+	switch {
+	case !equality.Semantic.DeepEqual(spec.NodeSelector, src.NodeSelector):
+		return c.refuse("spec.nodeSelector", RuleScheduling, "spec.nodeSelector: a copy keeps its source's node selector (%v)", src.NodeSelector)
+	case !equality.Semantic.DeepEqual(spec.Affinity, src.Affinity):
+		return c.refuse("spec.affinity", RuleScheduling, "spec.affinity: a copy keeps its source's affinity")
+	case !equality.Semantic.DeepEqual(spec.TopologySpreadConstraints, src.TopologySpreadConstraints):
+		return c.refuse("spec.topologySpreadConstraints", RuleScheduling, "spec.topologySpreadConstraints: a copy keeps its source's")
+	}
 	for i, t := range spec.Tolerations {
 		if defaultToleration(t) || slices.ContainsFunc(src.Tolerations, func(s corev1.Toleration) bool { return equality.Semantic.DeepEqual(s, t) }) {
 			continue
