@@ -112,8 +112,9 @@ func (h *Handler) serveDebug(w http.ResponseWriter, r *http.Request, id *authn.I
 	if h.Registry != nil {
 		sess, _ = h.Registry.Get(s.Name)
 	}
-	if sess == nil {
-		// Active a moment ago; this replica serves it within seconds.
+	if sess == nil || sess.UID != s.UID {
+		// Active a moment ago (or made again under the same name); this
+		// replica serves it within seconds.
 		apistatus.Write(w, apierrors.NewServiceUnavailable(fmt.Sprintf("session %s is not served by this replica yet: retry", s.Name)))
 		return
 	}
@@ -132,7 +133,11 @@ func (h *Handler) serveDebug(w http.ResponseWriter, r *http.Request, id *authn.I
 		return
 	}
 	item := kubectldebug.Created(kubectldebug.Kind(res.Kind), res.Namespace, res.Pod, res.Container, res.Image, id.Username, time.Now())
-	if err := (&kubectldebug.Recorder{Client: h.Client, Reader: h.reader()}).Record(r.Context(), s.Namespace, s.Name, s.UID, item); err != nil {
+	// Recorded even if the caller goes away now: what was created is the
+	// session's, and its status is what lets it be attached to and removed.
+	recordCtx, cancelRecord := context.WithTimeout(context.WithoutCancel(r.Context()), debugTimeout)
+	defer cancelRecord()
+	if err := (&kubectldebug.Recorder{Client: h.Client, Reader: h.reader()}).Record(recordCtx, s.Namespace, s.Name, s.UID, item); err != nil {
 		// Created on the target and labelled for the session: the leader
 		// removes it at the end whether or not the status lists it.
 		klog.ErrorS(err, "Recording what kubectl debug created", "session", s.Name, "pod", res.Pod)
