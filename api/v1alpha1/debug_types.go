@@ -90,6 +90,7 @@ type DebugVariable struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:shortName=dpt
+// +kubebuilder:printcolumn:name="Variables",type=string,JSONPath=`.spec.variables[*].name`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type DebugPodTemplate struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -376,6 +377,7 @@ type KubectlDebugRules struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:shortName=dst
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
+// +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.spec.namespace.default`
 // +kubebuilder:printcolumn:name="Max-TTL",type=string,JSONPath=`.spec.maxTTL`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type DebugSessionTemplate struct {
