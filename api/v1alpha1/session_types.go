@@ -295,6 +295,11 @@ type SessionLimits struct {
 	// streams limits, if any.
 	// +optional
 	Streams *StreamPolicy `json:"streams,omitempty"`
+	// guests are who the owner may let in (spec.participants): the
+	// granting policy's requesters. Nil for a session created directly
+	// (the admin path), whose owner may let in anyone.
+	// +optional
+	Guests *Subjects `json:"guests,omitempty"`
 }
 
 // SessionStatus is the observed state of a Session.

@@ -85,6 +85,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		Streams:      streams(s),
 		Debug:        s.Status.Debug,
 		Participants: s.Spec.Participants,
+		Guests:       guests(s),
 	}
 	if cur, ok := r.Registry.Get(s.Name); ok && cur.UID == s.UID && cur.Expires().Equal(s.Status.ExpiresAt.Time) && cur.Backend().Version == sec.ResourceVersion && equality.Semantic.DeepEqual(cur.Limits(), want.Given()) {
 		return ctrl.Result{}, nil
@@ -146,6 +147,14 @@ func idleTimeout(s *v1alpha1.Session) time.Duration {
 func streams(s *v1alpha1.Session) *v1alpha1.StreamPolicy {
 	if l := s.Status.Limits; l != nil {
 		return l.Streams
+	}
+	return nil
+}
+
+// guests are who the session's owner may let in, or nil for anyone.
+func guests(s *v1alpha1.Session) *v1alpha1.Subjects {
+	if l := s.Status.Limits; l != nil {
+		return l.Guests
 	}
 	return nil
 }

@@ -125,6 +125,9 @@ func Covers(p *v1alpha1.AccessPolicy, user string, groups []string, cluster *v1a
 	return isSubject(p.Spec.Requesters, user, groups) && coversCluster(p.Spec.Clusters, cluster)
 }
 
+// IsSubject reports whether the user, or one of its groups, is among s.
+func IsSubject(s v1alpha1.Subjects, user string, groups []string) bool { return isSubject(s, user, groups) }
+
 func isSubject(s v1alpha1.Subjects, user string, groups []string) bool {
 	if user != "" && slices.Contains(s.Users, user) {
 		return true
@@ -222,7 +225,10 @@ func grant(p *v1alpha1.AccessPolicy, req Request) (*Grant, error) {
 		}
 	}
 	g := &Grant{Policy: p, TTL: ttl, NeedsApproval: NeedsApproval(p.Spec.Approval, req.Groups)}
-	g.Limits = v1alpha1.SessionLimits{MaxTTL: p.Spec.MaxTTL, Renewal: p.Spec.Renewal.DeepCopy(), IdleTimeout: p.Spec.IdleTimeout.DeepCopy(), Streams: p.Spec.Streams.DeepCopy()}
+	g.Limits = v1alpha1.SessionLimits{MaxTTL: p.Spec.MaxTTL, Renewal: p.Spec.Renewal.DeepCopy(), IdleTimeout: p.Spec.IdleTimeout.DeepCopy(), Streams: p.Spec.Streams.DeepCopy(),
+		// Sharing grants nothing the policy does not: only its requesters
+		// may be let in.
+		Guests: p.Spec.Requesters.DeepCopy()}
 	if g.NeedsApproval {
 		g.Limits.Approval = withDefaults(p.Spec.Approval)
 	}

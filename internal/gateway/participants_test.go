@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/audit"
 	"sessiongate.dev/sessiongate/internal/testenv"
 )
@@ -170,4 +172,37 @@ func TestParticipantsAndViewers(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Sharing grants nothing the policy does not: only its requesters may be
+// let into a session it granted.
+func TestSharingGrantsNothingThePolicyDoesNot(t *testing.T) {
+	ctx := context.Background()
+	accessPolicy(t, "share-dev-view", func(s *v1alpha1.AccessPolicySpec) {
+		s.Requesters = v1alpha1.Subjects{Groups: []string{"dev"}}
+	})
+	alice := bearer(token(t, "alice@example.com", "dev"))
+	r := requestAs(t, alice, `{"cluster":"target","accessLevel":{"clusterRole":"view"},"ttl":"30m","reason":"sharing","policy":"share-dev-view"}`)
+	if r.code != http.StatusCreated {
+		t.Fatalf("request: %d %s", r.code, r.body)
+	}
+	var s v1alpha1.Session
+	testenv.Must(t, json.Unmarshal([]byte(r.body), &s))
+	t.Cleanup(func() { _ = mgmt.Client.Delete(context.Background(), &s) })
+	waitPhaseAPI(t, alice, s.Name, v1alpha1.PhaseActive)
+	for _, body := range []string{`{"user":"bob@example.com","role":"participant"}`, `{"user":"carol@example.com","role":"viewer"}`} {
+		if r := call(t, "POST", "/api/v1/sessions/"+s.Name+"/participants", []byte(body), alice); r.code != http.StatusOK {
+			t.Fatalf("share %s: %d %s", body, r.code, r.body)
+		}
+	}
+	// carol is a developer, as the policy's requesters are; bob is not.
+	carol := clientset(t, 0, s.Name, token(t, "carol@example.com", "dev"))
+	testenv.Eventually(t, 30*time.Second, func() error {
+		_, err := carol.CoreV1().Pods("demo").List(ctx, metav1.ListOptions{})
+		return err
+	})
+	_, err := clientset(t, 0, s.Name, token(t, "bob@example.com", "sre")).CoreV1().Pods("demo").List(ctx, metav1.ListOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "the policy that granted it does not name you") {
+		t.Errorf("bob, outside the policy's requesters, listing pods: %v", err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,6 +21,7 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	utilproxy "k8s.io/apimachinery/pkg/util/proxy"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -29,10 +31,12 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/apistatus"
 	"sessiongate.dev/sessiongate/internal/audit"
 	"sessiongate.dev/sessiongate/internal/authn"
 	"sessiongate.dev/sessiongate/internal/authz"
+	"sessiongate.dev/sessiongate/internal/entitlement"
 	"sessiongate.dev/sessiongate/internal/recording"
 	"sessiongate.dev/sessiongate/internal/registry"
 	"sessiongate.dev/sessiongate/internal/streams"
@@ -145,6 +149,13 @@ func (h *Handler) serve(c *call, r *http.Request) {
 				Status: metav1.StatusFailure, Code: http.StatusNotFound, Reason: metav1.StatusReasonNotFound,
 				Message: "no active session " + strconv.Quote(name) + " for you",
 			}})
+			return
+		}
+		if g := lim.Guests; g != nil && !entitlement.IsSubject(*g, id.Username, id.Groups) {
+			// Sharing grants nothing the policy does not.
+			c.ev.Annotations[audit.AnnotationRefusedBy] = "guests"
+			apistatus.Write(w, apierrors.NewForbidden(schema.GroupResource{Group: v1alpha1.GroupVersion.Group, Resource: "sessions"}, s.Name,
+				fmt.Errorf("you were let into session %s, but the policy that granted it does not name you (or a group of yours) among its requesters", s.Name)))
 			return
 		}
 	}

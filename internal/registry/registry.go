@@ -64,6 +64,10 @@ type Session struct {
 	Debug *v1alpha1.DebugStatus
 	// Participants the owner let in. Given to Put; read them with Limits.
 	Participants []v1alpha1.Participant
+	// Guests are who may be let in at all (the granting policy's
+	// requesters); nil lets in anyone the owner names. Given to Put; read
+	// them with Limits.
+	Guests *v1alpha1.Subjects
 
 	limits atomic.Pointer[Limits]
 	// guests is the context of the streams of participants and viewers: a
@@ -86,6 +90,7 @@ type Limits struct {
 	Streams      *v1alpha1.StreamPolicy
 	Debug        *v1alpha1.DebugStatus
 	Participants []v1alpha1.Participant
+	Guests       *v1alpha1.Subjects
 }
 
 // Limits are the session's limits now.
@@ -98,7 +103,7 @@ func (s *Session) Limits() Limits {
 
 // given are the limits as given to Put.
 func (s *Session) given() Limits {
-	return Limits{IdleTimeout: s.IdleTimeout, Streams: s.Streams, Debug: s.Debug, Participants: s.Participants}
+	return Limits{IdleTimeout: s.IdleTimeout, Streams: s.Streams, Debug: s.Debug, Participants: s.Participants, Guests: s.Guests}
 }
 
 // Given are the limits s carries as a value for Put, to compare with the
