@@ -126,7 +126,9 @@ func Covers(p *v1alpha1.AccessPolicy, user string, groups []string, cluster *v1a
 }
 
 // IsSubject reports whether the user, or one of its groups, is among s.
-func IsSubject(s v1alpha1.Subjects, user string, groups []string) bool { return isSubject(s, user, groups) }
+func IsSubject(s v1alpha1.Subjects, user string, groups []string) bool {
+	return isSubject(s, user, groups)
+}
 
 func isSubject(s v1alpha1.Subjects, user string, groups []string) bool {
 	if user != "" && slices.Contains(s.Users, user) {
