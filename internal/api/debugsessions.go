@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/apistatus"
@@ -80,7 +81,7 @@ func (h *Handler) createDebug(w http.ResponseWriter, r *http.Request, id *authn.
 	s.Spec.TTL = metav1.Duration{Duration: g.TTL}
 	if _, errs := debug.Resolve(t, pt, debug.Request{
 		Session: s.Name, Owner: s.Spec.Owner.UserPrincipal.Name, Cluster: cluster.Name, Groups: id.Groups,
-		Debug: *req.Debug, DeniedNamespaces: append(slices.Clone(h.Policy.DeniedNamespaces), credentials.SessionNamespace(cluster)),
+		Debug: *req.Debug, DeniedNamespaces: h.Policy.NeverGranted(credentials.SessionNamespace(cluster)),
 	}); len(errs) > 0 {
 		code, reason := int32(http.StatusBadRequest), metav1.StatusReasonBadRequest
 		for _, e := range errs {
@@ -127,11 +128,11 @@ type DebugTemplateInfo struct {
 func (h *Handler) debugTemplates(w http.ResponseWriter, r *http.Request, id *authn.Identity) {
 	templates := &v1alpha1.DebugSessionTemplateList{}
 	clusters := &v1alpha1.ClusterList{}
-	if err := h.Client.List(r.Context(), templates, inNamespace(h.Namespace)); err != nil {
+	if err := h.Client.List(r.Context(), templates, client.InNamespace(h.Namespace)); err != nil {
 		apistatus.Write(w, apierrors.NewInternalError(err))
 		return
 	}
-	if err := h.Client.List(r.Context(), clusters, inNamespace(h.Namespace)); err != nil {
+	if err := h.Client.List(r.Context(), clusters, client.InNamespace(h.Namespace)); err != nil {
 		apistatus.Write(w, apierrors.NewInternalError(err))
 		return
 	}
@@ -164,7 +165,7 @@ func (h *Handler) debugTemplates(w http.ResponseWriter, r *http.Request, id *aut
 		}
 		if debug.NeedsPodTemplate(t) {
 			pt := &v1alpha1.DebugPodTemplate{}
-			if err := h.Client.Get(r.Context(), objectKey(h.Namespace, t.Spec.Workload.PodTemplate), pt); err == nil {
+			if err := h.Client.Get(r.Context(), client.ObjectKey{Namespace: h.Namespace, Name: t.Spec.Workload.PodTemplate}, pt); err == nil {
 				info.Variables = pt.Spec.Variables
 			}
 		}

@@ -30,10 +30,6 @@ type ParticipantRequest struct {
 	Role v1alpha1.ParticipantRole `json:"role"`
 }
 
-func objectKey(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
-
-func inNamespace(ns string) client.ListOption { return client.InNamespace(ns) }
-
 // addParticipant lets someone into the caller's session; only the owner
 // may. Setting a user again changes their role.
 func (h *Handler) addParticipant(w http.ResponseWriter, r *http.Request, id *authn.Identity) {

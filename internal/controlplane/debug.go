@@ -136,7 +136,7 @@ func (r *SessionReconciler) debugPlan(ctx context.Context, s *v1alpha1.Session, 
 	}
 	plan, errs := debug.Resolve(t, pt, debug.Request{
 		Session: s.Name, Owner: ownerName(s), Cluster: s.Spec.Cluster, Groups: groups, Debug: *s.Spec.Debug,
-		DeniedNamespaces: append(slices.Clone(r.Policy.DeniedNamespaces), credentials.SessionNamespace(cluster)),
+		DeniedNamespaces: r.Policy.NeverGranted(credentials.SessionNamespace(cluster)),
 	})
 	if len(errs) > 0 {
 		return nil, &credentials.PermanentError{Reason: v1alpha1.ReasonInvalidSpec, Msg: "spec." + errs.ToAggregate().Error()}

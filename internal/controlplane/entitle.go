@@ -124,7 +124,7 @@ func (r *SessionReconciler) judgeDebug(ctx context.Context, c client.Reader, s *
 	}
 	plan, errs := debug.Resolve(t, pt, debug.Request{
 		Session: s.Name, Owner: ownerName(s), Cluster: s.Spec.Cluster, Groups: s.Spec.Requester.Groups,
-		Debug: *s.Spec.Debug, DeniedNamespaces: append(slices.Clone(r.Policy.DeniedNamespaces), credentials.SessionNamespace(cluster)),
+		Debug: *s.Spec.Debug, DeniedNamespaces: r.Policy.NeverGranted(credentials.SessionNamespace(cluster)),
 	})
 	if len(errs) > 0 {
 		return nil, &invalidRequest{msg: "spec." + errs.ToAggregate().Error()}

@@ -66,6 +66,12 @@ func isSystemGroup(g string) bool {
 	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(g)), "system:")
 }
 
+// NeverGranted are the namespaces no grant may name on a target whose
+// session namespace is sessionNamespace: --denied-namespaces and that one.
+func (p Policy) NeverGranted(sessionNamespace string) []string {
+	return append(slices.Clone(p.DeniedNamespaces), sessionNamespace)
+}
+
 // Validate returns every way spec breaks the policy, each naming its field.
 // sessionNamespace is the target Cluster's session namespace, which no grant
 // may name: rights there reach other sessions' ServiceAccounts. Only when an
@@ -125,7 +131,7 @@ func (p Policy) validateAccessLevel(al *v1alpha1.AccessLevel, sessionNamespace s
 		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
 			errs = append(errs, field.Invalid(path.Child("namespaces").Index(i), ns, msgs[0]))
 		}
-		if slices.Contains(p.DeniedNamespaces, ns) || ns == sessionNamespace {
+		if slices.Contains(p.NeverGranted(sessionNamespace), ns) {
 			errs = append(errs, field.Forbidden(path.Child("namespaces").Index(i), fmt.Sprintf("namespace %q may never be granted through the gateway", ns)))
 		}
 		if seen[ns] {

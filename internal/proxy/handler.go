@@ -122,10 +122,18 @@ func (h *Handler) serve(c *call, r *http.Request) {
 	s, ok := h.Registry.Get(name)
 	// The limits are read once: a request is held to one set of them.
 	var lim registry.Limits
+	var sctx context.Context
 	role := authz.None
 	if ok {
-		lim = s.Limits()
+		sctx, lim = s.Context(), s.Limits()
 		role = authz.RoleOf(id, s.Owner, lim.Participants)
+		if role != authz.Owner && role != authz.None {
+			// The guests' context first, then the limits again: a guest
+			// let out meanwhile is either refused here or cut with that
+			// context.
+			sctx, lim = s.GuestContext(), s.Limits()
+			role = authz.RoleOf(id, s.Owner, lim.Participants)
+		}
 	}
 	if role == authz.None {
 		// The same answer whether the session is missing, ended or
@@ -137,20 +145,11 @@ func (h *Handler) serve(c *call, r *http.Request) {
 		klog.V(4).InfoS("Refused session request", "session", name, "user", id.Username, "registered", ok)
 		return
 	}
-	c.session = s
-	c.sctx = s.Context()
+	c.session, c.sctx = s, sctx
+	c.ev.Annotations[audit.AnnotationCluster] = s.Cluster
+	c.ev.Annotations[audit.AnnotationTargetIdentity] = s.Identity
 	if role != authz.Owner {
-		// The guests' context first, then the limits again: a guest let
-		// out meanwhile is either refused here or cut with that context.
-		c.sctx = s.GuestContext()
-		lim = s.Limits()
-		if role = authz.RoleOf(id, s.Owner, lim.Participants); role == authz.None {
-			apistatus.Write(w, &apierrors.StatusError{ErrStatus: metav1.Status{
-				Status: metav1.StatusFailure, Code: http.StatusNotFound, Reason: metav1.StatusReasonNotFound,
-				Message: "no active session " + strconv.Quote(name) + " for you",
-			}})
-			return
-		}
+		c.ev.Annotations[audit.AnnotationRole] = role.String()
 		if g := lim.Guests; g != nil && !entitlement.IsSubject(*g, id.Username, id.Groups) {
 			// Sharing grants nothing the policy does not.
 			c.ev.Annotations[audit.AnnotationRefusedBy] = "guests"
@@ -158,11 +157,6 @@ func (h *Handler) serve(c *call, r *http.Request) {
 				fmt.Errorf("you were let into session %s, but the policy that granted it does not name you (or a group of yours) among its requesters", s.Name)))
 			return
 		}
-	}
-	c.ev.Annotations[audit.AnnotationCluster] = s.Cluster
-	c.ev.Annotations[audit.AnnotationTargetIdentity] = s.Identity
-	if role != authz.Owner {
-		c.ev.Annotations[audit.AnnotationRole] = role.String()
 	}
 	info := h.describe(c.ev, r, apiPath)
 	if err := refuseImpersonation(r.Header); err != nil {

@@ -98,17 +98,14 @@ func (s *Session) Limits() Limits {
 	if l := s.limits.Load(); l != nil {
 		return *l
 	}
-	return s.given()
+	return s.Given()
 }
 
-// given are the limits as given to Put.
-func (s *Session) given() Limits {
+// Given are the limits as given to Put, to compare with the limits in
+// force.
+func (s *Session) Given() Limits {
 	return Limits{IdleTimeout: s.IdleTimeout, Streams: s.Streams, Debug: s.Debug, Participants: s.Participants, Guests: s.Guests}
 }
-
-// Given are the limits s carries as a value for Put, to compare with the
-// limits in force.
-func (s *Session) Given() Limits { return s.given() }
 
 // Expires is when the session ends now.
 func (s *Session) Expires() time.Time { return time.Unix(0, s.expires.Load()) }
@@ -276,7 +273,7 @@ func (r *Registry) Put(s *Session, b *Backend) {
 			lost := lostRights(old.Limits().Participants, s.Participants)
 			// The new limits first: a guest stream that starts after the
 			// cut reads them.
-			l := s.given()
+			l := s.Given()
 			old.limits.Store(&l)
 			if lost {
 				old.cutGuests(&EndedError{Session: s.Name, Reason: "Unshared", Message: "the owner let a participant out or lowered their role"})
@@ -287,7 +284,7 @@ func (r *Registry) Put(s *Session, b *Backend) {
 		r.removeLocked(old, ErrReplaced)
 	}
 	s.backend.Store(b)
-	l := s.given()
+	l := s.Given()
 	s.limits.Store(&l)
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	r.expireAt(s, s.ExpiresAt)
