@@ -52,52 +52,69 @@ func processCPU(pid int) (time.Duration, error) {
 
 // gatewayCPU is the CPU time of every gateway process so far: the replicas
 // that serve nothing of a scenario count too, so figures err high.
-func (e *Env) gatewayCPU() time.Duration {
-	var sum time.Duration
+func (e *Env) gatewayCPU() time.Duration { return cpuOf(e.gatewayPIDs()) }
+
+func (e *Env) gatewayPIDs() []int {
+	var pids []int
 	for _, r := range e.replicas {
-		if d, err := processCPU(r.cmd.Process.Pid); err == nil {
+		pids = append(pids, r.cmd.Process.Pid)
+	}
+	return pids
+}
+
+// cpuOf is the CPU time of the processes so far.
+func cpuOf(pids []int) time.Duration {
+	var sum time.Duration
+	for _, pid := range pids {
+		if d, err := processCPU(pid); err == nil {
 			sum += d
 		}
 	}
 	return sum
 }
 
-// onGateway runs f and, when p goes through the gateway, adds the gateway
-// processes' CPU time during f, and after it until they are quiet, less
-// their idle use, to cpu[p.Name]: a recording is still being written when the client has
-// seen the stream end, and its cost belongs to the stream, not to the next
-// round.
+// onGateway runs f and, when p goes through the gateway or kubectl proxy,
+// adds the CPU time of the processes in the middle during f, and after it
+// until they are quiet, to cpu[p.Name]: a recording is still being written
+// when the client has seen the stream end, and its cost belongs to the
+// stream, not to the next round. The gateway's idle use is subtracted
+// (kubectl proxy has none: no informers, no leader election). kubectl
+// proxy, a bare reverse proxy with plain HTTP on the client's side and no
+// authentication, audit or recording, is the floor the gateway's figures
+// are read against.
 func (e *Env) onGateway(p *Path, cpu map[string]time.Duration, f func() error) error {
-	if p == e.Direct || p == e.KubectlProxy {
+	var pids []int
+	idle := 0.0
+	switch p {
+	case e.Direct:
 		return f()
+	case e.KubectlProxy:
+		pids = []int{e.proxyCmd.Process.Pid}
+	default:
+		pids, idle = e.gatewayPIDs(), e.IdleCPU
 	}
-	before, start := e.gatewayCPU(), time.Now()
+	before, start := cpuOf(pids), time.Now()
 	err := f()
-	cpu[p.Name] += e.settle() - before - e.idleFor(time.Since(start))
+	cpu[p.Name] += settle(pids) - before - time.Duration(idle*float64(time.Since(start)))
 	return err
-}
-
-// idleFor is what the gateway processes use in d when they serve nothing
-// (leader election, informers, the activity reporter), measured at Start.
-func (e *Env) idleFor(d time.Duration) time.Duration {
-	return time.Duration(e.IdleCPU * float64(d))
 }
 
 // measureIdle sets IdleCPU from two quiet seconds.
 func (e *Env) measureIdle() {
-	before, start := e.settle(), time.Now()
+	pids := e.gatewayPIDs()
+	before, start := settle(pids), time.Now()
 	time.Sleep(2 * time.Second)
-	e.IdleCPU = float64(e.gatewayCPU()-before) / float64(time.Since(start))
+	e.IdleCPU = float64(cpuOf(pids)-before) / float64(time.Since(start))
 }
 
-// settle waits until the gateway processes use less than 5% of a core over
-// 50 ms (at most two minutes), and returns their CPU time then.
-func (e *Env) settle() time.Duration {
+// settle waits until the processes use less than 5% of a core over 50 ms
+// (at most two minutes), and returns their CPU time then.
+func settle(pids []int) time.Duration {
 	const window = 50 * time.Millisecond
-	last := e.gatewayCPU()
+	last := cpuOf(pids)
 	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
 		time.Sleep(window)
-		now := e.gatewayCPU()
+		now := cpuOf(pids)
 		if now-last < window/20 {
 			return now
 		}
@@ -119,6 +136,14 @@ func cpuScenario(name, unit string, cpu time.Duration, units float64) Scenario {
 		s.TeleportPerCore = 1e6 / teleportMicrosPerRequest
 	case "MB":
 		s.TeleportPerCore = 1e6 / teleportMicrosPerMB
+	}
+	return s
+}
+
+// withProxy adds kubectl proxy's CPU for the same work.
+func (s Scenario) withProxy(cpu time.Duration, units float64) Scenario {
+	if cpu > 0 && units > 0 {
+		s.ByPath[kubectlProxy] = float64(cpu.Nanoseconds()) / 1e3 / units
 	}
 	return s
 }

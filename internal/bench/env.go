@@ -93,8 +93,11 @@ type Env struct {
 	IdleCPU float64
 }
 
-// unrecorded names the GatewayUnrecorded path in results.
-const unrecorded = "gateway, unrecorded"
+// Names of paths in results: GatewayUnrecorded, and KubectlProxy.
+const (
+	unrecorded   = "gateway, unrecorded"
+	kubectlProxy = "kubectl proxy"
+)
 
 // Start brings up a target with kwok, a management cluster, an OIDC issuer,
 // n gateway processes and `kubectl proxy`, and one Active session.
@@ -317,7 +320,7 @@ func (e *Env) startKubectlProxy(ctx context.Context, binDir string, direct *rest
 	if err := waitHTTP(ctx, url+"/version", nil); err != nil {
 		return nil, fmt.Errorf("kubectl proxy: %w", err)
 	}
-	return newPath("kubectl proxy", &rest.Config{Host: url}), nil
+	return newPath(kubectlProxy, &rest.Config{Host: url}), nil
 }
 
 func waitHTTP(ctx context.Context, url string, exited <-chan struct{}) error {

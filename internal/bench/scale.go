@@ -18,52 +18,86 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// heapInUse forces a GC on replica 0 (pprof's gc=1) and reads its heap.
-func (e *Env) heapInUse(ctx context.Context) (float64, error) {
-	base := "http://" + e.replicas[0].metricsAddr
-	for _, path := range []string{"/debug/pprof/heap?gc=1", "/metrics"} {
-		resp, err := http.Get(base + path)
-		if err != nil {
-			return 0, err
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if path != "/metrics" {
-			continue
-		}
-		for _, line := range bytes.Split(body, []byte("\n")) {
-			if f := strings.Fields(string(line)); len(f) == 2 && f[0] == "go_memstats_heap_inuse_bytes" {
-				return strconv.ParseFloat(f[1], 64)
-			}
-		}
-	}
-	return 0, fmt.Errorf("no go_memstats_heap_inuse_bytes on replica 0")
-}
-
-func (e *Env) activeSessions(ctx context.Context) (float64, error) {
-	resp, err := http.Get("http://" + e.replicas[0].metricsAddr + "/metrics")
+// metric reads one unlabelled sample (or the first sample of a labelled one)
+// from replica i's /metrics.
+func (e *Env) metric(i int, name string) (float64, error) {
+	resp, err := http.Get("http://" + e.replicas[i].metricsAddr + "/metrics")
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "sessiongate_active_sessions" {
+	for _, line := range bytes.Split(body, []byte("\n")) {
+		f := strings.Fields(string(line))
+		if len(f) == 2 && (f[0] == name || strings.HasPrefix(f[0], name+"{")) {
 			return strconv.ParseFloat(f[1], 64)
 		}
 	}
-	return 0, nil
+	return 0, fmt.Errorf("no %s on replica %d", name, i)
 }
 
-// Scale registers sessions and opens watches through replica 0, measures its
-// heap per idle registered session and per open watch, and at that size
-// session create → first request and revocation.
+// heapInUse forces a GC on replica i (pprof's gc=1) and reads its heap.
+func (e *Env) heapInUse(i int) (float64, error) {
+	resp, err := http.Get("http://" + e.replicas[i].metricsAddr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return e.metric(i, "go_memstats_heap_inuse_bytes")
+}
+
+// heaps is every replica's heap in use.
+func (e *Env) heaps() ([]float64, error) {
+	out := make([]float64, len(e.replicas))
+	for i := range e.replicas {
+		h, err := e.heapInUse(i)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// roles are the replica that leads the control plane (and so holds a second
+// cache of every Session and credentials Secret) and one that only serves.
+func (e *Env) roles() (leader, follower int, err error) {
+	leader, follower = -1, -1
+	for i := range e.replicas {
+		v, err := e.metric(i, "leader_election_master_status")
+		if err != nil {
+			return 0, 0, err
+		}
+		if v == 1 && leader < 0 {
+			leader = i
+		} else if v != 1 && follower < 0 {
+			follower = i
+		}
+	}
+	if leader < 0 || follower < 0 {
+		return 0, 0, fmt.Errorf("no leader and follower among %d replicas", len(e.replicas))
+	}
+	return leader, follower, nil
+}
+
+// Scale registers sessions and opens watches through replica 0, measures the
+// heap per idle registered session on a replica that only serves and on the
+// leader, and per open watch on replica 0, and at that size session create →
+// first request and revocation.
 func (e *Env) Scale(ctx context.Context, sessions, watches, iterations int) ([]Scenario, error) {
-	before, err := e.heapInUse(ctx)
+	leader, follower, err := e.roles()
 	if err != nil {
 		return nil, err
 	}
-	start, _ := e.activeSessions(ctx)
+	before, err := e.heaps()
+	if err != nil {
+		return nil, err
+	}
+	start := make([]float64, len(e.replicas))
+	for i := range e.replicas {
+		start[i], _ = e.metric(i, "sessiongate_active_sessions")
+	}
 	sem := make(chan struct{}, 16)
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
@@ -82,20 +116,26 @@ func (e *Env) Scale(ctx context.Context, sessions, watches, iterations int) ([]S
 	if err, ok := firstErr.Load().(error); ok {
 		return nil, err
 	}
+	// Every replica registers every session.
 	deadline := time.Now().Add(20 * time.Minute)
-	for {
-		n, _ := e.activeSessions(ctx)
-		if n >= start+float64(sessions) {
-			break
+	for i := range e.replicas {
+		for {
+			n, _ := e.metric(i, "sessiongate_active_sessions")
+			if n >= start[i]+float64(sessions) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("replica %d registered only %v of %d sessions in 20 minutes", i, n-start[i], sessions)
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("only %v of %d sessions registered after 20 minutes", n-start, sessions)
-		}
-		time.Sleep(500 * time.Millisecond)
 	}
-	withSessions, err := e.heapInUse(ctx)
+	withSessions, err := e.heaps()
 	if err != nil {
 		return nil, err
+	}
+	if l, f, err := e.roles(); err != nil || l != leader || f != follower {
+		return nil, fmt.Errorf("leadership moved while sessions were registered (replica %d leads, was %d): %v", l, leader, err)
 	}
 
 	kube, err := kubernetes.NewForConfig(e.Gateway.Config)
@@ -109,13 +149,17 @@ func (e *Env) Scale(ctx context.Context, sessions, watches, iterations int) ([]S
 			return nil, err
 		}
 	}
-	withWatches, err := e.heapInUse(ctx)
+	withWatches, err := e.heapInUse(0)
 	if err != nil {
 		return nil, err
 	}
+	perSession := func(i int) map[string]float64 {
+		return map[string]float64{"gateway": (withSessions[i] - before[i]) / float64(sessions) / 1024}
+	}
 	out := []Scenario{
-		{Name: fmt.Sprintf("Gateway heap per idle registered session (%d sessions)", sessions), Unit: "KiB", Metric: "heap in use", ByPath: map[string]float64{"gateway": (withSessions - before) / float64(sessions) / 1024}},
-		{Name: fmt.Sprintf("Gateway heap per open watch (%d watches)", watches), Unit: "KiB", Metric: "heap in use", ByPath: map[string]float64{"gateway": (withWatches - withSessions) / float64(watches) / 1024}},
+		{Name: fmt.Sprintf("Gateway heap per idle registered session, serving replica (%d sessions)", sessions), Unit: "KiB", Metric: "heap in use", ByPath: perSession(follower)},
+		{Name: fmt.Sprintf("Gateway heap per idle registered session, leader: serving and the control plane's own cache (%d sessions)", sessions), Unit: "KiB", Metric: "heap in use", ByPath: perSession(leader)},
+		{Name: fmt.Sprintf("Gateway heap per open watch (%d watches)", watches), Unit: "KiB", Metric: "heap in use", ByPath: map[string]float64{"gateway": (withWatches - withSessions[0]) / float64(watches) / 1024}},
 	}
 	at := fmt.Sprintf(", at %d sessions and %d watches", sessions, watches)
 	first, err := e.CreateToFirstRequest(ctx, "scale-first-", iterations)

@@ -157,7 +157,8 @@ func (e *Env) GetLatency(ctx context.Context, clients, rounds int, perRound time
 	if clients > 1 {
 		out = append(out, rps)
 	}
-	return append(out, cpuScenario(name, "request", cpu["gateway"], float64(count["gateway"]))), nil
+	return append(out, cpuScenario(name, "request", cpu["gateway"], float64(count["gateway"])).
+		withProxy(cpu[kubectlProxy], float64(count[kubectlProxy]))), nil
 }
 
 // List measures LIST of the seeded ConfigMaps.
@@ -193,8 +194,8 @@ func (e *Env) List(ctx context.Context, rounds int) ([]Scenario, error) {
 		bw.ByPath[name] = float64(size) / 1e6 / p50.Seconds()
 	}
 	return []Scenario{t, bw,
-		cpuScenario(name, "request", cpu["gateway"], float64(rounds)),
-		cpuScenario(name, "MB", cpu["gateway"], float64(rounds)*float64(size)/1e6)}, nil
+		cpuScenario(name, "request", cpu["gateway"], float64(rounds)).withProxy(cpu[kubectlProxy], float64(rounds)),
+		cpuScenario(name, "MB", cpu["gateway"], float64(rounds)*float64(size)/1e6).withProxy(cpu[kubectlProxy], float64(rounds)*float64(size)/1e6)}, nil
 }
 
 // WatchFanOut measures the time from a write to its event reaching each of n
@@ -264,7 +265,7 @@ func (e *Env) WatchFanOut(ctx context.Context, watchers, writes int) ([]Scenario
 			perWrite[path] = append(perWrite[path], ms(percentile(ds, 50)))
 		}
 	}
-	cpu := e.settle() - cpuBefore - e.idleFor(time.Since(loopStart))
+	cpu := settle(e.gatewayPIDs()) - cpuBefore - time.Duration(e.IdleCPU*float64(time.Since(loopStart)))
 	cancel()
 	p50 := Scenario{Name: fmt.Sprintf("WATCH fan-out to %d watchers", watchers), Unit: "ms", Metric: "p50", ByPath: map[string]float64{},
 		Spread: spreadOf(perWrite["gateway"], perWrite["direct"])}

@@ -40,9 +40,10 @@ func gatewayClient() *http.Client {
 }
 
 type response struct {
-	code int
-	body string
-	st   metav1.Status
+	code   int
+	body   string
+	header http.Header
+	st     metav1.Status
 }
 
 // call sends one request to replica 0 with the given raw path and headers.
@@ -59,7 +60,7 @@ func call(t *testing.T, method, path string, body []byte, headers http.Header) r
 	testenv.Must(t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	r := response{code: resp.StatusCode, body: string(b)}
+	r := response{code: resp.StatusCode, body: string(b), header: resp.Header}
 	_ = json.Unmarshal(b, &r.st)
 	return r
 }
@@ -179,6 +180,8 @@ func TestCallerCannotImpersonateOrSmuggleCredentials(t *testing.T) {
 	h.Set("X-Remote-Extra-Scopes", "everything")
 	h.Set("Connection", "X-Smuggled")
 	h.Set("X-Smuggled", "yes")
+	h.Set("X-Forwarded-For", "10.1.2.3")
+	h.Set("X-Forwarded-Host", "trusted.example.com")
 	h.Set("Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io."+base64.RawURLEncoding.EncodeToString([]byte(callerToken))+", v5.channel.k8s.io")
 	const path = "/sessiongate/hygiene/kas/apis/authentication.k8s.io/v1/selfsubjectreviews"
 	r := call(t, "POST", path, review, h)
@@ -209,6 +212,14 @@ func TestCallerCannotImpersonateOrSmuggleCredentials(t *testing.T) {
 			t.Errorf("the target got %s: %q", k, v)
 		}
 	}
+	// The target's audit log names the caller's own address, not one the
+	// caller wrote.
+	if f := sent.Values("X-Forwarded-For"); len(f) != 1 || f[0] != "127.0.0.1" {
+		t.Errorf("the target got X-Forwarded-For %q, want the caller's address 127.0.0.1 alone", f)
+	}
+	if f := sent.Get("X-Forwarded-Host"); f == "trusted.example.com" {
+		t.Errorf("the target got the caller's X-Forwarded-Host %q", f)
+	}
 	if p := sent.Values("Sec-WebSocket-Protocol"); len(p) != 1 || p[0] != "v5.channel.k8s.io" {
 		// Not printed: it may hold the caller's token.
 		t.Errorf("the target got %d Sec-WebSocket-Protocol values other than v5.channel.k8s.io alone", len(p))
@@ -233,6 +244,21 @@ func TestCallerCannotImpersonateOrSmuggleCredentials(t *testing.T) {
 	}
 	if n := len(proxied(rec, "/apis/authentication.k8s.io/v1/selfsubjectreviews")); n != 1 {
 		t.Errorf("%d self subject reviews reached the target, want only the first: impersonating requests must stop at the gateway", n)
+	}
+}
+
+// A target that answers with a redirect never sends the caller elsewhere:
+// the gateway answers 502 itself, and no Location reaches the caller.
+func TestTargetRedirectsAreNotPassedOn(t *testing.T) {
+	rec := recordedCluster(t)
+	session(t, "redirected", "alice@example.com", onRecorded)
+	rec.RedirectOn("/configmaps/redirect-me", "https://elsewhere.example.com/steal")
+	r := call(t, "GET", "/sessiongate/redirected/kas/api/v1/namespaces/demo/configmaps/redirect-me", nil, bearer(token(t, "alice@example.com")))
+	if r.code != http.StatusBadGateway || strings.Contains(r.body, "elsewhere") || r.header.Get("Location") != "" {
+		t.Errorf("a redirecting target: got %d %q (Location %q), want 502 with no redirect", r.code, r.body, r.header.Get("Location"))
+	}
+	if n := len(proxied(rec, "/configmaps/redirect-me")); n != 1 {
+		t.Errorf("%d requests reached the target, want 1", n)
 	}
 }
 

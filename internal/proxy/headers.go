@@ -13,27 +13,44 @@ import (
 // WebSocket) authenticate to kube-apiserver.
 const bearerProtocolPrefix = "base64url.bearer.authorization.k8s.io."
 
-// headerName folds a header name for matching: case-insensitive, and with
-// underscores read as dashes, since some proxies in front of a target make
-// X_Remote_User into X-Remote-User.
-func headerName(k string) string {
-	return strings.ReplaceAll(strings.ToLower(k), "_", "-")
+// nameHasPrefix says whether header name k starts with prefix (lower case,
+// dashes) when matched as the target matches names: ASCII case-insensitive,
+// and with underscores read as dashes, since some proxies in front of a
+// target make X_Remote_User into X-Remote-User. It allocates nothing: it
+// runs for every header of every request.
+func nameHasPrefix(k, prefix string) bool {
+	if len(k) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := k[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
+
+// nameIs says whether header name k is name (lower case, dashes), matched
+// as nameHasPrefix matches.
+func nameIs(k, name string) bool { return len(k) == len(name) && nameHasPrefix(k, name) }
 
 // isImpersonation says whether a header asks the target to impersonate
 // someone: Impersonate-User, -Group, -Uid and -Extra-*.
 func isImpersonation(k string) bool {
-	return strings.HasPrefix(headerName(k), "impersonate-")
+	return nameHasPrefix(k, "impersonate-")
 }
 
 // isRemoteIdentity says whether a header is one an authenticating front
 // proxy uses to name the user (kube-apiserver's --requestheader-* defaults).
 func isRemoteIdentity(k string) bool {
-	switch n := headerName(k); {
-	case n == "x-remote-user", n == "x-remote-group", strings.HasPrefix(n, "x-remote-extra-"):
-		return true
-	}
-	return false
+	return nameIs(k, "x-remote-user") || nameIs(k, "x-remote-group") || nameHasPrefix(k, "x-remote-extra-")
 }
 
 // refuseImpersonation answers a request that asks for impersonation. Dropping
@@ -58,9 +75,14 @@ func refuseImpersonation(h http.Header) *apierrors.StatusError {
 // than the upgrade itself.
 func sanitize(in http.Header) http.Header {
 	out := in.Clone()
+	scrub(out, in)
+	return out
+}
+
+// scrub is sanitize in place: out is a copy of in, the caller's headers.
+func scrub(out, in http.Header) {
 	for k := range out {
-		switch n := headerName(k); {
-		case n == "authorization", n == "proxy-authorization", isImpersonation(k), isRemoteIdentity(k):
+		if nameIs(k, "authorization") || nameIs(k, "proxy-authorization") || isImpersonation(k) || isRemoteIdentity(k) {
 			delete(out, k)
 		}
 	}
@@ -73,7 +95,6 @@ func sanitize(in http.Header) http.Header {
 		}
 	}
 	stripBearerProtocol(out)
-	return out
 }
 
 // stripBearerProtocol removes base64url.bearer.authorization.k8s.io.*
@@ -84,7 +105,7 @@ func stripBearerProtocol(h http.Header) {
 	var kept []string
 	found := false
 	for k, values := range h {
-		if headerName(k) != "sec-websocket-protocol" {
+		if !nameIs(k, "sec-websocket-protocol") {
 			continue
 		}
 		for _, v := range values {
@@ -103,7 +124,7 @@ func stripBearerProtocol(h http.Header) {
 		return
 	}
 	for k := range h {
-		if headerName(k) == "sec-websocket-protocol" {
+		if nameIs(k, "sec-websocket-protocol") {
 			delete(h, k)
 		}
 	}

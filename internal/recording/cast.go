@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -62,34 +63,39 @@ type Event struct {
 }
 
 // MarshalJSON writes the event as asciicast's three-element array.
-func (e Event) MarshalJSON() ([]byte, error) { return e.append(nil), nil }
+func (e Event) MarshalJSON() ([]byte, error) {
+	return appendEvent(nil, e.Time, e.Type, []byte(e.Data)), nil
+}
 
-// append adds the event's JSON to b, by hand: it is the recorder's hot
+// appendEvent adds an event's JSON to b, by hand: it is the recorder's hot
 // path, where encoding/json's reflection and re-scanning cost more than
 // the stream itself.
-func (e Event) append(b []byte) []byte {
+func appendEvent(b []byte, at time.Duration, t EventType, data []byte) []byte {
 	b = append(b, '[')
-	b = strconv.AppendFloat(b, e.Time.Seconds(), 'f', 6, 64)
+	b = strconv.AppendFloat(b, at.Seconds(), 'f', 6, 64)
 	b = append(b, ',', '"')
-	b = appendEscaped(b, string(e.Type))
+	b = appendEscaped(b, []byte(t))
 	b = append(b, '"', ',', '"')
-	b = appendEscaped(b, e.Data)
+	b = appendEscaped(b, data)
 	return append(b, '"', ']')
 }
 
 const hexDigits = "0123456789abcdef"
 
 // appendEscaped adds s as the inside of a JSON string; s is valid UTF-8
-// (text makes it so), so only quotes, backslashes and control characters
-// need escaping.
-func appendEscaped(b []byte, s string) []byte {
+// (the recorder makes it so), so only quotes, backslashes and control
+// characters need escaping. Runs of plain bytes are copied whole.
+func appendEscaped(b, s []byte) []byte {
+	b = slices.Grow(b, len(s)+2)
 	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' {
 			continue
 		}
-		b = append(b, s[start:i]...)
+		if start < i {
+			b = append(b, s[start:i]...)
+		}
 		switch c {
 		case '"', '\\':
 			b = append(b, '\\', c)
@@ -160,12 +166,13 @@ func Read(r io.Reader) (*Cast, error) {
 	return c, s.Err()
 }
 
-// text makes stream bytes a JSON string without losing them: valid UTF-8
-// stays as it is; a stray byte becomes U+FFFD, as a terminal would show it.
-// Multi-byte characters split across two reads are joined by the encoder.
-func text(b []byte) string {
+// text makes stream bytes a JSON string's content without losing them:
+// valid UTF-8 stays as it is (and b itself is returned); a stray byte
+// becomes U+FFFD, as a terminal would show it. Multi-byte characters split
+// across two reads are joined by the recorder.
+func text(b []byte) []byte {
 	if utf8.Valid(b) {
-		return string(b)
+		return b
 	}
-	return string([]rune(string(b)))
+	return []byte(string([]rune(string(b))))
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,7 +38,7 @@ const (
 type Recorder struct {
 	start time.Time
 	now   func() time.Time
-	queue chan Event
+	queue chan entry
 	done  chan struct{}
 
 	mu     sync.Mutex
@@ -64,7 +65,7 @@ func Start(ctx context.Context, sink Sink, meta Meta, width, height int) (*Recor
 	if width <= 0 || height <= 0 {
 		width, height = 80, 24
 	}
-	r := &Recorder{start: time.Now(), now: time.Now, queue: make(chan Event, BufferEvents), done: make(chan struct{}), failed: make(chan struct{})}
+	r := &Recorder{start: time.Now(), now: time.Now, queue: make(chan entry, BufferEvents), done: make(chan struct{}), failed: make(chan struct{})}
 	h := Header{Version: 2, Width: width, Height: height, Timestamp: r.start.Unix(),
 		Title: fmt.Sprintf("%s %s/%s on %s by %s", meta.Kind, meta.Namespace, meta.Pod, meta.Cluster, meta.User),
 		Env:   map[string]string{"TERM": "xterm-256color"}, Sessiongate: meta}
@@ -72,24 +73,47 @@ func Start(ctx context.Context, sink Sink, meta Meta, width, height int) (*Recor
 	return r, nil
 }
 
+// FlushDelay is how long, at most, a recorded event waits in the recorder's
+// buffer before it is written to the sink: a cast is complete up to that
+// long before the gateway stopped. Writing once per interval, not once per
+// event, keeps an interactive stream's keystrokes from each costing a write.
+const FlushDelay = 100 * time.Millisecond
+
 func (r *Recorder) run(w io.WriteCloser, h Header) {
 	defer close(r.done)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	err := json.NewEncoder(bw).Encode(h)
 	var line []byte
-	for ev := range r.queue {
-		r.queued.Add(-int64(len(ev.Data)))
-		if err == nil {
-			line = append(ev.append(line[:0]), '\n')
-			_, err = bw.Write(line)
-			// Flush when the stream is quiet, so a cast is complete up to
-			// the last pause even if the process dies.
-			if err == nil && len(r.queue) == 0 {
-				err = bw.Flush()
+	// flush fires FlushDelay after the first event that is not written yet.
+	flush := time.NewTimer(FlushDelay)
+	defer flush.Stop()
+	pending := true // the header
+events:
+	for {
+		select {
+		case ev, ok := <-r.queue:
+			if !ok {
+				break events
 			}
-		}
-		if err != nil {
-			r.fail(fmt.Errorf("writing the recording: %w", err))
+			r.queued.Add(-int64(len(ev.data)))
+			if err != nil {
+				continue
+			}
+			line = append(appendEvent(line[:0], ev.at, ev.typ, ev.data), '\n')
+			if _, err = bw.Write(line); err != nil {
+				r.fail(fmt.Errorf("writing the recording: %w", err))
+			}
+			if !pending {
+				pending = true
+				flush.Reset(FlushDelay)
+			}
+		case <-flush.C:
+			if pending && err == nil {
+				if err = bw.Flush(); err != nil {
+					r.fail(fmt.Errorf("writing the recording: %w", err))
+				}
+			}
+			pending = false
 		}
 	}
 	if err == nil {
@@ -138,7 +162,14 @@ func (r *Recorder) Stderr(p []byte) { r.record(Stderr, Output, p) }
 
 // Resize records a terminal size change.
 func (r *Recorder) Resize(width, height int) {
-	r.enqueue(Event{Time: r.now().Sub(r.start), Type: Resize, Data: strconv.Itoa(width) + "x" + strconv.Itoa(height)})
+	r.enqueue(entry{at: r.now().Sub(r.start), typ: Resize, data: []byte(strconv.Itoa(width) + "x" + strconv.Itoa(height))})
+}
+
+// entry is an event waiting for the sink; data is the recorder's own copy.
+type entry struct {
+	at   time.Duration
+	typ  EventType
+	data []byte
 }
 
 func (r *Recorder) record(s Stream, t EventType, p []byte) {
@@ -146,7 +177,10 @@ func (r *Recorder) record(s Stream, t EventType, p []byte) {
 		return
 	}
 	r.mu.Lock()
-	b := append(r.carry[s], p...)
+	b := p
+	if len(r.carry[s]) > 0 {
+		b = append(r.carry[s], p...)
+	}
 	// Keep an incomplete character at the end for the next read.
 	cut := len(b)
 	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
@@ -157,20 +191,22 @@ func (r *Recorder) record(s Stream, t EventType, p []byte) {
 			break
 		}
 	}
-	r.carry[s] = append([]byte(nil), b[cut:]...)
+	// The stream reuses p: the one copy the queue needs, made here.
+	data := slices.Clone(b[:cut])
+	r.carry[s] = append(r.carry[s][:0:0], b[cut:]...)
 	r.mu.Unlock()
 	if cut > 0 {
-		r.enqueue(Event{Time: r.now().Sub(r.start), Type: t, Data: text(b[:cut])})
+		r.enqueue(entry{at: r.now().Sub(r.start), typ: t, data: text(data)})
 	}
 }
 
-func (r *Recorder) enqueue(ev Event) {
+func (r *Recorder) enqueue(ev entry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return
 	}
-	if r.queued.Load()+int64(len(ev.Data)) > BufferBytes {
+	if r.queued.Load()+int64(len(ev.data)) > BufferBytes {
 		if r.dropped.Add(1) == 1 {
 			r.failLocked(errors.New("the recording fell behind the stream and lost events"))
 		}
@@ -178,7 +214,7 @@ func (r *Recorder) enqueue(ev Event) {
 	}
 	select {
 	case r.queue <- ev:
-		r.queued.Add(int64(len(ev.Data)))
+		r.queued.Add(int64(len(ev.data)))
 	default:
 		if r.dropped.Add(1) == 1 {
 			r.failLocked(errors.New("the recording fell behind the stream and lost events"))
@@ -203,7 +239,7 @@ func (r *Recorder) Close() error {
 				if Stream(s) == Stdin {
 					t = Input
 				}
-				r.enqueue(Event{Time: r.now().Sub(r.start), Type: t, Data: text(b)})
+				r.enqueue(entry{at: r.now().Sub(r.start), typ: t, data: text(b)})
 			}
 		}
 		r.mu.Lock()

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,5 +209,57 @@ func TestEventsRoundTripThroughJSON(t *testing.T) {
 		if back != e {
 			t.Errorf("%q came back as %+v from %s", data, back, b)
 		}
+	}
+}
+
+// counted is a sink that keeps what was written and counts the writes.
+type counted struct {
+	mu     sync.Mutex
+	data   []byte
+	writes int
+}
+
+func (s *counted) Create(context.Context, string) (io.WriteCloser, error) { return s, nil }
+func (s *counted) Open(context.Context, string) (io.ReadCloser, error) {
+	return nil, recording.ErrNotFound
+}
+func (s *counted) Check(context.Context) error                            { return nil }
+func (s *counted) List(context.Context, string) ([]recording.Info, error) { return nil, nil }
+func (s *counted) Close() error                                           { return nil }
+func (s *counted) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.data = append(s.data, p...)
+	s.writes++
+	return len(p), nil
+}
+
+func (s *counted) seen() (string, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.data), s.writes
+}
+
+// A stream that stays open still reaches the store within FlushDelay of
+// each event, and keystrokes typed one at a time are written in batches,
+// not one write each.
+func TestEventsReachTheStoreInBatchesWithinFlushDelay(t *testing.T) {
+	sink := &counted{}
+	r, err := recording.Start(context.Background(), sink, recording.Meta{ID: "s-1-ab", Kind: "exec"}, 80, 24)
+	testenv.Must(t, err)
+	defer r.Close()
+	const keys = 50
+	for range keys {
+		r.Stdin([]byte("k"))
+		r.Stdout([]byte("k"))
+	}
+	testenv.Eventually(t, 10*recording.FlushDelay+5*time.Second, func() error {
+		if data, _ := sink.seen(); strings.Count(data, `"k"`) != 2*keys {
+			return fmt.Errorf("%d of %d events reached the store of an open recording", strings.Count(data, `"k"`), 2*keys)
+		}
+		return nil
+	})
+	if _, writes := sink.seen(); writes >= keys {
+		t.Errorf("%d events took %d writes, want them batched", 2*keys, writes)
 	}
 }

@@ -37,6 +37,19 @@ type Recorder struct {
 	mu         sync.Mutex
 	requests   []Recorded
 	transports map[string]http.RoundTripper
+	redirects  map[string]string
+}
+
+// RedirectOn makes the recorder answer requests whose path contains
+// pathPart with a redirect to location, as a hostile or misconfigured
+// target would, instead of passing them on.
+func (rec *Recorder) RedirectOn(pathPart, location string) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.redirects == nil {
+		rec.redirects = map[string]string{}
+	}
+	rec.redirects[pathPart] = location
 }
 
 // Recorded is one request as the recorder received it.
@@ -97,7 +110,17 @@ func (rec *Recorder) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.mu.Lock()
 	rec.requests = append(rec.requests, got)
+	redirect := ""
+	for part, loc := range rec.redirects {
+		if strings.Contains(got.Path, part) {
+			redirect = loc
+		}
+	}
 	rec.mu.Unlock()
+	if redirect != "" {
+		http.Redirect(w, r, redirect, http.StatusFound)
+		return
+	}
 
 	rt, err := rec.transport(r)
 	if err != nil {
