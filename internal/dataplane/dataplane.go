@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -93,7 +94,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	b, err := r.Transports.NewBackend(registry.BackendConfig{
 		Server:  string(sec.Data[credentials.KeyServer]),
 		CA:      sec.Data[credentials.KeyCA],
-		Token:   string(sec.Data[credentials.KeyToken]),
+		Token:   cachedString(sec.Data[credentials.KeyToken]),
 		CertPEM: sec.Data[credentials.KeyClientCert],
 		KeyPEM:  sec.Data[credentials.KeyClientKey],
 		Version: sec.ResourceVersion,
@@ -107,6 +108,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	klog.V(4).InfoS("Session served", "session", klog.KObj(s), "credentialVersion", sec.ResourceVersion)
 	return ctrl.Result{}, nil
 }
+
+// cachedString is b, a value of a cached Secret, as a string without a copy:
+// the replica's cache hands the data plane its own objects (see
+// gateway.dataPlaneCache), which are replaced on update and never changed,
+// so an idle session's token is held once, not twice. Nothing here may
+// write to a Secret it read.
+func cachedString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // servable: Ready, not terminated, not expired by this replica's clock, and
 // the status names its Secret and backend.

@@ -152,7 +152,7 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	watches := newWatchHealth()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 Scheme(),
-		Cache:                  cacheOptions(ns, watches),
+		Cache:                  dataPlaneCache(cacheOptions(ns, watches)),
 		Metrics:                metrics,
 		HealthProbeBindAddress: opts.HealthProbeBindAddress,
 		Controller:             config.Controller{SkipNameValidation: &opts.SeveralPerProcess},
@@ -234,6 +234,21 @@ func cacheOptions(ns string, watches *watchHealth) cache.Options {
 			},
 		},
 	}
+}
+
+// dataPlaneCache is the replica's own cache: its only reader of Secrets is
+// the data plane, which never changes what it reads, so it reads the cached
+// Secrets themselves, and an idle session's bearer token is held once (by
+// the cache) instead of twice. The control plane, which writes Secrets,
+// keeps copies in a cache of its own.
+func dataPlaneCache(o cache.Options) cache.Options {
+	for k, by := range o.ByObject {
+		if _, ok := k.(*corev1.Secret); ok {
+			by.UnsafeDisableDeepCopy = ptr.To(true)
+			o.ByObject[k] = by
+		}
+	}
+	return o
 }
 
 // shareCAs makes every cached credentials Secret of one target hold the

@@ -40,10 +40,9 @@ func gatewayClient() *http.Client {
 }
 
 type response struct {
-	code   int
-	body   string
-	header http.Header
-	st     metav1.Status
+	code int
+	body string
+	st   metav1.Status
 }
 
 // call sends one request to replica 0 with the given raw path and headers.
@@ -60,7 +59,7 @@ func call(t *testing.T, method, path string, body []byte, headers http.Header) r
 	testenv.Must(t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	r := response{code: resp.StatusCode, body: string(b), header: resp.Header}
+	r := response{code: resp.StatusCode, body: string(b)}
 	_ = json.Unmarshal(b, &r.st)
 	return r
 }
@@ -182,6 +181,8 @@ func TestCallerCannotImpersonateOrSmuggleCredentials(t *testing.T) {
 	h.Set("X-Smuggled", "yes")
 	h.Set("X-Forwarded-For", "10.1.2.3")
 	h.Set("X-Forwarded-Host", "trusted.example.com")
+	h.Set("Forwarded", "for=10.1.2.3")
+	h.Set("X-Real-Ip", "10.1.2.3")
 	h.Set("Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io."+base64.RawURLEncoding.EncodeToString([]byte(callerToken))+", v5.channel.k8s.io")
 	const path = "/sessiongate/hygiene/kas/apis/authentication.k8s.io/v1/selfsubjectreviews"
 	r := call(t, "POST", path, review, h)
@@ -217,8 +218,10 @@ func TestCallerCannotImpersonateOrSmuggleCredentials(t *testing.T) {
 	if f := sent.Values("X-Forwarded-For"); len(f) != 1 || f[0] != "127.0.0.1" {
 		t.Errorf("the target got X-Forwarded-For %q, want the caller's address 127.0.0.1 alone", f)
 	}
-	if f := sent.Get("X-Forwarded-Host"); f == "trusted.example.com" {
-		t.Errorf("the target got the caller's X-Forwarded-Host %q", f)
+	for _, k := range []string{"X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Real-Ip"} {
+		if v := sent.Values(k); len(v) > 0 {
+			t.Errorf("the target got %s: %q", k, v)
+		}
 	}
 	if p := sent.Values("Sec-WebSocket-Protocol"); len(p) != 1 || p[0] != "v5.channel.k8s.io" {
 		// Not printed: it may hold the caller's token.
@@ -247,15 +250,60 @@ func TestCallerCannotImpersonateOrSmuggleCredentials(t *testing.T) {
 	}
 }
 
+// An upgrade (port-forward) reaches the target with the caller's address as
+// X-Forwarded-For, whatever forwarding headers the caller wrote: the
+// target's audit log names who really asked.
+func TestUpgradesCarryOnlyTheCallersAddress(t *testing.T) {
+	rec := recordedCluster(t)
+	session(t, "upgrade-fwd", "alice@example.com", onRecorded)
+	h := bearer(token(t, "alice@example.com"))
+	h.Set("Connection", "Upgrade")
+	h.Set("Upgrade", "SPDY/3.1")
+	h.Set("X-Stream-Protocol-Version", "portforward.k8s.io")
+	h.Set("X-Forwarded-For", "10.1.2.3")
+	h.Set("X-Forwarded-Host", "trusted.example.com")
+	h.Set("Forwarded", "for=10.1.2.3")
+	h.Set("X-Real-Ip", "10.1.2.3")
+	// No such pod: the target answers without upgrading, after it has seen
+	// the request.
+	call(t, "POST", "/sessiongate/upgrade-fwd/kas/api/v1/namespaces/demo/pods/no-such-pod/portforward", nil, h)
+	arrived := proxied(rec, "/pods/no-such-pod/portforward")
+	if len(arrived) != 1 {
+		t.Fatalf("%d port-forward upgrades reached the target, want 1", len(arrived))
+	}
+	sent := arrived[0].Header
+	if !strings.EqualFold(sent.Get("Upgrade"), "SPDY/3.1") {
+		t.Fatalf("the target got Upgrade %q: not the upgrade path", sent.Get("Upgrade"))
+	}
+	if f := sent.Values("X-Forwarded-For"); len(f) != 1 || f[0] != "127.0.0.1" {
+		t.Errorf("the target got X-Forwarded-For %q, want the caller's address 127.0.0.1 alone", f)
+	}
+	for _, k := range []string{"X-Forwarded-Host", "Forwarded", "X-Real-Ip"} {
+		if v := sent.Values(k); len(v) > 0 {
+			t.Errorf("the target got %s: %q", k, v)
+		}
+	}
+}
+
 // A target that answers with a redirect never sends the caller elsewhere:
 // the gateway answers 502 itself, and no Location reaches the caller.
 func TestTargetRedirectsAreNotPassedOn(t *testing.T) {
 	rec := recordedCluster(t)
 	session(t, "redirected", "alice@example.com", onRecorded)
 	rec.RedirectOn("/configmaps/redirect-me", "https://elsewhere.example.com/steal")
-	r := call(t, "GET", "/sessiongate/redirected/kas/api/v1/namespaces/demo/configmaps/redirect-me", nil, bearer(token(t, "alice@example.com")))
-	if r.code != http.StatusBadGateway || strings.Contains(r.body, "elsewhere") || r.header.Get("Location") != "" {
-		t.Errorf("a redirecting target: got %d %q (Location %q), want 502 with no redirect", r.code, r.body, r.header.Get("Location"))
+	req, err := http.NewRequest(http.MethodGet, "https://"+replicas[0].Addr()+"/sessiongate/redirected/kas/api/v1/namespaces/demo/configmaps/redirect-me", nil)
+	testenv.Must(t, err)
+	req.Header = bearer(token(t, "alice@example.com"))
+	c := *gatewayClient()
+	// The caller's own client must not follow anything either: the answer
+	// itself is what is checked.
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
+	testenv.Must(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || strings.Contains(string(body), "elsewhere") || resp.Header.Get("Location") != "" {
+		t.Errorf("a redirecting target: got %d %q (Location %q), want 502 with no redirect", resp.StatusCode, body, resp.Header.Get("Location"))
 	}
 	if n := len(proxied(rec, "/configmaps/redirect-me")); n != 1 {
 		t.Errorf("%d requests reached the target, want 1", n)

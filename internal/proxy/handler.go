@@ -321,8 +321,8 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 // loc as the session: the standard library's reverse proxy, as
 // apimachinery's upgrade-aware handler uses for such requests, without the
 // per-request costs that handler adds — a second copy of the headers, and a
-// 32 KiB buffer allocated and zeroed for every response, which was the GET
-// path's largest allocation.
+// 32 KiB buffer allocated and zeroed for every response (now lent by a
+// pool), which was the GET path's largest allocation.
 func plainProxy(loc *url.URL, rt http.RoundTripper, token string) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -334,8 +334,8 @@ func plainProxy(loc *url.URL, rt http.RoundTripper, token string) *httputil.Reve
 			}
 			pr.Out.URL, pr.Out.Host = loc, loc.Host
 			// The target sees the caller's address, not a chain the
-			// caller wrote.
-			pr.SetXForwarded()
+			// caller wrote (scrub dropped those), as on the upgrade path.
+			pr.Out.Header.Set("X-Forwarded-For", remoteIP(pr.In))
 		},
 		Transport:      rt,
 		BufferPool:     buffers,

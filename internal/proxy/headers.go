@@ -53,6 +53,13 @@ func isRemoteIdentity(k string) bool {
 	return nameIs(k, "x-remote-user") || nameIs(k, "x-remote-group") || nameHasPrefix(k, "x-remote-extra-")
 }
 
+// isForwarding says whether a header names the client's address or the
+// way it came (X-Forwarded-*, Forwarded, X-Real-Ip): the target's audit log
+// reads them, so only the gateway may write them.
+func isForwarding(k string) bool {
+	return nameHasPrefix(k, "x-forwarded-") || nameIs(k, "forwarded") || nameIs(k, "x-real-ip")
+}
+
 // refuseImpersonation answers a request that asks for impersonation. Dropping
 // the header silently would answer the caller's question for the wrong user:
 // `kubectl auth can-i --as=X` would say what the session may do, not X.
@@ -71,8 +78,8 @@ func refuseImpersonation(h http.Header) *apierrors.StatusError {
 
 // sanitize copies the caller's headers without its credentials (the
 // Authorization header, a bearer token offered as a WebSocket subprotocol),
-// any impersonation or front-proxy identity, and hop-by-hop headers other
-// than the upgrade itself.
+// any impersonation or front-proxy identity, any forwarding header, and
+// hop-by-hop headers other than the upgrade itself.
 func sanitize(in http.Header) http.Header {
 	out := in.Clone()
 	scrub(out, in)
@@ -82,7 +89,7 @@ func sanitize(in http.Header) http.Header {
 // scrub is sanitize in place: out is a copy of in, the caller's headers.
 func scrub(out, in http.Header) {
 	for k := range out {
-		if nameIs(k, "authorization") || nameIs(k, "proxy-authorization") || isImpersonation(k) || isRemoteIdentity(k) {
+		if nameIs(k, "authorization") || nameIs(k, "proxy-authorization") || isImpersonation(k) || isRemoteIdentity(k) || isForwarding(k) {
 			delete(out, k)
 		}
 	}

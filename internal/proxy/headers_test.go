@@ -23,12 +23,18 @@ func TestSanitizeDropsCredentialsIdentityAndHopByHopHeaders(t *testing.T) {
 		"Sec-Websocket-Protocol":   {"v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.dG9rZW4", "v4.channel.k8s.io"},
 		"Accept":                   {"application/json"},
 		"X-Remote-Userish":         {"not a front-proxy header"},
+		"X-Forwarded-For":          {"10.1.2.3"},
+		"X-Forwarded-Host":         {"trusted.example.com"},
+		"X_forwarded_proto":        {"https"},
+		"Forwarded":                {"for=10.1.2.3"},
+		"X-Real-Ip":                {"10.1.2.3"},
 	}
 	out := sanitize(in)
 	for k := range out {
 		switch strings.ToLower(strings.ReplaceAll(k, "_", "-")) {
 		case "authorization", "proxy-authorization", "impersonate-user", "impersonate-extra-scopes",
-			"x-remote-user", "x-remote-group", "x-remote-extra-scopes", "x-smuggled":
+			"x-remote-user", "x-remote-group", "x-remote-extra-scopes", "x-smuggled",
+			"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "x-real-ip":
 			t.Errorf("%s was forwarded", k)
 		}
 	}
