@@ -179,10 +179,7 @@ func TestCallerCannotImpersonateOrSmuggleCredentials(t *testing.T) {
 	h.Set("X-Remote-Extra-Scopes", "everything")
 	h.Set("Connection", "X-Smuggled")
 	h.Set("X-Smuggled", "yes")
-	h.Set("X-Forwarded-For", "10.1.2.3")
-	h.Set("X-Forwarded-Host", "trusted.example.com")
-	h.Set("Forwarded", "for=10.1.2.3")
-	h.Set("X-Real-Ip", "10.1.2.3")
+	spoofForwarding(h)
 	h.Set("Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io."+base64.RawURLEncoding.EncodeToString([]byte(callerToken))+", v5.channel.k8s.io")
 	const path = "/sessiongate/hygiene/kas/apis/authentication.k8s.io/v1/selfsubjectreviews"
 	r := call(t, "POST", path, review, h)
@@ -213,16 +210,7 @@ func TestCallerCannotImpersonateOrSmuggleCredentials(t *testing.T) {
 			t.Errorf("the target got %s: %q", k, v)
 		}
 	}
-	// The target's audit log names the caller's own address, not one the
-	// caller wrote.
-	if f := sent.Values("X-Forwarded-For"); len(f) != 1 || f[0] != "127.0.0.1" {
-		t.Errorf("the target got X-Forwarded-For %q, want the caller's address 127.0.0.1 alone", f)
-	}
-	for _, k := range []string{"X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Real-Ip"} {
-		if v := sent.Values(k); len(v) > 0 {
-			t.Errorf("the target got %s: %q", k, v)
-		}
-	}
+	onlyCallersAddress(t, sent)
 	if p := sent.Values("Sec-WebSocket-Protocol"); len(p) != 1 || p[0] != "v5.channel.k8s.io" {
 		// Not printed: it may hold the caller's token.
 		t.Errorf("the target got %d Sec-WebSocket-Protocol values other than v5.channel.k8s.io alone", len(p))
@@ -260,10 +248,7 @@ func TestUpgradesCarryOnlyTheCallersAddress(t *testing.T) {
 	h.Set("Connection", "Upgrade")
 	h.Set("Upgrade", "SPDY/3.1")
 	h.Set("X-Stream-Protocol-Version", "portforward.k8s.io")
-	h.Set("X-Forwarded-For", "10.1.2.3")
-	h.Set("X-Forwarded-Host", "trusted.example.com")
-	h.Set("Forwarded", "for=10.1.2.3")
-	h.Set("X-Real-Ip", "10.1.2.3")
+	spoofForwarding(h)
 	// No such pod: the target answers without upgrading, after it has seen
 	// the request.
 	call(t, "POST", "/sessiongate/upgrade-fwd/kas/api/v1/namespaces/demo/pods/no-such-pod/portforward", nil, h)
@@ -275,10 +260,26 @@ func TestUpgradesCarryOnlyTheCallersAddress(t *testing.T) {
 	if !strings.EqualFold(sent.Get("Upgrade"), "SPDY/3.1") {
 		t.Fatalf("the target got Upgrade %q: not the upgrade path", sent.Get("Upgrade"))
 	}
+	onlyCallersAddress(t, sent)
+}
+
+// spoofForwarding adds the headers a caller would write to pass for someone
+// else in the target's audit log.
+func spoofForwarding(h http.Header) {
+	h.Set("X-Forwarded-For", "10.1.2.3")
+	h.Set("X-Forwarded-Host", "trusted.example.com")
+	h.Set("Forwarded", "for=10.1.2.3")
+	h.Set("X-Real-Ip", "10.1.2.3")
+}
+
+// onlyCallersAddress: what reached the target names the caller's own
+// address (the suite's clients are on 127.0.0.1), nothing the caller wrote.
+func onlyCallersAddress(t *testing.T, sent http.Header) {
+	t.Helper()
 	if f := sent.Values("X-Forwarded-For"); len(f) != 1 || f[0] != "127.0.0.1" {
 		t.Errorf("the target got X-Forwarded-For %q, want the caller's address 127.0.0.1 alone", f)
 	}
-	for _, k := range []string{"X-Forwarded-Host", "Forwarded", "X-Real-Ip"} {
+	for _, k := range []string{"X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Real-Ip"} {
 		if v := sent.Values(k); len(v) > 0 {
 			t.Errorf("the target got %s: %q", k, v)
 		}
