@@ -142,12 +142,25 @@ func sessionsOf(c client.Client) handler.MapFunc {
 			klog.ErrorS(err, "Listing sessions of cluster", "cluster", klog.KObj(o))
 			return nil
 		}
-		reqs := make([]reconcile.Request, 0, len(sessions.Items))
-		for _, s := range sessions.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+		deleting := !o.GetDeletionTimestamp().IsZero()
+		var reqs []reconcile.Request
+		for i := range sessions.Items {
+			if s := &sessions.Items[i]; deleting || waitsOnCluster(s) {
+				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+			}
 		}
 		return reqs
 	}
+}
+
+// waitsOnCluster says whether a change of the session's Cluster (it became
+// Ready, or not) concerns the session: one still to be minted, or ended and
+// still to be revoked, does. An Active session holds its credentials and
+// comes back on its own schedule; only a Cluster being deleted ends it.
+// Enqueuing thousands of Active sessions on every Cluster change put them
+// all ahead of a new session.
+func waitsOnCluster(s *v1alpha1.Session) bool {
+	return s.Status.Phase != v1alpha1.PhaseActive || !s.DeletionTimestamp.IsZero() || s.Spec.Terminated
 }
 
 func clusterOf(_ context.Context, o client.Object) []reconcile.Request {
