@@ -50,10 +50,8 @@ func processCPU(pid int) (time.Duration, error) {
 	return sum, nil
 }
 
-// gatewayCPU is the CPU time of every gateway process so far: the replicas
-// that serve nothing of a scenario count too, so figures err high.
-func (e *Env) gatewayCPU() time.Duration { return cpuOf(e.gatewayPIDs()) }
-
+// gatewayPIDs are every gateway process: the replicas that serve nothing of
+// a scenario count too, so figures err high.
 func (e *Env) gatewayPIDs() []int {
 	var pids []int
 	for _, r := range e.replicas {
@@ -73,7 +71,7 @@ func cpuOf(pids []int) time.Duration {
 	return sum
 }
 
-// onGateway runs f and, when p goes through the gateway or kubectl proxy,
+// measureCPU runs f and, when p goes through the gateway or kubectl proxy,
 // adds the CPU time of the processes in the middle during f, and after it
 // until they are quiet, to cpu[p.Name]: a recording is still being written
 // when the client has seen the stream end, and its cost belongs to the
@@ -82,7 +80,7 @@ func cpuOf(pids []int) time.Duration {
 // proxy, a bare reverse proxy with plain HTTP on the client's side and no
 // authentication, audit or recording, is the floor the gateway's figures
 // are read against.
-func (e *Env) onGateway(p *Path, cpu map[string]time.Duration, f func() error) error {
+func (e *Env) measureCPU(p *Path, cpu map[string]time.Duration, f func() error) error {
 	var pids []int
 	idle := 0.0
 	switch p {

@@ -49,7 +49,7 @@ func (e *Env) PortForward(ctx context.Context, size int64, rounds int) ([]Scenar
 	for r := range rounds {
 		for _, p := range e.paths(r) {
 			var d time.Duration
-			if err := e.onGateway(p, cpu, func() error {
+			if err := e.measureCPU(p, cpu, func() error {
 				t := time.Now()
 				err := forwardOnce(ctx, p, size)
 				d = time.Since(t)

@@ -38,7 +38,7 @@ func (e *Env) ExecThroughput(ctx context.Context, size int64, rounds int) ([]Sce
 			}
 			var n countingWriter
 			var d time.Duration
-			if err := e.onGateway(p, cpu, func() error {
+			if err := e.measureCPU(p, cpu, func() error {
 				t := time.Now()
 				err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &n})
 				d = time.Since(t)

@@ -307,10 +307,8 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 		return
 	}
 	out := r.WithContext(ctx)
-	out.Header = sanitize(r.Header)
-	if b.Token != "" {
-		out.Header.Set("Authorization", "Bearer "+b.Token)
-	}
+	out.Header = r.Header.Clone()
+	asSession(out.Header, r.Header, b.Token)
 	p := utilproxy.NewUpgradeAwareHandler(loc, rt, false, false, responder{})
 	p.UseLocationHost = true
 	p.RejectForwardingRedirects = true
@@ -326,12 +324,8 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 func plainProxy(loc *url.URL, rt http.RoundTripper, token string) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			// pr.Out.Header is already the proxy's own copy, without
-			// hop-by-hop and X-Forwarded-* headers: scrub it in place.
-			scrub(pr.Out.Header, pr.In.Header)
-			if token != "" {
-				pr.Out.Header.Set("Authorization", "Bearer "+token)
-			}
+			// pr.Out.Header is already the proxy's own copy.
+			asSession(pr.Out.Header, pr.In.Header, token)
 			pr.Out.URL, pr.Out.Host = loc, loc.Host
 			// The target sees the caller's address, not a chain the
 			// caller wrote (scrub dropped those), as on the upgrade path.

@@ -76,17 +76,20 @@ func refuseImpersonation(h http.Header) *apierrors.StatusError {
 	return nil
 }
 
-// sanitize copies the caller's headers without its credentials (the
-// Authorization header, a bearer token offered as a WebSocket subprotocol),
-// any impersonation or front-proxy identity, any forwarding header, and
-// hop-by-hop headers other than the upgrade itself.
-func sanitize(in http.Header) http.Header {
-	out := in.Clone()
+// asSession makes out, a copy of the caller's headers in, what the target
+// gets on either path: without the caller's credentials (the Authorization
+// header, a bearer token offered as a WebSocket subprotocol), any
+// impersonation or front-proxy identity, any forwarding header, and
+// hop-by-hop headers other than the upgrade itself; with the session's
+// token (if it has one) as the only credential.
+func asSession(out, in http.Header, token string) {
 	scrub(out, in)
-	return out
+	if token != "" {
+		out.Set("Authorization", "Bearer "+token)
+	}
 }
 
-// scrub is sanitize in place: out is a copy of in, the caller's headers.
+// scrub is asSession without the token.
 func scrub(out, in http.Header) {
 	for k := range out {
 		if nameIs(k, "authorization") || nameIs(k, "proxy-authorization") || isImpersonation(k) || isRemoteIdentity(k) || isForwarding(k) {

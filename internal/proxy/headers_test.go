@@ -6,6 +6,25 @@ import (
 	"testing"
 )
 
+// sanitized is what the target gets of the caller's headers for a session
+// without a bearer token.
+func sanitized(in http.Header) http.Header {
+	out := in.Clone()
+	asSession(out, in, "")
+	return out
+}
+
+// The session's token is the only credential the target gets, however the
+// caller spelled its own.
+func TestTheSessionsTokenIsTheOnlyCredential(t *testing.T) {
+	in := http.Header{"Authorization": {"Bearer caller"}, "authorization": {"Bearer lower"}, "AUTHORIZATION": {"Bearer upper"}}
+	out := in.Clone()
+	asSession(out, in, "session")
+	if len(out) != 1 || len(out["Authorization"]) != 1 || out.Get("Authorization") != "Bearer session" {
+		t.Errorf("the target gets %v, want only Authorization: Bearer session", out)
+	}
+}
+
 func TestSanitizeDropsCredentialsIdentityAndHopByHopHeaders(t *testing.T) {
 	in := http.Header{
 		"Authorization":            {"Bearer caller"},
@@ -29,7 +48,7 @@ func TestSanitizeDropsCredentialsIdentityAndHopByHopHeaders(t *testing.T) {
 		"Forwarded":                {"for=10.1.2.3"},
 		"X-Real-Ip":                {"10.1.2.3"},
 	}
-	out := sanitize(in)
+	out := sanitized(in)
 	for k := range out {
 		switch strings.ToLower(strings.ReplaceAll(k, "_", "-")) {
 		case "authorization", "proxy-authorization", "impersonate-user", "impersonate-extra-scopes",
@@ -106,7 +125,7 @@ func FuzzSanitize(f *testing.F) {
 	f.Add("Connection", "keep-alive, Impersonate-User", "Impersonate-Group")
 	f.Fuzz(func(t *testing.T, key, value, other string) {
 		in := http.Header{key: {value}, other: {value}, "Connection": {value}, "Sec-WebSocket-Protocol": {value}}
-		out := sanitize(in)
+		out := sanitized(in)
 		for k, vs := range out {
 			if isImpersonation(k) || isRemoteIdentity(k) || http.CanonicalHeaderKey(k) == "Authorization" {
 				t.Fatalf("%q forwarded", k)
@@ -123,7 +142,7 @@ func FuzzSanitize(f *testing.F) {
 }
 
 func TestSanitizeMatchesNonCanonicalNames(t *testing.T) {
-	out := sanitize(http.Header{"authorization": {"Bearer caller"}, "impersonate-user": {"x"}, "sec-websocket-protocol": {"base64url.bearer.authorization.k8s.io.dG9rZW4, v5.channel.k8s.io"}})
+	out := sanitized(http.Header{"authorization": {"Bearer caller"}, "impersonate-user": {"x"}, "sec-websocket-protocol": {"base64url.bearer.authorization.k8s.io.dG9rZW4, v5.channel.k8s.io"}})
 	if len(out) != 1 || out.Get("Sec-WebSocket-Protocol") != "v5.channel.k8s.io" {
 		t.Errorf("got %v", out)
 	}
