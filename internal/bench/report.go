@@ -100,11 +100,15 @@ func (r *Result) Evaluate() {
 		case strings.HasPrefix(s.Name, "WATCH fan-out") && s.Metric == "p50":
 			ratio(s, "watch fan-out p50 latency ratio gateway/direct", 1.2, true)
 		case strings.HasPrefix(s.Name, "exec stdout stream") && s.Metric == "throughput":
-			ratio(s, "exec stream throughput ratio gateway/direct (recorded)", 0.90, false)
-		case strings.HasPrefix(s.Name, "exec stdout stream") && !strings.HasSuffix(s.Name, "unrecorded") && s.Metric == metricCPU:
-			add(s.Config, "exec stream per gateway core (recorded)", s.PerCore, 740, false, " MB/s")
+			ratio(s, "exec stream throughput ratio gateway/direct (recorded, "+payloadOf(s.Name)+")", 0.90, false)
+		case strings.HasPrefix(s.Name, "exec stdout stream") && s.Metric == metricCPU:
+			what := "recorded, " + payloadOf(s.Name)
+			if strings.HasSuffix(s.Name, "unrecorded") {
+				what = "unrecorded, " + payloadOf(s.Name)
+			}
+			add(s.Config, "exec stream per gateway core ("+what+")", s.PerCore, 740, false, " MB/s")
 		case strings.HasPrefix(s.Name, "exec stdout stream") && s.Metric == "recorded/unrecorded throughput":
-			ratio(s, "exec stream throughput, recorded/unrecorded", 0.90, false)
+			ratio(s, "exec stream throughput, recorded/unrecorded ("+payloadOf(s.Name)+")", 0.90, false)
 		case s.Name == "exec keystroke echo" && s.Metric == "recorded/unrecorded p50":
 			ratio(s, "keystroke echo p50, recorded/unrecorded", 1.05, true)
 		case strings.HasPrefix(s.Name, "Session create → first proxied request"):
@@ -117,6 +121,14 @@ func (r *Result) Evaluate() {
 			add(s.Config, "gateway memory per idle registered session, leader (two caches)", g, 10, true, " KiB")
 		}
 	}
+}
+
+// payloadOf is what an exec stream scenario carries, from its name.
+func payloadOf(name string) string {
+	if strings.Contains(name, "of "+Text) {
+		return Text
+	}
+	return Zeros
 }
 
 // scaleOf is the ", at …" suffix of a scenario measured at scale.

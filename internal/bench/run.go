@@ -69,7 +69,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			{"get", "GET, 32 clients", func() ([]Scenario, error) { return e.GetLatency(ctx, 32, n(6, 2), perRound) }},
 			{"list", "LIST", func() ([]Scenario, error) { return e.List(ctx, n(9, 3)) }},
 			{"watch", "WATCH fan-out", func() ([]Scenario, error) { return e.WatchFanOut(ctx, 100, n(10, 3)) }},
-			{"exec", "exec stream", func() ([]Scenario, error) { return e.ExecThroughput(ctx, int64(n(256, 8))<<20, n(4, 2)) }},
+			{"exec", "exec stream of zeros", func() ([]Scenario, error) { return e.ExecThroughput(ctx, Zeros, int64(n(256, 8))<<20, n(4, 2)) }},
+			{"exec", "exec stream of text", func() ([]Scenario, error) { return e.ExecThroughput(ctx, Text, int64(n(256, 8))<<20, n(4, 2)) }},
 			{"echo", "exec keystroke echo", func() ([]Scenario, error) { return e.ExecEcho(ctx, n(400, 40), n(4, 2)) }},
 			{"portforward", "port-forward stream", func() ([]Scenario, error) { return e.PortForward(ctx, int64(n(256, 8))<<20, n(4, 2)) }},
 		} {

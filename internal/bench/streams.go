@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,20 +16,35 @@ import (
 func execURL(p *Path, command ...string) string {
 	q := "stdout=true&container=main"
 	for _, c := range command {
-		q += "&command=" + c
+		q += "&command=" + url.QueryEscape(c)
 	}
 	return p.URL("/api/v1/namespaces/demo/pods/web/exec?" + q)
 }
 
-// ExecThroughput streams size bytes of stdout over exec's WebSocket
-// protocol, through the gateway with and without recording.
-func (e *Env) ExecThroughput(ctx context.Context, size int64, rounds int) ([]Scenario, error) {
-	name := fmt.Sprintf("exec stdout stream, %d MiB", size>>20)
+// Payloads of the exec stream: zeros are the recorder's worst case (JSON
+// writes each NUL as six bytes), lines of text what a terminal mostly
+// carries.
+const (
+	Zeros = "zeros"
+	Text  = "text"
+)
+
+// textLine is the text payload's line, as `ls -l` would print it.
+const textLine = "drwxr-xr-x 2 root root 4096 Dec  5 16:11 sessiongate-0.log"
+
+// ExecThroughput streams size bytes of payload on stdout over exec's
+// WebSocket protocol, through the gateway with and without recording.
+func (e *Env) ExecThroughput(ctx context.Context, payload string, size int64, rounds int) ([]Scenario, error) {
+	name := fmt.Sprintf("exec stdout stream, %d MiB of %s", size>>20, payload)
+	command := []string{"head", "-c", strconv.FormatInt(size, 10), "/dev/zero"}
+	if payload == Text {
+		command = []string{"sh", "-c", fmt.Sprintf("yes '%s' | head -c %d", textLine, size)}
+	}
 	rate := map[string][]float64{}
 	cpu := map[string]time.Duration{}
 	for r := range rounds {
 		for _, p := range e.streamPaths(r) {
-			u, err := urlOf(execURL(p, "head", "-c", strconv.FormatInt(size, 10), "/dev/zero"))
+			u, err := urlOf(execURL(p, command...))
 			if err != nil {
 				return nil, err
 			}
@@ -50,7 +66,7 @@ func (e *Env) ExecThroughput(ctx context.Context, size int64, rounds int) ([]Sce
 				return nil, fmt.Errorf("%s exec: got %d bytes, want %d", p.Name, n.n, size)
 			}
 			rate[p.Name] = append(rate[p.Name], float64(size)/1e6/d.Seconds())
-			// A cast of zeros is six times the stream; keep the disk.
+			// A cast of zeros is six times the stream: keep the disk.
 			casts, _ := filepath.Glob(filepath.Join(e.dir, "recordings", "*.cast"))
 			for _, c := range casts {
 				_ = os.Remove(c)

@@ -4,23 +4,28 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -471,4 +476,150 @@ func lastLines(s string, n int) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// kubectl exec through the gateway fails as it would against the target:
+// with a command's failure, after its output on the right streams, and with
+// the target's own refusal for a pod that is not there (once: the client
+// does not try again over SPDY). The audit records say the same. (kwok reports an exit code as an internal error; exit codes
+// as the kubelet sends them are read by the streams package's tests.)
+func TestExecEndsWithTheTargetsStatusOrRefusal(t *testing.T) {
+	for _, p := range protocols {
+		t.Run(p.name, func(t *testing.T) {
+			name := "exit-" + p.name
+			session(t, name, "alice@example.com")
+			kc := kubeconfig(t, 0, name, token(t, "alice@example.com"))
+
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := kubectl(ctx, kc, p.env, "exec", "-n", "demo", "web", "-c", "main", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if err == nil || stdout.String() != "out\n" || !strings.HasPrefix(stderr.String(), "err\nerror: ") {
+				t.Errorf("kubectl exec: %v, stdout %q, stderr %q; want a failure after out and err", err, stdout.String(), stderr.String())
+			}
+			// Over WebSocket the target's status reaches the caller as the
+			// target wrote it.
+			if p.name == "websocket" && !strings.Contains(stderr.String(), "exit status 3") {
+				t.Errorf("kubectl exec over WebSocket printed %q, want the target's reason", stderr.String())
+			}
+
+			// kubectl looks the pod up before it execs; client-go's executor
+			// goes straight to the exec.
+			cfg := restConfig(0, name, token(t, "alice@example.com"))
+			u := cfg.Host + "/api/v1/namespaces/demo/pods/nope/exec?command=true&stdout=true"
+			var exe remotecommand.Executor
+			if p.name == "websocket" {
+				exe, err = remotecommand.NewWebSocketExecutor(cfg, http.MethodGet, u)
+			} else {
+				var loc *url.URL
+				loc, err = url.Parse(u)
+				testenv.Must(t, err)
+				exe, err = remotecommand.NewSPDYExecutor(cfg, http.MethodPost, loc)
+			}
+			testenv.Must(t, err)
+			if err := exe.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: io.Discard}); err == nil || !strings.Contains(err.Error(), `pods "nope" not found`) {
+				t.Errorf("exec into a missing pod: %v, want the target's refusal", err)
+			}
+
+			testenv.Eventually(t, 30*time.Second, func() error {
+				failed, refused, refusals := false, false, 0
+				for _, ev := range auditRecords(t) {
+					if ev.Annotations[audit.AnnotationSession] != name || ev.Stage != auditv1.StageResponseComplete || ev.ObjectRef == nil {
+						continue
+					}
+					switch ev.ObjectRef.Name {
+					case "web":
+						failed = ev.Annotations[audit.AnnotationStreamEnd] != "" && ev.Annotations[audit.AnnotationExitCode] == ""
+					case "nope":
+						if ev.ObjectRef.Subresource != "exec" {
+							continue
+						}
+						refused = strings.Contains(ev.Annotations[audit.AnnotationStreamEnd], `pods "nope" not found`)
+						refusals++
+					}
+				}
+				if !failed || !refused || refusals != 1 {
+					return fmt.Errorf("audit records: the failure recorded %v, the missing pod's refusal recorded %v (%d records, want 1)", failed, refused, refusals)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// A caller that stops reading an exec's output and then leaves does not hold
+// the stream: the gateway ends it (and writes its audit record) at once,
+// even while the target still has output for it.
+func TestACallerThatLeavesWithoutReadingEndsItsStream(t *testing.T) {
+	const name = "leaves"
+	session(t, name, "alice@example.com")
+	cfg := restConfig(0, name, token(t, "alice@example.com"))
+	tlsCfg, err := rest.TLSConfigFor(cfg)
+	testenv.Must(t, err)
+	d := websocket.Dialer{TLSClientConfig: tlsCfg, Subprotocols: []string{"v5.channel.k8s.io"}}
+	u := strings.Replace(cfg.Host, "https://", "wss://", 1) + "/api/v1/namespaces/demo/pods/web/exec?command=yes&stdout=true"
+	conn, resp, err := d.Dial(u, http.Header{"Authorization": {"Bearer " + cfg.BearerToken}})
+	if err != nil {
+		t.Fatalf("dialing the exec: %v (%v)", err, resp)
+	}
+	defer conn.Close()
+	// The first output, then no more reading: the target's output fills
+	// the connection's buffers.
+	if _, _, err := conn.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		for _, ev := range auditRecords(t) {
+			if ev.Annotations[audit.AnnotationSession] == name && ev.Stage == auditv1.StageResponseStarted {
+				return nil
+			}
+		}
+		return fmt.Errorf("the exec has not started")
+	})
+	// Once the gateway's writes to the caller wait on the caller's full
+	// window, the caller is done writing: its stream ends, though it still
+	// holds the connection and has not read what waits.
+	gw, me := conn.RemoteAddr().(*net.TCPAddr).Port, conn.LocalAddr().(*net.TCPAddr).Port
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if n := sendQueue(t, gw, me); n == 0 {
+			return fmt.Errorf("the gateway's socket to the caller has nothing waiting to be sent")
+		}
+		return nil
+	})
+	testenv.Must(t, conn.NetConn().(*tls.Conn).CloseWrite())
+	testenv.Eventually(t, 10*time.Second, func() error {
+		for _, ev := range auditRecords(t) {
+			if ev.Annotations[audit.AnnotationSession] == name && ev.Stage == auditv1.StageResponseComplete {
+				return nil
+			}
+		}
+		return fmt.Errorf("the stream has not ended")
+	})
+}
+
+// sendQueue is how many bytes wait to be sent on this host's TCP socket from
+// port local to port remote, from /proc/net/tcp and tcp6.
+func sendQueue(t *testing.T, local, remote int) int64 {
+	t.Helper()
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			// sl local_address rem_address st tx_queue:rx_queue ...
+			fs := strings.Fields(line)
+			if len(fs) < 5 || !strings.HasSuffix(fs[1], fmt.Sprintf(":%04X", local)) || !strings.HasSuffix(fs[2], fmt.Sprintf(":%04X", remote)) {
+				continue
+			}
+			tx, _, _ := strings.Cut(fs[4], ":")
+			n, err := strconv.ParseInt(tx, 16, 64)
+			testenv.Must(t, err)
+			return n
+		}
+	}
+	t.Fatalf("no TCP socket from port %d to %d", local, remote)
+	return 0
 }

@@ -39,12 +39,6 @@ func (h *Handler) serveRemoteCommand(c *call, r *http.Request, s *registry.Sessi
 	q := r.URL.Query()
 	b := s.Backend()
 	loc := targetURL(b, apiPath, streams.TargetQuery(q, opts, info.Subresource == "exec").Encode())
-	up, err := executor(b, loc)
-	if err != nil {
-		klog.ErrorS(err, "Building the stream to the target", "session", s.Name)
-		apistatus.Write(w, apierrors.NewInternalError(fmt.Errorf("the stream to the target could not be set up")))
-		return
-	}
 	mode := recordingMode(lim.Streams)
 	rec, refusal := h.startRecording(r.Context(), c.ev, s, mode, info, opts, q)
 	if refusal != nil {
@@ -53,7 +47,7 @@ func (h *Handler) serveRemoteCommand(c *call, r *http.Request, s *registry.Sessi
 		return
 	}
 	st := &streams.Stream{
-		Name: s.Name, Options: opts, Upstream: up, Session: c.sctx, Clock: h.clock(),
+		Name: s.Name, Options: opts, Session: c.sctx, Clock: h.clock(),
 		Limits:            streamLimits(lim.Streams),
 		RecordingRequired: mode == v1alpha1.RecordingRequired,
 		Opened:            func(string) { h.logStarted(c) },
@@ -64,7 +58,7 @@ func (h *Handler) serveRemoteCommand(c *call, r *http.Request, s *registry.Sessi
 		st.Recorder = rec
 	}
 	openStreams.Inc()
-	res := st.Serve(w, r)
+	res := h.stream(st, w, r, b, loc)
 	openStreams.Dec()
 	if rec != nil {
 		if err := rec.Close(); err != nil {
@@ -83,6 +77,43 @@ func (h *Handler) serveRemoteCommand(c *call, r *http.Request, s *registry.Sessi
 	}
 }
 
+// stream runs st: relayed message by message when the caller and the
+// target agree on a WebSocket channel protocol, and otherwise ended on both
+// sides with client-go's executor (a SPDY caller, or a target that does not
+// speak WebSocket). On failure the caller has been answered.
+func (h *Handler) stream(st *streams.Stream, w *responseWriter, r *http.Request, b *registry.Backend, loc *url.URL) streams.Result {
+	if protocols := streams.RelayProtocols(r); protocols != nil {
+		ctx, cancel := context.WithTimeout(st.Session, dialTimeout)
+		conn, err := streams.DialTarget(ctx, b.RestConfig(), loc, protocols)
+		cancel()
+		switch status, refused := streams.StatusOf(err); {
+		case err == nil:
+			return st.Relay(w, r, conn)
+		case refused:
+			// The target said why (no such pod, or container): the caller
+			// hears it on the stream, as from an executor, and does not
+			// try again over SPDY.
+			st.Upstream = streams.Failed{Err: status}
+			return st.Serve(w, r)
+		case !httpstream.IsUpgradeFailure(err) && !httpstream.IsHTTPSProxyError(err):
+			st.Upstream = streams.Failed{Err: err}
+			return st.Serve(w, r)
+		}
+		klog.V(4).InfoS("The target does not relay WebSocket streams; ending the stream at the gateway", "session", st.Name, "err", err.Error())
+	}
+	up, err := executor(b, loc)
+	if err != nil {
+		klog.ErrorS(err, "Building the stream to the target", "session", st.Name)
+		apistatus.Write(w, apierrors.NewInternalError(fmt.Errorf("the stream to the target could not be set up")))
+		return streams.Result{}
+	}
+	st.Upstream = up
+	return st.Serve(w, r)
+}
+
+// dialTimeout bounds opening a relayed stream on the target.
+const dialTimeout = 30 * time.Second
+
 // executor opens the stream on the target over WebSocket, or SPDY where the
 // target does not speak it, as kubectl does.
 func executor(b *registry.Backend, loc *url.URL) (remotecommand.Executor, error) {
@@ -96,6 +127,10 @@ func executor(b *registry.Backend, loc *url.URL) (remotecommand.Executor, error)
 		return nil, err
 	}
 	return remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+		// A target that refused the exec and said why is not asked again.
+		if _, refused := streams.StatusOf(err); refused {
+			return false
+		}
 		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 	})
 }

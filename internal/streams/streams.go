@@ -122,7 +122,7 @@ func (s *Stream) Serve(w http.ResponseWriter, r *http.Request) Result {
 
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	defer context.AfterFunc(s.Session, func() { cancel(context.Cause(s.Session)) })()
+	defer s.watch(ctx, cancel)()
 	// Once the stream is cut, the caller has CloseGrace to take the reason;
 	// one that stops reading cannot hold the stream (and its recording)
 	// open.
@@ -137,15 +137,6 @@ func (s *Stream) Serve(w http.ResponseWriter, r *http.Request) Result {
 			_ = c.close()
 		}
 	})
-	if s.Recorder != nil && s.RecordingRequired {
-		go func() {
-			select {
-			case <-s.Recorder.Failed():
-				cancel(&ClosedError{Session: s.Name, Reason: fmt.Sprintf("its policy requires recording and the recording failed (%v)", s.Recorder.Err())})
-			case <-ctx.Done():
-			}
-		}()
-	}
 	act := NewActivity(s.Clock, s.Touch)
 	defer WatchLimits(ctx, s.Clock, s.Name, s.Limits, act, cancel)()
 
@@ -176,9 +167,7 @@ func (s *Stream) Serve(w http.ResponseWriter, r *http.Request) Result {
 		if errors.As(cause, &closed) {
 			s.notice(opts, closed.Error())
 		}
-		status = &apierrors.StatusError{ErrStatus: metav1.Status{
-			Status: metav1.StatusFailure, Code: http.StatusGone, Reason: metav1.StatusReasonGone, Message: cause.Error(),
-		}}
+		status = gone(cause)
 	case err == nil:
 		status = &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusSuccess}}
 		zero := 0
@@ -193,14 +182,14 @@ func (s *Stream) Serve(w http.ResponseWriter, r *http.Request) Result {
 		}}
 	case errors.As(err, &statusErr):
 		res.Err, status = err, statusErr
+	case refusedBy(err, &statusErr):
+		// The target refused the upgrade and said why.
+		res.Err, status = statusErr, statusErr
 	default:
 		// The detail (addresses, TLS) is for the audit log, not the caller.
 		res.Err = err
 		klog.V(2).InfoS("Stream to the target failed", "session", s.Name, "err", err.Error())
-		status = &apierrors.StatusError{ErrStatus: metav1.Status{
-			Status: metav1.StatusFailure, Code: http.StatusBadGateway, Reason: metav1.StatusReasonServiceUnavailable,
-			Message: "sessiongate: the stream to the target API server failed",
-		}}
+		status = targetFailed()
 	}
 	if err := c.writeStatus(status); err != nil {
 		klog.V(4).InfoS("Could not tell the caller how the stream ended", "session", s.Name, "err", err.Error())
@@ -217,11 +206,52 @@ func (s *Stream) notice(opts clientremotecommand.StreamOptions, msg string) {
 	if out == nil {
 		return
 	}
-	line := msg + "\n"
-	if s.Options.TTY {
-		line = msg + "\r\n"
+	_, _ = out.Write([]byte(noticeLine(msg, s.Options.TTY)))
+}
+
+// noticeLine is msg as a line of the caller's terminal.
+func noticeLine(msg string, tty bool) string {
+	if tty {
+		return msg + "\r\n"
 	}
-	_, _ = out.Write([]byte(line))
+	return msg + "\n"
+}
+
+// watch cancels ctx with the reason when the session ends, or when a
+// recording the session requires fails; the returned function stops it.
+func (s *Stream) watch(ctx context.Context, cancel context.CancelCauseFunc) (stop func()) {
+	// At once when the session has already ended (while the stream was
+	// being opened): AfterFunc would tell it a moment later.
+	if s.Session.Err() != nil {
+		cancel(context.Cause(s.Session))
+	}
+	stopSession := context.AfterFunc(s.Session, func() { cancel(context.Cause(s.Session)) })
+	if s.Recorder != nil && s.RecordingRequired {
+		go func() {
+			select {
+			case <-s.Recorder.Failed():
+				cancel(&ClosedError{Session: s.Name, Reason: fmt.Sprintf("its policy requires recording and the recording failed (%v)", s.Recorder.Err())})
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return func() { stopSession() }
+}
+
+// gone is the status of a stream the gateway closed because of cause.
+func gone(cause error) *apierrors.StatusError {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusGone, Reason: metav1.StatusReasonGone, Message: cause.Error(),
+	}}
+}
+
+// targetFailed is the status of a stream whose target side failed; the
+// detail (addresses, TLS) is for the audit log, not the caller.
+func targetFailed() *apierrors.StatusError {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusBadGateway, Reason: metav1.StatusReasonServiceUnavailable,
+		Message: "sessiongate: the stream to the target API server failed",
+	}}
 }
 
 // WatchLimits calls end with a *ClosedError when a lifetime of a stream of
