@@ -15,12 +15,15 @@ import (
 	"unicode/utf8"
 )
 
-// BufferEvents and BufferBytes bound what waits for the sink: a sink slower
-// than the stream for longer than that loses events (best-effort) or fails
-// the recording.
+// BufferEvents and BufferBytes bound what waits for the sink. When they are
+// full the stream waits for the sink, up to StallLimit at a time: a sink
+// slower than the stream paces it, and one that takes nothing for that long
+// loses events and fails the recording (which ends a stream whose recording
+// is required).
 const (
 	BufferEvents = 4096
 	BufferBytes  = 16 << 20
+	StallLimit   = 5 * time.Second
 )
 
 // Stream is where recorded bytes came from.
@@ -32,14 +35,19 @@ const (
 	Stderr
 )
 
-// Recorder writes one stream's cast to a sink without ever blocking the
-// stream: Stdin, Stdout, Stderr and Resize copy the data into a bounded
-// queue and return.
+// Recorder writes one stream's cast to a sink: Stdin, Stdout, Stderr and
+// Resize copy the data into a bounded queue and return, at once unless the
+// queue is full (see StallLimit), and never after Cut.
 type Recorder struct {
 	start time.Time
 	now   func() time.Time
 	queue chan entry
 	done  chan struct{}
+	// space is signalled whenever the sink has taken an event; cut is
+	// closed by Cut.
+	space   chan struct{}
+	cut     chan struct{}
+	cutOnce sync.Once
 
 	mu     sync.Mutex
 	carry  [3][]byte // an incomplete UTF-8 character per stream
@@ -65,7 +73,8 @@ func Start(ctx context.Context, sink Sink, meta Meta, width, height int) (*Recor
 	if width <= 0 || height <= 0 {
 		width, height = 80, 24
 	}
-	r := &Recorder{start: time.Now(), now: time.Now, queue: make(chan entry, BufferEvents), done: make(chan struct{}), failed: make(chan struct{})}
+	r := &Recorder{start: time.Now(), now: time.Now, queue: make(chan entry, BufferEvents), done: make(chan struct{}), failed: make(chan struct{}),
+		space: make(chan struct{}, 1), cut: make(chan struct{})}
 	h := Header{Version: 2, Width: width, Height: height, Timestamp: r.start.Unix(),
 		Title: fmt.Sprintf("%s %s/%s on %s by %s", meta.Kind, meta.Namespace, meta.Pod, meta.Cluster, meta.User),
 		Env:   map[string]string{"TERM": "xterm-256color"}, Sessiongate: meta}
@@ -96,6 +105,10 @@ events:
 				break events
 			}
 			r.queued.Add(-int64(len(ev.data)))
+			select {
+			case r.space <- struct{}{}:
+			default:
+			}
 			if err != nil {
 				continue
 			}
@@ -201,26 +214,55 @@ func (r *Recorder) record(s Stream, t EventType, p []byte) {
 }
 
 func (r *Recorder) enqueue(ev entry) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return
-	}
-	if r.queued.Load()+int64(len(ev.data)) > BufferBytes {
-		if r.dropped.Add(1) == 1 {
-			r.failLocked(errors.New("the recording fell behind the stream and lost events"))
+	var stall *time.Timer
+	defer func() {
+		if stall != nil {
+			stall.Stop()
 		}
-		return
-	}
-	select {
-	case r.queue <- ev:
-		r.queued.Add(int64(len(ev.data)))
-	default:
-		if r.dropped.Add(1) == 1 {
-			r.failLocked(errors.New("the recording fell behind the stream and lost events"))
+	}()
+	waited := false
+	for {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return
+		}
+		if r.queued.Load()+int64(len(ev.data)) <= BufferBytes {
+			select {
+			case r.queue <- ev:
+				r.queued.Add(int64(len(ev.data)))
+				r.mu.Unlock()
+				return
+			default:
+			}
+		}
+		// Full. Once the recording has lost something, or the stream
+		// waited StallLimit, it waits no more.
+		if waited || r.dropped.Load() > 0 {
+			if r.dropped.Add(1) == 1 {
+				r.failLocked(errors.New("the recording fell behind the stream and lost events"))
+			}
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		if stall == nil {
+			stall = time.NewTimer(StallLimit)
+		}
+		select {
+		case <-r.space:
+		case <-stall.C:
+			waited = true
+		case <-r.cut:
+			waited = true
 		}
 	}
 }
+
+// Cut stops the recording from holding the stream back: from now on an
+// event that does not fit is lost. The stream calls it when it is being
+// closed, which must not wait for the sink.
+func (r *Recorder) Cut() { r.cutOnce.Do(func() { close(r.cut) }) }
 
 // Dropped is how many events the recording lost.
 func (r *Recorder) Dropped() int64 { return r.dropped.Load() }

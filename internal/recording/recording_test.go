@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,35 +116,114 @@ func (s stuck) Write(p []byte) (int, error) {
 }
 func (s stuck) Close() error { return nil }
 
-// Recording never makes the stream wait: with the sink stuck, every call
-// returns, the overflow is counted, and the recording says it failed.
-func TestARecorderNeverBlocksTheStream(t *testing.T) {
-	sink := stuck{release: make(chan struct{})}
+// A stuck store holds the stream back once, for at most StallLimit: then
+// every call returns, the overflow is counted, and the recording says it
+// failed. Cut ends the wait at once.
+func TestAStuckStoreHoldsTheStreamBackOnceThenLosesEvents(t *testing.T) {
+	for _, cut := range []bool{false, true} {
+		sink := stuck{release: make(chan struct{})}
+		r, err := recording.Start(context.Background(), sink, recording.Meta{ID: "s-1-ab", Kind: "exec"}, 80, 24)
+		testenv.Must(t, err)
+		if cut {
+			r.Cut()
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range 3 * recording.BufferEvents {
+				r.Stdout([]byte("x"))
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(recording.StallLimit + 30*time.Second):
+			t.Fatal("recording held the stream back for good")
+		}
+		select {
+		case <-r.Failed():
+		default:
+			t.Fatal("the recording lost events and does not say so")
+		}
+		if r.Dropped() == 0 || !strings.Contains(r.Err().Error(), "lost events") {
+			t.Errorf("dropped %d, err %v", r.Dropped(), r.Err())
+		}
+		close(sink.release)
+		if err := r.Close(); err == nil {
+			t.Error("Close of an incomplete recording returned nil")
+		}
+	}
+}
+
+// gate is a directory sink whose casts take no writes until it opens.
+type gate struct {
+	recording.Dir
+	open chan struct{}
+}
+
+func (g gate) Create(ctx context.Context, id string) (io.WriteCloser, error) {
+	w, err := g.Dir.Create(ctx, id)
+	return gatedWriter{w, g.open}, err
+}
+
+type gatedWriter struct {
+	io.WriteCloser
+	open chan struct{}
+}
+
+func (w gatedWriter) Write(p []byte) (int, error) {
+	<-w.open
+	return w.WriteCloser.Write(p)
+}
+
+// A store slower than the stream paces it instead of losing events: with
+// the queue full the stream waits for the store, and once the store takes
+// writes again every event reaches the cast, in order.
+func TestASlowStorePacesTheStreamAndLosesNothing(t *testing.T) {
+	sink := gate{Dir: recording.Dir(t.TempDir()), open: make(chan struct{})}
 	r, err := recording.Start(context.Background(), sink, recording.Meta{ID: "s-1-ab", Kind: "exec"}, 80, 24)
 	testenv.Must(t, err)
+	// Events of 1 KiB: the recorder's own 64 KiB write buffer holds few.
+	const n = recording.BufferEvents + 200
+	event := func(i int) string { return fmt.Sprintf("%-1023d\n", i) }
+	var calls atomic.Int64
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for range 3 * recording.BufferEvents {
-			r.Stdout([]byte("x"))
+		for i := range n {
+			calls.Add(1)
+			r.Stdout([]byte(event(i)))
 		}
 	}()
+	// The stream runs ahead until the queue is full, and then waits.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if c := calls.Load(); c <= recording.BufferEvents {
+			return fmt.Errorf("%d events recorded so far", c)
+		}
+		return nil
+	})
 	select {
 	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("recording blocked the stream")
-	}
-	select {
-	case <-r.Failed():
+		t.Fatal("the stream ran past a full queue while the store took nothing")
 	default:
-		t.Fatal("the recording lost events and does not say so")
 	}
-	if r.Dropped() == 0 || !strings.Contains(r.Err().Error(), "lost events") {
-		t.Errorf("dropped %d, err %v", r.Dropped(), r.Err())
+	close(sink.open)
+	<-done
+	testenv.Must(t, r.Close())
+	if r.Dropped() != 0 {
+		t.Fatalf("dropped %d events", r.Dropped())
 	}
-	close(sink.release)
-	if err := r.Close(); err == nil {
-		t.Error("Close of an incomplete recording returned nil")
+	f, err := sink.Open(context.Background(), "s-1-ab")
+	testenv.Must(t, err)
+	defer f.Close()
+	c, err := recording.Read(f)
+	testenv.Must(t, err)
+	if len(c.Events) != n {
+		t.Fatalf("the cast holds %d events, want %d", len(c.Events), n)
+	}
+	for i, e := range c.Events {
+		if e.Data != event(i) {
+			t.Fatalf("event %d is %.20q...", i, e.Data)
+		}
 	}
 }
 

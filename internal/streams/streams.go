@@ -34,6 +34,9 @@ type Recorder interface {
 	// Failed is closed when the recording has lost something.
 	Failed() <-chan struct{}
 	Err() error
+	// Cut stops the recording from holding the stream back (a full buffer
+	// waits for the store): the stream is being closed.
+	Cut()
 }
 
 // Limits are a stream's lifetimes; zero is no limit.
@@ -226,6 +229,11 @@ func (s *Stream) watch(ctx context.Context, cancel context.CancelCauseFunc) (sto
 		cancel(context.Cause(s.Session))
 	}
 	stopSession := context.AfterFunc(s.Session, func() { cancel(context.Cause(s.Session)) })
+	stopCut := func() bool { return false }
+	if s.Recorder != nil {
+		// A stream being closed does not wait for its recording.
+		stopCut = context.AfterFunc(ctx, s.Recorder.Cut)
+	}
 	if s.Recorder != nil && s.RecordingRequired {
 		go func() {
 			select {
@@ -235,7 +243,7 @@ func (s *Stream) watch(ctx context.Context, cancel context.CancelCauseFunc) (sto
 			}
 		}()
 	}
-	return func() { stopSession() }
+	return func() { stopSession(); stopCut() }
 }
 
 // gone is the status of a stream the gateway closed because of cause.
