@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -91,6 +92,8 @@ type Env struct {
 	Versions          map[string]string
 	// IdleCPU is the gateway processes' CPU use when idle, in cores.
 	IdleCPU float64
+	// Log, if set, hears what a run noticed on the way (a slow session).
+	Log io.Writer
 }
 
 // Names of paths in results: GatewayUnrecorded, and KubectlProxy.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -37,6 +38,7 @@ func (e *Env) CreateToFirstRequest(ctx context.Context, prefix string, n int) ([
 				}
 			}
 		}()
+		before := e.leaderQueue()
 		t0 := time.Now()
 		if _, err := e.CreateSession(ctx, name, false); err != nil {
 			w.Stop()
@@ -50,6 +52,11 @@ func (e *Env) CreateToFirstRequest(ctx context.Context, prefix string, n int) ([
 		select {
 		case at := <-active:
 			toActive = append(toActive, at.Sub(t0))
+			if d := at.Sub(t0); d > time.Second && e.Log != nil {
+				// The slow ones say what the control plane was doing.
+				fmt.Fprintf(e.Log, "bench: session %s took %v to become Active; leader's session queue at create: %s; now: %s\n",
+					name, d.Round(time.Millisecond), before, e.leaderQueue())
+			}
 		case <-time.After(10 * time.Second):
 			w.Stop()
 			return nil, fmt.Errorf("session %s served but no Active event within 10s", name)
@@ -86,4 +93,28 @@ func (e *Env) firstOK(ctx context.Context, name string, within time.Duration) (t
 		time.Sleep(time.Millisecond)
 	}
 	return time.Time{}, fmt.Errorf("session %s not served within %v", name, within)
+}
+
+// leaderQueue describes the leader's session controller: its workqueue's
+// depth, adds and retries, and reconciles by result.
+func (e *Env) leaderQueue() string {
+	leader, _, err := e.roles()
+	if err != nil {
+		return err.Error()
+	}
+	resp, err := http.Get("http://" + e.replicas[leader].metricsAddr + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, line := range strings.Split(string(body), "\n") {
+		for _, name := range []string{"workqueue_depth", "workqueue_adds_total", "workqueue_retries_total", "controller_runtime_reconcile_total"} {
+			if strings.HasPrefix(line, name+"{") && strings.Contains(line, `"session"`) {
+				out = append(out, line)
+			}
+		}
+	}
+	return fmt.Sprintf("replica %d: %s", leader, strings.Join(out, ", "))
 }

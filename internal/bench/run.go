@@ -38,6 +38,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.Log = o.Log
 	res := &Result{Date: time.Now(), Machine: Machine(), Versions: e.Versions, IdleGatewayCPU: e.IdleCPU}
 	config := ""
 	add := func(s []Scenario, err error) error {

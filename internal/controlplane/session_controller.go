@@ -151,11 +151,21 @@ func (r *SessionReconciler) reconcile(ctx context.Context, s *v1alpha1.Session) 
 	if errs := r.Policy.Validate(&s.Spec, credentials.SessionNamespace(cluster), grantedClusterWide); len(errs) > 0 {
 		return r.fail(ctx, s, v1alpha1.ReasonInvalidSpec, errs.ToAggregate().Error())
 	}
-	target, err := r.targets.forCluster(ctx, cluster)
-	if err != nil {
-		return r.stepFailed(ctx, s, err)
+	// The target's kubeconfig is read from the API server, not a cache: only
+	// when the pass acts on the target. A session whose credentials are
+	// fresh costs no read, and at 10,000 sessions a pass over all of them
+	// is not 10,000 GETs ahead of a new one.
+	var target credentials.Target
+	var targetErr error
+	read := false
+	onTarget := func() (credentials.Target, error) {
+		if !read {
+			target, targetErr = r.targets.forCluster(ctx, cluster)
+			read = true
+		}
+		return target, targetErr
 	}
-	res, err := r.activate(ctx, s, target, now)
+	res, err := r.activate(ctx, s, cluster, onTarget, now)
 	var warnAt time.Time
 	if err == nil {
 		warnAt = r.expiringSoon(ctx, s, now)
@@ -171,7 +181,7 @@ func (r *SessionReconciler) reconcile(ctx context.Context, s *v1alpha1.Session) 
 }
 
 // activate makes sure a fresh credential is stored and the status says Active.
-func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, target credentials.Target, now time.Time) (ctrl.Result, error) {
+func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, cluster *v1alpha1.Cluster, onTarget func() (credentials.Target, error), now time.Time) (ctrl.Result, error) {
 	expiresAt := now.Add(s.Spec.TTL.Duration)
 	if s.Status.ExpiresAt != nil {
 		expiresAt = s.Status.ExpiresAt.Time
@@ -194,6 +204,10 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 			// The watch brings the newer version and another pass.
 			return ctrl.Result{RequeueAfter: staleRequeue}, err
 		}
+		target, err := onTarget()
+		if err != nil {
+			return r.stepFailed(ctx, s, err)
+		}
 		minter, err := credentials.NewMinter(target)
 		if err != nil {
 			return r.stepFailed(ctx, s, err)
@@ -212,6 +226,10 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 	if s.Spec.Debug != nil {
 		// A debug session is Active once its pods are ready; until then
 		// this step holds it back and polls.
+		target, err := onTarget()
+		if err != nil {
+			return r.stepFailed(ctx, s, err)
+		}
 		if done, res, err := r.ensureDebug(ctx, s, target, now); done {
 			return res, err
 		}
@@ -231,7 +249,7 @@ func (r *SessionReconciler) activate(ctx context.Context, s *v1alpha1.Session, t
 			"session active on cluster %s until %s, %s", s.Spec.Cluster, expiresAt.UTC().Format(time.RFC3339), how)
 	}
 	s.Status.Endpoint = strings.TrimRight(r.IngressBaseURL, "/") + "/sessiongate/" + s.Name + "/kas"
-	s.Status.BackendKASURL = target.Cluster.Spec.Server
+	s.Status.BackendKASURL = cluster.Spec.Server
 	s.Status.CredentialsSecretRef = secretName(s)
 	setCondition(s, v1alpha1.ConditionCredentialsAvailable, metav1.ConditionTrue, v1alpha1.ReasonMinted,
 		"credentials valid until "+notAfter.UTC().Format(time.RFC3339))

@@ -378,3 +378,30 @@ func TestDeploymentManifestsApply(t *testing.T) {
 		}
 	}
 }
+
+// A pass over an Active session whose credentials are fresh does not read
+// the target's kubeconfig Secret (an uncached read): with the Secret gone,
+// the session is decided again as Active. At 10,000 sessions, those reads
+// held a new session up for as many GETs.
+func TestAPassOverAFreshSessionLeavesTheTargetAlone(t *testing.T) {
+	e := newEnv(t)
+	s := e.viewSession("fresh")
+	e.create(s)
+	e.waitPhase(s.Name, v1alpha1.PhaseActive, 30*time.Second)
+
+	testenv.Must(t, mgmt.Client.Delete(e.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.namespace, Name: "target-kubeconfig"}}))
+	// Clearing the conditions brings a pass that must write them again.
+	cur := &v1alpha1.Session{}
+	testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), cur))
+	patch := client.MergeFrom(cur.DeepCopy())
+	cur.Status.Conditions = nil
+	testenv.Must(t, mgmt.Client.Status().Patch(e.ctx, cur, patch))
+	testenv.Eventually(t, 30*time.Second, func() error {
+		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), cur))
+		ready := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady)
+		if ready == nil || ready.Status != metav1.ConditionTrue || cur.Status.Phase != v1alpha1.PhaseActive {
+			return fmt.Errorf("phase %s, Ready %+v", cur.Status.Phase, ready)
+		}
+		return nil
+	})
+}
