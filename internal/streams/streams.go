@@ -1,9 +1,12 @@
-// Package streams ends exec and attach streams at the gateway: it accepts
-// the caller's WebSocket or SPDY connection itself, opens the same exec or
-// attach on the target with client-go's executor, and copies between the
-// two. Holding both ends is what lets the gateway record what passes, close
-// a stream that outlives its limits, and tell the caller — on the stream's
-// own error channel, which kubectl turns into its exit status — why it did.
+// Package streams holds both ends of exec and attach streams at the
+// gateway. A WebSocket stream whose caller and target agree on a channel
+// protocol is relayed message by message (Relay); any other is ended at the
+// gateway: it accepts the caller's WebSocket or SPDY connection itself,
+// opens the same exec or attach on the target with client-go's executor,
+// and copies between the two (Serve). Holding both ends is what lets the
+// gateway record what passes, close a stream that outlives its limits, and
+// tell the caller — on the stream's own error channel, which kubectl turns
+// into its exit status — why it did.
 package streams
 
 import (
