@@ -16,10 +16,9 @@ import (
 )
 
 // BufferEvents and BufferBytes bound what waits for the sink. When they are
-// full the stream waits for the sink, up to StallLimit at a time: a sink
-// slower than the stream paces it, and one that takes nothing for that long
-// loses events and fails the recording (which ends a stream whose recording
-// is required).
+// full the stream waits for the sink: a sink slower than the stream paces
+// it, and one that takes nothing for StallLimit loses events and fails the
+// recording (which ends a stream whose recording is required).
 const (
 	BufferEvents = 4096
 	BufferBytes  = 16 << 20
@@ -48,6 +47,8 @@ type Recorder struct {
 	space   chan struct{}
 	cut     chan struct{}
 	cutOnce sync.Once
+	// taken is when the sink last took an event (UnixNano).
+	taken atomic.Int64
 
 	mu     sync.Mutex
 	carry  [3][]byte // an incomplete UTF-8 character per stream
@@ -75,6 +76,7 @@ func Start(ctx context.Context, sink Sink, meta Meta, width, height int) (*Recor
 	}
 	r := &Recorder{start: time.Now(), now: time.Now, queue: make(chan entry, BufferEvents), done: make(chan struct{}), failed: make(chan struct{}),
 		space: make(chan struct{}, 1), cut: make(chan struct{})}
+	r.taken.Store(r.start.UnixNano())
 	h := Header{Version: 2, Width: width, Height: height, Timestamp: r.start.Unix(),
 		Title: fmt.Sprintf("%s %s/%s on %s by %s", meta.Kind, meta.Namespace, meta.Pod, meta.Cluster, meta.User),
 		Env:   map[string]string{"TERM": "xterm-256color"}, Sessiongate: meta}
@@ -105,10 +107,8 @@ events:
 				break events
 			}
 			r.queued.Add(-int64(len(ev.data)))
-			select {
-			case r.space <- struct{}{}:
-			default:
-			}
+			r.taken.Store(r.now().UnixNano())
+			r.signalSpace()
 			if err != nil {
 				continue
 			}
@@ -232,12 +232,14 @@ func (r *Recorder) enqueue(ev entry) {
 			case r.queue <- ev:
 				r.queued.Add(int64(len(ev.data)))
 				r.mu.Unlock()
+				// Room is left: another waiter may take it.
+				r.signalSpace()
 				return
 			default:
 			}
 		}
-		// Full. Once the recording has lost something, or the stream
-		// waited StallLimit, it waits no more.
+		// Full. Once the recording has lost something, or the sink took
+		// nothing for StallLimit, the stream waits no more.
 		if waited || r.dropped.Load() > 0 {
 			if r.dropped.Add(1) == 1 {
 				r.failLocked(errors.New("the recording fell behind the stream and lost events"))
@@ -251,11 +253,26 @@ func (r *Recorder) enqueue(ev entry) {
 		}
 		select {
 		case <-r.space:
-		case <-stall.C:
-			waited = true
 		case <-r.cut:
 			waited = true
+		case <-stall.C:
+			// A sink that is slow but still taking events is waited for:
+			// only one that took nothing for StallLimit fails the
+			// recording.
+			if idle := r.now().Sub(time.Unix(0, r.taken.Load())); idle < StallLimit {
+				stall.Reset(StallLimit - idle)
+			} else {
+				waited = true
+			}
 		}
+	}
+}
+
+// signalSpace wakes one waiting enqueue, if any.
+func (r *Recorder) signalSpace() {
+	select {
+	case r.space <- struct{}{}:
+	default:
 	}
 }
 
@@ -288,6 +305,8 @@ func (r *Recorder) Close() error {
 		r.closed = true
 		close(r.queue)
 		r.mu.Unlock()
+		// A stream still waiting for room returns.
+		r.Cut()
 		<-r.done
 		r.closeError = r.Err()
 	})
