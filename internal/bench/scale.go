@@ -130,6 +130,11 @@ func (e *Env) Scale(ctx context.Context, sessions, watches, iterations int) ([]S
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
+	// Idle means idle: the leader's second pass over the sessions it has
+	// just activated is done before the heaps are read.
+	if err := e.leaderIdle(ctx, 5*time.Minute); err != nil {
+		return nil, err
+	}
 	withSessions, err := e.heaps()
 	if err != nil {
 		return nil, err
@@ -269,4 +274,45 @@ func (e *Env) Revocation(ctx context.Context, prefix string, iterations int) ([]
 			ByPath: map[string]float64{"gateway": ms(percentile(ds, 50)), "gateway p99": ms(percentile(ds, 99)), "gateway max": ms(percentile(ds, 100))}}
 	}
 	return []Scenario{mk("every replica refuses new requests", refuse), mk("every exec stream and watch closed", closed)}, nil
+}
+
+// leaderIdle waits until the leader's session workqueue is empty.
+func (e *Env) leaderIdle(ctx context.Context, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		leader, _, err := e.roles()
+		if err != nil {
+			return err
+		}
+		depth, err := e.sample(leader, "workqueue_depth", `name="session"`)
+		if err == nil && depth == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the leader's session workqueue still holds %v after %v (%v)", depth, within, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// sample reads the first sample of metric name on replica i whose labels
+// contain label.
+func (e *Env) sample(i int, name, label string) (float64, error) {
+	resp, err := http.Get("http://" + e.replicas[i].metricsAddr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && strings.HasPrefix(f[0], name+"{") && strings.Contains(f[0], label) {
+			return strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s{%s} on replica %d", name, label, i)
 }
