@@ -102,14 +102,12 @@ func (e *Env) leaderQueue() string {
 	if err != nil {
 		return err.Error()
 	}
-	resp, err := http.Get("http://" + e.replicas[leader].metricsAddr + "/metrics")
+	lines, err := e.metricLines(leader)
 	if err != nil {
 		return err.Error()
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	var out []string
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range lines {
 		for _, name := range []string{"workqueue_depth", "workqueue_adds_total", "workqueue_retries_total", "controller_runtime_reconcile_total"} {
 			if strings.HasPrefix(line, name+"{") && strings.Contains(line, `"session"`) {
 				out = append(out, line)

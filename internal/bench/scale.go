@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -18,22 +17,35 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
+// metricLines are the lines of replica i's /metrics.
+func (e *Env) metricLines(i int) ([]string, error) {
+	resp, err := http.Get("http://" + e.replicas[i].metricsAddr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return strings.Split(string(body), "\n"), err
+}
+
 // metric reads one unlabelled sample (or the first sample of a labelled one)
 // from replica i's /metrics.
-func (e *Env) metric(i int, name string) (float64, error) {
-	resp, err := http.Get("http://" + e.replicas[i].metricsAddr + "/metrics")
+func (e *Env) metric(i int, name string) (float64, error) { return e.sample(i, name, "") }
+
+// sample reads the first sample of metric name on replica i whose labels
+// contain label.
+func (e *Env) sample(i int, name, label string) (float64, error) {
+	lines, err := e.metricLines(i)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range bytes.Split(body, []byte("\n")) {
-		f := strings.Fields(string(line))
-		if len(f) == 2 && (f[0] == name || strings.HasPrefix(f[0], name+"{")) {
+	for _, line := range lines {
+		f := strings.Fields(line)
+		if len(f) == 2 && (f[0] == name && label == "" || strings.HasPrefix(f[0], name+"{") && strings.Contains(f[0], label)) {
 			return strconv.ParseFloat(f[1], 64)
 		}
 	}
-	return 0, fmt.Errorf("no %s on replica %d", name, i)
+	return 0, fmt.Errorf("no %s{%s} on replica %d", name, label, i)
 }
 
 // heapInUse forces a GC on replica i (pprof's gc=1) and reads its heap.
@@ -297,22 +309,4 @@ func (e *Env) leaderIdle(ctx context.Context, within time.Duration) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-}
-
-// sample reads the first sample of metric name on replica i whose labels
-// contain label.
-func (e *Env) sample(i int, name, label string) (float64, error) {
-	resp, err := http.Get("http://" + e.replicas[i].metricsAddr + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 2 && strings.HasPrefix(f[0], name+"{") && strings.Contains(f[0], label) {
-			return strconv.ParseFloat(f[1], 64)
-		}
-	}
-	return 0, fmt.Errorf("no %s{%s} on replica %d", name, label, i)
 }
