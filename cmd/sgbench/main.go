@@ -24,6 +24,7 @@ func main() {
 		replicas = flag.Int("replicas", 3, "Gateway replicas (revocation is measured on all of them).")
 		quick    = flag.Bool("quick", false, "Small sizes, for a smoke run.")
 		only     = flag.String("only", "", "Comma-separated scenario groups to run, of "+strings.Join(bench.Groups, ",")+" (default all).")
+		profiles = flag.String("profiles", "", "Directory for heap profiles of the leader and a serving replica at scale (go tool pprof reads them).")
 	)
 	flag.Parse()
 	ctrl.SetLogger(klog.NewKlogr())
@@ -35,7 +36,7 @@ func main() {
 	os.Setenv("KUBEBUILDER_ASSETS", abs)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := bench.Run(ctx, bench.Options{BinDir: abs, Replicas: *replicas, Quick: *quick, Only: groups(*only), Log: os.Stderr})
+	res, err := bench.Run(ctx, bench.Options{BinDir: abs, Replicas: *replicas, Quick: *quick, Only: groups(*only), Log: os.Stderr, Profiles: *profiles})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)

@@ -94,6 +94,8 @@ type Env struct {
 	IdleCPU float64
 	// Log, if set, hears what a run noticed on the way (a slow session).
 	Log io.Writer
+	// Profiles, if set, is the directory for heap profiles (Options).
+	Profiles string
 }
 
 // Names of paths in results: GatewayUnrecorded, and KubectlProxy.

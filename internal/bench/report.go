@@ -118,7 +118,7 @@ func (r *Result) Evaluate() {
 		case strings.HasPrefix(s.Name, "Gateway heap per idle registered session, serving replica"):
 			add(s.Config, "gateway memory per idle registered session, serving replica", g, 10, true, " KiB")
 		case strings.HasPrefix(s.Name, "Gateway heap per idle registered session, leader"):
-			add(s.Config, "gateway memory per idle registered session, leader (two caches)", g, 10, true, " KiB")
+			add(s.Config, "gateway memory per idle registered session, leader", g, 10, true, " KiB")
 		}
 	}
 }

@@ -17,6 +17,9 @@ type Options struct {
 	// Only, when set, names the scenario groups to run (see Groups).
 	Only []string
 	Log  io.Writer
+	// Profiles, when set, is where the scale scenario writes heap profiles
+	// of the leader and a serving replica with every session registered.
+	Profiles string
 }
 
 // Groups are the scenario groups of a run, in order.
@@ -39,6 +42,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	e.Log = o.Log
+	e.Profiles = o.Profiles
 	res := &Result{Date: time.Now(), Machine: Machine(), Versions: e.Versions, IdleGatewayCPU: e.IdleCPU}
 	config := ""
 	add := func(s []Scenario, err error) error {

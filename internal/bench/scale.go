@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +61,27 @@ func (e *Env) heapInUse(i int) (float64, error) {
 	return e.metric(i, "go_memstats_heap_inuse_bytes")
 }
 
+// saveHeap writes replica i's heap profile to path.
+func (e *Env) saveHeap(i int, path string) error {
+	resp, err := http.Get("http://" + e.replicas[i].metricsAddr + "/debug/pprof/heap")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // heaps is every replica's heap in use.
 func (e *Env) heaps() ([]float64, error) {
 	out := make([]float64, len(e.replicas))
@@ -72,8 +95,8 @@ func (e *Env) heaps() ([]float64, error) {
 	return out, nil
 }
 
-// roles are the replica that leads the control plane (and so holds a second
-// cache of every Session and credentials Secret) and one that only serves.
+// roles are the replica that leads the control plane and one that only
+// serves.
 func (e *Env) roles() (leader, follower int, err error) {
 	leader, follower = -1, -1
 	for i := range e.replicas {
@@ -151,6 +174,13 @@ func (e *Env) Scale(ctx context.Context, sessions, watches, iterations int) ([]S
 	if err != nil {
 		return nil, err
 	}
+	if e.Profiles != "" {
+		for name, i := range map[string]int{"leader": leader, "serving": follower} {
+			if err := e.saveHeap(i, filepath.Join(e.Profiles, fmt.Sprintf("heap-%s-%d-sessions.pb.gz", name, sessions))); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if l, f, err := e.roles(); err != nil || l != leader || f != follower {
 		return nil, fmt.Errorf("leadership moved while sessions were registered (replica %d leads, was %d): %v", l, leader, err)
 	}
@@ -175,7 +205,7 @@ func (e *Env) Scale(ctx context.Context, sessions, watches, iterations int) ([]S
 	}
 	out := []Scenario{
 		{Name: fmt.Sprintf("Gateway heap per idle registered session, serving replica (%d sessions)", sessions), Unit: "KiB", Metric: "heap in use", ByPath: perSession(follower)},
-		{Name: fmt.Sprintf("Gateway heap per idle registered session, leader: serving and the control plane's own cache (%d sessions)", sessions), Unit: "KiB", Metric: "heap in use", ByPath: perSession(leader)},
+		{Name: fmt.Sprintf("Gateway heap per idle registered session, leader, which also runs the control plane (%d sessions)", sessions), Unit: "KiB", Metric: "heap in use", ByPath: perSession(leader)},
 		{Name: fmt.Sprintf("Gateway heap per open watch (%d watches)", watches), Unit: "KiB", Metric: "heap in use", ByPath: map[string]float64{"gateway": (withWatches - withSessions[0]) / float64(watches) / 1024}},
 	}
 	at := fmt.Sprintf(", at %d sessions and %d watches", sessions, watches)

@@ -168,7 +168,7 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	if msgs := validation.IsDNS1123Label(opts.ControlPlane.Gateway); len(msgs) > 0 {
 		return nil, fmt.Errorf("--gateway-name %q: %s", opts.ControlPlane.Gateway, strings.Join(msgs, "; "))
 	}
-	gw := &Gateway{Manager: mgr, cp: &controlPlane{cfg: cfg, opts: opts, watches: watches}}
+	gw := &Gateway{Manager: mgr, cp: &controlPlane{cfg: cfg, opts: opts, cache: mgr.GetCache()}}
 	if err := mgr.Add(gw.cp); err != nil {
 		return nil, err
 	}
@@ -236,11 +236,11 @@ func cacheOptions(ns string, watches *watchHealth) cache.Options {
 	}
 }
 
-// dataPlaneCache is the replica's own cache: its only reader of Secrets is
-// the data plane, which never changes what it reads, so it reads the cached
-// Secrets themselves, and an idle session's bearer token is held once (by
-// the cache) instead of twice. The control plane, which writes Secrets,
-// keeps copies in a cache of its own.
+// dataPlaneCache is the replica's own cache: the data plane never changes
+// what it reads, so it reads the cached Secrets themselves, and an idle
+// session's bearer token is held once (by the cache) instead of twice. The
+// control plane, which changes what it reads, borrows the same cache through
+// a termCache that copies Secrets before handing them over.
 func dataPlaneCache(o cache.Options) cache.Options {
 	for k, by := range o.ByObject {
 		if _, ok := k.(*corev1.Secret); ok {
@@ -287,9 +287,11 @@ const maxSharedCAs = 256
 // manager that loses its lease, and a manager cannot be started twice, so each
 // term gets a fresh one.
 type controlPlane struct {
-	cfg     *rest.Config
-	opts    Options
-	watches *watchHealth
+	cfg  *rest.Config
+	opts Options
+	// cache is the replica's, which every term borrows.
+	cache   cache.Cache
+	indexes sharedIndexes
 	leading atomic.Bool
 }
 
@@ -300,7 +302,7 @@ func (c *controlPlane) NeedLeaderElection() bool { return false }
 func (c *controlPlane) Start(ctx context.Context) error {
 	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Cap: 30 * time.Second, Steps: 1 << 30}
 	for {
-		mgr, err := c.newManager()
+		mgr, term, err := c.newManager()
 		if err != nil {
 			return err
 		}
@@ -318,6 +320,7 @@ func (c *controlPlane) Start(ctx context.Context) error {
 		err = mgr.Start(termCtx)
 		endTerm()
 		<-watched
+		term.end()
 		c.leading.Store(false)
 		if ctx.Err() != nil {
 			return nil
@@ -331,11 +334,12 @@ func (c *controlPlane) Start(ctx context.Context) error {
 	}
 }
 
-func (c *controlPlane) newManager() (ctrl.Manager, error) {
+func (c *controlPlane) newManager() (ctrl.Manager, *termCache, error) {
 	o := c.opts
+	term := newTermCache(c.cache, &c.indexes)
 	mgr, err := ctrl.NewManager(c.cfg, ctrl.Options{
 		Scheme:                        Scheme(),
-		Cache:                         cacheOptions(o.ControlPlane.Namespace, c.watches),
+		NewCache:                      func(*rest.Config, cache.Options) (cache.Cache, error) { return term, nil },
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionID:              o.LeaderElectionID,
@@ -346,12 +350,12 @@ func (c *controlPlane) newManager() (ctrl.Manager, error) {
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("creating the control plane manager: %w", err)
+		return nil, nil, fmt.Errorf("creating the control plane manager: %w", err)
 	}
 	if err := controlplane.Setup(mgr, o.ControlPlane); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return mgr, nil
+	return mgr, term, nil
 }
 
 // setupDataPlane adds what every replica runs: the registry, the data plane

@@ -555,16 +555,7 @@ func TestExecEndsWithTheTargetsStatusOrRefusal(t *testing.T) {
 func TestACallerThatLeavesWithoutReadingEndsItsStream(t *testing.T) {
 	const name = "leaves"
 	session(t, name, "alice@example.com")
-	cfg := restConfig(0, name, token(t, "alice@example.com"))
-	tlsCfg, err := rest.TLSConfigFor(cfg)
-	testenv.Must(t, err)
-	d := websocket.Dialer{TLSClientConfig: tlsCfg, Subprotocols: []string{"v5.channel.k8s.io"}}
-	u := strings.Replace(cfg.Host, "https://", "wss://", 1) + "/api/v1/namespaces/demo/pods/web/exec?command=yes&stdout=true"
-	conn, resp, err := d.Dial(u, http.Header{"Authorization": {"Bearer " + cfg.BearerToken}})
-	if err != nil {
-		t.Fatalf("dialing the exec: %v (%v)", err, resp)
-	}
-	defer conn.Close()
+	conn := dialExec(t, name, "command=yes&stdout=true")
 	// The first output, then no more reading: the target's output fills
 	// the connection's buffers.
 	if _, _, err := conn.ReadMessage(); err != nil {
@@ -592,6 +583,68 @@ func TestACallerThatLeavesWithoutReadingEndsItsStream(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, func() error {
 		for _, ev := range auditRecords(t) {
 			if ev.Annotations[audit.AnnotationSession] == name && ev.Stage == auditv1.StageResponseComplete {
+				return nil
+			}
+		}
+		return fmt.Errorf("the stream has not ended")
+	})
+}
+
+// dialExec opens an exec in demo/web through session name over WebSocket
+// (v5), as a raw client that writes its messages itself.
+func dialExec(t *testing.T, name, query string) *websocket.Conn {
+	t.Helper()
+	cfg := restConfig(0, name, token(t, "alice@example.com"))
+	tlsCfg, err := rest.TLSConfigFor(cfg)
+	testenv.Must(t, err)
+	d := websocket.Dialer{TLSClientConfig: tlsCfg, Subprotocols: []string{"v5.channel.k8s.io"}}
+	u := strings.Replace(cfg.Host, "https://", "wss://", 1) + "/api/v1/namespaces/demo/pods/web/exec?" + query
+	conn, resp, err := d.Dial(u, http.Header{"Authorization": {"Bearer " + cfg.BearerToken}})
+	if err != nil {
+		t.Fatalf("dialing the exec: %v (%v)", err, resp)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// A caller's message is at most what kubectl writes (32 KiB of stdin and a
+// channel byte, with room to spare): a longer one ends the stream, and none
+// of it reaches the target, which would take it whole.
+func TestAnOversizedMessageFromTheCallerEndsTheStream(t *testing.T) {
+	const name = "oversized"
+	session(t, name, "alice@example.com")
+	conn := dialExec(t, name, "command=cat&stdin=true&stdout=true")
+	const stdin, stdout = 0, 1
+	echoed := func(want byte, n int) error {
+		got := 0
+		for got < n {
+			_, msg, err := conn.ReadMessage()
+			if err != nil {
+				return err
+			}
+			if len(msg) > 0 && msg[0] == stdout {
+				got += bytes.Count(msg[1:], []byte{want})
+			}
+		}
+		return nil
+	}
+	// kubectl's largest message passes, and cat echoes it.
+	full := append([]byte{stdin}, bytes.Repeat([]byte("a"), 32<<10)...)
+	testenv.Must(t, conn.WriteMessage(websocket.BinaryMessage, full))
+	testenv.Must(t, echoed('a', 32<<10))
+
+	big := append([]byte{stdin}, bytes.Repeat([]byte("b"), 40<<10)...)
+	testenv.Must(t, conn.WriteMessage(websocket.BinaryMessage, big))
+	err := echoed('b', 1)
+	if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+		t.Fatalf("after a 40 KiB message the stream gave %v, want it closed as too big with nothing echoed", err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		for _, ev := range auditRecords(t) {
+			if ev.Annotations[audit.AnnotationSession] == name && ev.Stage == auditv1.StageResponseComplete {
+				if end := ev.Annotations[audit.AnnotationStreamEnd]; !strings.Contains(end, "read limit") {
+					return fmt.Errorf("the stream's audit record says it ended with %q", end)
+				}
 				return nil
 			}
 		}

@@ -32,3 +32,23 @@ func Must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// Holds checks f every 100ms for the whole of within, and fails the test as
+// soon as it returns an error. It asserts that something that would happen at
+// once if it happened at all (an event delivered in process) does not; it is
+// no way to wait for anything.
+func Holds(t testing.TB, within time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		<-tick.C
+	}
+}

@@ -1,0 +1,22 @@
+package gateway
+
+import "sigs.k8s.io/controller-runtime/pkg/cache"
+
+// ReplicaCacheOptions are the options of a replica's own cache in namespace ns.
+func ReplicaCacheOptions(ns string) cache.Options {
+	return dataPlaneCache(cacheOptions(ns, newWatchHealth()))
+}
+
+// TermCache is what one term of the control plane reads through.
+type TermCache = termCache
+
+// NewTermCache lends replica to a term; terms of one replica share indexes.
+func NewTermCache(replica cache.Cache, indexes *SharedIndexes) *TermCache {
+	return newTermCache(replica, indexes)
+}
+
+// SharedIndexes are the indexes a replica's terms have added.
+type SharedIndexes = sharedIndexes
+
+func (c *termCache) End()          { c.end() }
+func (c *termCache) Handlers() int { return c.handlerCount() }
