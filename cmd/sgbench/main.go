@@ -25,6 +25,7 @@ func main() {
 		quick    = flag.Bool("quick", false, "Small sizes, for a smoke run.")
 		only     = flag.String("only", "", "Comma-separated scenario groups to run, of "+strings.Join(bench.Groups, ",")+" (default all).")
 		profiles = flag.String("profiles", "", "Directory for heap profiles of the leader and a serving replica at scale (go tool pprof reads them).")
+		settle   = flag.Duration("settle", bench.SettleAfterRegistering, "How long after registering them the heaps per idle session are read again (0: not again; -quick: never).")
 	)
 	flag.Parse()
 	ctrl.SetLogger(klog.NewKlogr())
@@ -36,7 +37,7 @@ func main() {
 	os.Setenv("KUBEBUILDER_ASSETS", abs)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := bench.Run(ctx, bench.Options{BinDir: abs, Replicas: *replicas, Quick: *quick, Only: groups(*only), Log: os.Stderr, Profiles: *profiles})
+	res, err := bench.Run(ctx, bench.Options{BinDir: abs, Replicas: *replicas, Quick: *quick, Only: groups(*only), Log: os.Stderr, Profiles: *profiles, Settle: *settle})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)

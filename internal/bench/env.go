@@ -96,6 +96,9 @@ type Env struct {
 	Log io.Writer
 	// Profiles, if set, is the directory for heap profiles (Options).
 	Profiles string
+	// Settle, if set, is when after registering them the scale scenario
+	// reads the heaps per idle session again (Options).
+	Settle time.Duration
 }
 
 // Names of paths in results: GatewayUnrecorded, and KubectlProxy.

@@ -115,10 +115,10 @@ func (r *Result) Evaluate() {
 			add(s.Config, "create → first request p50"+scaleOf(s.Name), g, 1000, true, " ms")
 		case strings.HasPrefix(s.Name, "Revocation"):
 			add(s.Config, "revocation p99: "+strings.TrimPrefix(s.Name, "Revocation on "), s.ByPath["gateway p99"], 1000, true, " ms")
-		case strings.HasPrefix(s.Name, "Gateway heap per idle registered session, serving replica"):
-			add(s.Config, "gateway memory per idle registered session, serving replica", g, 10, true, " KiB")
-		case strings.HasPrefix(s.Name, "Gateway heap per idle registered session, leader"):
-			add(s.Config, "gateway memory per idle registered session, leader", g, 10, true, " KiB")
+		case strings.HasPrefix(s.Name, "Gateway heap per idle registered session, "):
+			// "serving replica" or "leader", and when it was read.
+			what, _, _ := strings.Cut(strings.TrimPrefix(s.Name, "Gateway heap per idle registered session, "), " (")
+			add(s.Config, "gateway memory per idle registered session, "+what, g, 10, true, " KiB")
 		}
 	}
 }

@@ -20,6 +20,10 @@ type Options struct {
 	// Profiles, when set, is where the scale scenario writes heap profiles
 	// of the leader and a serving replica with every session registered.
 	Profiles string
+	// Settle, when set, is how long after registering them the scale
+	// scenario reads the heaps per idle session a second time (see
+	// SettleAfterRegistering).
+	Settle time.Duration
 }
 
 // Groups are the scenario groups of a run, in order.
@@ -42,7 +46,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	e.Log = o.Log
-	e.Profiles = o.Profiles
+	e.Profiles, e.Settle = o.Profiles, o.Settle
+	if o.Quick {
+		e.Settle = 0
+	}
 	res := &Result{Date: time.Now(), Machine: Machine(), Versions: e.Versions, IdleGatewayCPU: e.IdleCPU}
 	config := ""
 	add := func(s []Scenario, err error) error {

@@ -170,16 +170,13 @@ func (e *Env) Scale(ctx context.Context, sessions, watches, iterations int) ([]S
 	if err := e.leaderIdle(ctx, 5*time.Minute); err != nil {
 		return nil, err
 	}
+	registered := time.Now()
 	withSessions, err := e.heaps()
 	if err != nil {
 		return nil, err
 	}
-	if e.Profiles != "" {
-		for name, i := range map[string]int{"leader": leader, "serving": follower} {
-			if err := e.saveHeap(i, filepath.Join(e.Profiles, fmt.Sprintf("heap-%s-%d-sessions.pb.gz", name, sessions))); err != nil {
-				return nil, err
-			}
-		}
+	if err := e.saveHeaps(leader, follower, fmt.Sprintf("%d-sessions", sessions)); err != nil {
+		return nil, err
 	}
 	if l, f, err := e.roles(); err != nil || l != leader || f != follower {
 		return nil, fmt.Errorf("leadership moved while sessions were registered (replica %d leads, was %d): %v", l, leader, err)
@@ -221,7 +218,56 @@ func (e *Env) Scale(ctx context.Context, sessions, watches, iterations int) ([]S
 		s.Name += at
 		out = append(out, s)
 	}
+	if e.Settle > 0 {
+		// The watches go; the sessions stay, idle.
+		cancel()
+		if d := time.Until(registered.Add(e.Settle)); d > 0 {
+			if e.Log != nil {
+				fmt.Fprintf(e.Log, "bench: reading the heaps again in %v, once the leader's recent events have expired\n", d.Round(time.Second))
+			}
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if err := e.leaderIdle(ctx, 5*time.Minute); err != nil {
+			return nil, err
+		}
+		if withSessions, err = e.heaps(); err != nil {
+			return nil, err
+		}
+		if err := e.saveHeaps(leader, follower, fmt.Sprintf("%d-sessions-settled", sessions)); err != nil {
+			return nil, err
+		}
+		later := fmt.Sprintf("%v after registering", e.Settle)
+		out = append(out,
+			Scenario{Name: fmt.Sprintf("Gateway heap per idle registered session, serving replica, %s (%d sessions)", later, sessions), Unit: "KiB", Metric: "heap in use", ByPath: perSession(follower)},
+			Scenario{Name: fmt.Sprintf("Gateway heap per idle registered session, leader, %s (%d sessions)", later, sessions), Unit: "KiB", Metric: "heap in use", ByPath: perSession(leader)})
+	}
 	return out, nil
+}
+
+// SettleAfterRegistering is how long after registering its sessions the
+// scale scenario reads the heaps again (Options.Settle). client-go's event
+// recorder keeps every Event it sent for 6 to 12 minutes, to fold repeats
+// into a series, and the leader records four per session as it activates
+// it (granted, approved, minted, active): read at once, the leader's figure
+// holds the last minutes' events of all of them.
+const SettleAfterRegistering = 13 * time.Minute
+
+// saveHeaps writes the heap profiles of the leader and a serving replica,
+// when the run keeps profiles.
+func (e *Env) saveHeaps(leader, follower int, what string) error {
+	if e.Profiles == "" {
+		return nil
+	}
+	for name, i := range map[string]int{"leader": leader, "serving": follower} {
+		if err := e.saveHeap(i, filepath.Join(e.Profiles, "heap-"+name+"-"+what+".pb.gz")); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Revocation terminates sessions with an exec stream and a watch open on
