@@ -50,15 +50,25 @@ func (e *Env) sample(i int, name, label string) (float64, error) {
 	return 0, fmt.Errorf("no %s{%s} on replica %d", name, label, i)
 }
 
-// heapInUse forces a GC on replica i (pprof's gc=1) and reads its heap.
-func (e *Env) heapInUse(i int) (float64, error) {
+// heap is a replica's heap right after a forced GC: the bytes of the spans
+// in use, and the live objects in them (the difference is fragmentation:
+// spans that a burst of short-lived objects left partly occupied).
+type heap struct{ inUse, live float64 }
+
+// heapOf forces a GC on replica i (pprof's gc=1) and reads its heap.
+func (e *Env) heapOf(i int) (heap, error) {
 	resp, err := http.Get("http://" + e.replicas[i].metricsAddr + "/debug/pprof/heap?gc=1")
 	if err != nil {
-		return 0, err
+		return heap{}, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return e.metric(i, "go_memstats_heap_inuse_bytes")
+	var h heap
+	if h.inUse, err = e.metric(i, "go_memstats_heap_inuse_bytes"); err != nil {
+		return heap{}, err
+	}
+	h.live, err = e.metric(i, "go_memstats_heap_alloc_bytes")
+	return h, err
 }
 
 // saveHeap writes replica i's heap profile to path.
@@ -82,11 +92,11 @@ func (e *Env) saveHeap(i int, path string) error {
 	return f.Close()
 }
 
-// heaps is every replica's heap in use.
-func (e *Env) heaps() ([]float64, error) {
-	out := make([]float64, len(e.replicas))
+// heaps is every replica's heap.
+func (e *Env) heaps() ([]heap, error) {
+	out := make([]heap, len(e.replicas))
 	for i := range e.replicas {
-		h, err := e.heapInUse(i)
+		h, err := e.heapOf(i)
 		if err != nil {
 			return nil, err
 		}
@@ -193,18 +203,30 @@ func (e *Env) Scale(ctx context.Context, sessions, watches, iterations int) ([]S
 			return nil, err
 		}
 	}
-	withWatches, err := e.heapInUse(0)
+	withWatches, err := e.heapOf(0)
 	if err != nil {
 		return nil, err
 	}
-	perSession := func(i int) map[string]float64 {
-		return map[string]float64{"gateway": (withSessions[i] - before[i]) / float64(sessions) / 1024}
+	// perSession is the heap in use and the live heap per idle session on
+	// the serving replica and the leader, read when.
+	perSession := func(when string) []Scenario {
+		var out []Scenario
+		for _, r := range []struct {
+			what string
+			i    int
+		}{{"serving replica", follower}, {"leader, which also runs the control plane", leader}} {
+			kib := func(after, before float64) map[string]float64 {
+				return map[string]float64{"gateway": (after - before) / float64(sessions) / 1024}
+			}
+			name := fmt.Sprintf("heap per idle registered session, %s%s (%d sessions)", r.what, when, sessions)
+			out = append(out,
+				Scenario{Name: "Gateway " + name, Unit: "KiB", Metric: "heap in use", ByPath: kib(withSessions[r.i].inUse, before[r.i].inUse)},
+				Scenario{Name: "Gateway live " + name, Unit: "KiB", Metric: "live heap", ByPath: kib(withSessions[r.i].live, before[r.i].live)})
+		}
+		return out
 	}
-	out := []Scenario{
-		{Name: fmt.Sprintf("Gateway heap per idle registered session, serving replica (%d sessions)", sessions), Unit: "KiB", Metric: "heap in use", ByPath: perSession(follower)},
-		{Name: fmt.Sprintf("Gateway heap per idle registered session, leader, which also runs the control plane (%d sessions)", sessions), Unit: "KiB", Metric: "heap in use", ByPath: perSession(leader)},
-		{Name: fmt.Sprintf("Gateway heap per open watch (%d watches)", watches), Unit: "KiB", Metric: "heap in use", ByPath: map[string]float64{"gateway": (withWatches - withSessions[0]) / float64(watches) / 1024}},
-	}
+	out := append(perSession(""),
+		Scenario{Name: fmt.Sprintf("Gateway heap per open watch (%d watches)", watches), Unit: "KiB", Metric: "heap in use", ByPath: map[string]float64{"gateway": (withWatches.inUse - withSessions[0].inUse) / float64(watches) / 1024}})
 	at := fmt.Sprintf(", at %d sessions and %d watches", sessions, watches)
 	first, err := e.CreateToFirstRequest(ctx, "scale-first-", iterations)
 	if err != nil {
@@ -240,10 +262,7 @@ func (e *Env) Scale(ctx context.Context, sessions, watches, iterations int) ([]S
 		if err := e.saveHeaps(leader, follower, fmt.Sprintf("%d-sessions-settled", sessions)); err != nil {
 			return nil, err
 		}
-		later := fmt.Sprintf("%v after registering", e.Settle)
-		out = append(out,
-			Scenario{Name: fmt.Sprintf("Gateway heap per idle registered session, serving replica, %s (%d sessions)", later, sessions), Unit: "KiB", Metric: "heap in use", ByPath: perSession(follower)},
-			Scenario{Name: fmt.Sprintf("Gateway heap per idle registered session, leader, %s (%d sessions)", later, sessions), Unit: "KiB", Metric: "heap in use", ByPath: perSession(leader)})
+		out = append(out, perSession(fmt.Sprintf(", %v after registering", e.Settle))...)
 	}
 	return out, nil
 }

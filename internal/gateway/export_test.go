@@ -20,3 +20,12 @@ type SharedIndexes = sharedIndexes
 
 func (c *termCache) End()          { c.end() }
 func (c *termCache) Handlers() int { return c.handlerCount() }
+
+// TermHandlers is how many event handlers the control plane's current (or
+// last) term has on the replica's cache.
+func (g *Gateway) TermHandlers() int {
+	if t := g.cp.term.Load(); t != nil {
+		return t.handlerCount()
+	}
+	return 0
+}

@@ -32,6 +32,10 @@ func TestLosingLeadershipKeepsTheDataPlaneServing(t *testing.T) {
 		}
 		return fmt.Errorf("no replica leads")
 	})
+	// The control plane's controllers watch through the replica's cache.
+	if n := replicas[leader].TermHandlers(); n == 0 {
+		t.Errorf("the leader's control plane has no event handlers on the replica's cache")
+	}
 	c := clientset(t, leader, "failover", token(t, "alice@example.com"))
 	w, err := c.CoreV1().ConfigMaps("demo").Watch(ctx, metav1.ListOptions{})
 	testenv.Must(t, err)
@@ -60,6 +64,13 @@ func TestLosingLeadershipKeepsTheDataPlaneServing(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, func() error {
 		if replicas[leader].Leading() {
 			return fmt.Errorf("replica %d still believes it leads", leader)
+		}
+		return nil
+	})
+	// The term that ended took its handlers off the cache, which stays.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if n := replicas[leader].TermHandlers(); n != 0 {
+			return fmt.Errorf("the ended term still has %d event handlers on the replica's cache", n)
 		}
 		return nil
 	})

@@ -292,6 +292,8 @@ type controlPlane struct {
 	// cache is the replica's, which every term borrows.
 	cache   cache.Cache
 	indexes sharedIndexes
+	// term is the current (or last) term's borrowed cache.
+	term    atomic.Pointer[termCache]
 	leading atomic.Bool
 }
 
@@ -306,6 +308,7 @@ func (c *controlPlane) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		c.term.Store(term)
 		termCtx, endTerm := context.WithCancel(ctx)
 		watched := make(chan struct{})
 		go func() {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -19,12 +21,13 @@ import (
 // a cache of the control plane's own, and at thousands of idle sessions that
 // copy was more than half of the leader's memory.
 //
-// A term only borrows: it does not start or stop the replica's cache, the
-// event handlers its controllers add are removed when the term ends (the
-// informers outlive it, and controller-runtime never removes them), and
-// Secrets, which the replica's cache hands out without copying for the data
-// plane, are deep-copied before the control plane, which changes what it
-// reads, gets them.
+// A term only borrows: it does not start, wait for or stop the replica's
+// cache; the event handlers its controllers add are removed when the term
+// ends (controller-runtime never removes them); and Secrets, which the
+// replica's cache hands out without copying for the data plane, are
+// deep-copied before the control plane, which changes what it reads, gets
+// them. The informers a term starts (Clusters, say) stay with the replica
+// for the next term.
 type termCache struct {
 	cache.Cache
 	indexes *sharedIndexes
@@ -107,6 +110,13 @@ func (c *termCache) GetInformerForKind(ctx context.Context, gvk schema.GroupVers
 	return &termInformer{Informer: i, term: c}, nil
 }
 
+// WaitForCacheSync does not wait for the replica's informers: the replica's
+// manager started the control plane only once they had synced, and one
+// that cannot sync again (its watch refused) must not hold the control
+// plane's controllers back. A controller still waits for its own
+// informers (GetInformer blocks until they sync) and handlers.
+func (c *termCache) WaitForCacheSync(ctx context.Context) bool { return ctx.Err() == nil }
+
 // RemoveInformer is refused: the data plane reads from the same informers.
 func (c *termCache) RemoveInformer(context.Context, client.Object) error {
 	return errors.New("the control plane cannot remove the replica's informers")
@@ -132,18 +142,35 @@ func (c *termCache) IndexField(ctx context.Context, obj client.Object, field str
 
 func (c *termCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 	err := c.Cache.Get(ctx, key, obj, opts...)
-	if s, ok := obj.(*corev1.Secret); ok && err == nil {
-		*s = *s.DeepCopy()
+	if err == nil && isSecret(obj) {
+		ownCopy(obj)
 	}
 	return err
 }
 
 func (c *termCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
 	err := c.Cache.List(ctx, list, opts...)
-	if l, ok := list.(*corev1.SecretList); ok && err == nil {
-		*l = *l.DeepCopy()
+	if err == nil && isSecret(list) {
+		ownCopy(list)
 	}
 	return err
+}
+
+// isSecret says whether o is a Secret or a list of them, typed or read as
+// metadata or unstructured (those name their kind).
+func isSecret(o runtime.Object) bool {
+	switch o.(type) {
+	case *corev1.Secret, *corev1.SecretList:
+		return true
+	}
+	gvk := o.GetObjectKind().GroupVersionKind()
+	return gvk.Group == "" && (gvk.Kind == "Secret" || gvk.Kind == "SecretList")
+}
+
+// ownCopy replaces what o points to with a deep copy of it, so that nothing
+// in o is shared with the cache.
+func ownCopy(o runtime.Object) {
+	reflect.ValueOf(o).Elem().Set(reflect.ValueOf(o.DeepCopyObject()).Elem())
 }
 
 // termInformer records the handlers a term's controllers add.

@@ -58,6 +58,11 @@ func TestAControlPlaneTermBorrowsTheReplicasCache(t *testing.T) {
 	indexes := &gateway.SharedIndexes{}
 	byData := func(o client.Object) []string { return []string{o.(*corev1.ConfigMap).Data["k"]} }
 
+	// The replica already serves from the informer a term indexes.
+	configMap(t, ns, "before")
+	testenv.Eventually(t, 10*time.Second, func() error {
+		return replica.Get(ctx, client.ObjectKey{Namespace: ns, Name: "before"}, &corev1.ConfigMap{})
+	})
 	first := gateway.NewTermCache(replica, indexes)
 	testenv.Must(t, first.IndexField(ctx, &corev1.ConfigMap{}, "data.k", byData))
 	informer, err := first.GetInformer(ctx, &corev1.ConfigMap{})
@@ -104,10 +109,12 @@ func TestAControlPlaneTermBorrowsTheReplicasCache(t *testing.T) {
 		}
 		return nil
 	})
-	found := &corev1.ConfigMapList{}
-	testenv.Must(t, second.List(ctx, found, client.MatchingFields{"data.k": "during-second"}))
-	if len(found.Items) != 1 {
-		t.Errorf("the shared index found %d config maps for during-second, want 1", len(found.Items))
+	for _, name := range []string{"before", "during-second"} {
+		found := &corev1.ConfigMapList{}
+		testenv.Must(t, second.List(ctx, found, client.MatchingFields{"data.k": name}))
+		if len(found.Items) != 1 {
+			t.Errorf("the shared index found %d config maps for %s, want 1", len(found.Items), name)
+		}
 	}
 
 	// Secrets reach the data plane uncopied; a term gets its own copy.
@@ -123,10 +130,17 @@ func TestAControlPlaneTermBorrowsTheReplicasCache(t *testing.T) {
 	list := &corev1.SecretList{}
 	testenv.Must(t, second.List(ctx, list, client.InNamespace(ns)))
 	list.Items[0].Data["token"] = []byte("changed through a list")
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	testenv.Must(t, second.Get(ctx, key, meta))
+	meta.Labels[credentials.LabelManagedBy] = "changed through its metadata"
 	cached := &corev1.Secret{}
 	testenv.Must(t, replica.Get(ctx, key, cached))
 	if got := string(cached.Data["token"]); got != "original" {
 		t.Errorf("the replica's cached Secret holds %q after the term changed its copy", got)
+	}
+	if got := cached.Labels[credentials.LabelManagedBy]; got != credentials.ManagedByValue {
+		t.Errorf("the replica's cached Secret is labelled %q after the term changed its metadata", got)
 	}
 }
 
