@@ -209,15 +209,15 @@ func (e *Env) Scale(ctx context.Context, sessions, watches, iterations int) ([]S
 	}
 	// perSession is the heap in use and the live heap per idle session on
 	// the serving replica and the leader, read when.
+	kib := func(after, before float64) map[string]float64 {
+		return map[string]float64{"gateway": (after - before) / float64(sessions) / 1024}
+	}
 	perSession := func(when string) []Scenario {
 		var out []Scenario
 		for _, r := range []struct {
 			what string
 			i    int
 		}{{"serving replica", follower}, {"leader, which also runs the control plane", leader}} {
-			kib := func(after, before float64) map[string]float64 {
-				return map[string]float64{"gateway": (after - before) / float64(sessions) / 1024}
-			}
 			name := fmt.Sprintf("heap per idle registered session, %s%s (%d sessions)", r.what, when, sessions)
 			out = append(out,
 				Scenario{Name: "Gateway " + name, Unit: "KiB", Metric: "heap in use", ByPath: kib(withSessions[r.i].inUse, before[r.i].inUse)},
