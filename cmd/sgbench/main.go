@@ -24,7 +24,7 @@ func main() {
 		replicas = flag.Int("replicas", 3, "Gateway replicas (revocation is measured on all of them).")
 		quick    = flag.Bool("quick", false, "Small sizes, for a smoke run.")
 		only     = flag.String("only", "", "Comma-separated scenario groups to run, of "+strings.Join(bench.Groups, ",")+" (default all).")
-		profiles = flag.String("profiles", "", "Directory for heap profiles of the leader and a serving replica at scale (go tool pprof reads them).")
+		profiles = flag.String("profiles", "", "Directory for heap profiles of the leader and a serving replica at scale, and CPU profiles of the gateway in each scenario's first gateway round (go tool pprof reads them).")
 		settle   = flag.Duration("settle", bench.SettleAfterRegistering, "How long after registering them the heaps per idle session are read again (0: not again; -quick: never).")
 	)
 	flag.Parse()

@@ -91,11 +91,34 @@ func (e *Env) measureCPU(p *Path, cpu map[string]time.Duration, f func() error) 
 	default:
 		pids, idle = e.gatewayPIDs(), e.IdleCPU
 	}
+	profiled := e.profileCPU(p, cpu)
 	before, start := cpuOf(pids), time.Now()
 	err := f()
 	cpu[p.Name] += settle(pids) - before - time.Duration(idle*float64(time.Since(start)))
+	if perr := profiled(); err == nil {
+		err = perr
+	}
 	return err
 }
+
+// profileCPU starts a CPU profile of replica 0 for the first measurement of
+// a gateway path in a scenario, when the run keeps profiles; the returned
+// func waits for it and writes cpu-<n>-<path>.pb.gz.
+func (e *Env) profileCPU(p *Path, cpu map[string]time.Duration) func() error {
+	if e.Profiles == "" || (p != e.Gateway && p != e.GatewayUnrecorded) || cpu[p.Name] != 0 {
+		return func() error { return nil }
+	}
+	e.profiles++
+	name := strings.NewReplacer(",", "", " ", "-").Replace(p.Name)
+	path := filepath.Join(e.Profiles, fmt.Sprintf("cpu-%d-%s.pb.gz", e.profiles, name))
+	done := make(chan error, 1)
+	go func() { done <- e.savePprof(0, "profile?seconds="+strconv.Itoa(int(CPUProfileFor.Seconds())), path) }()
+	return func() error { return <-done }
+}
+
+// CPUProfileFor is how long a CPU profile (Options.Profiles) runs from the
+// start of the measurement it covers.
+const CPUProfileFor = 2 * time.Second
 
 // measureIdle sets IdleCPU from two quiet seconds.
 func (e *Env) measureIdle() {

@@ -94,8 +94,10 @@ type Env struct {
 	IdleCPU float64
 	// Log, if set, hears what a run noticed on the way (a slow session).
 	Log io.Writer
-	// Profiles, if set, is the directory for heap profiles (Options).
+	// Profiles, if set, is the directory for heap and CPU profiles
+	// (Options); profiles counts the CPU profiles written.
 	Profiles string
+	profiles int
 	// Settle, if set, is when after registering them the scale scenario
 	// reads the heaps per idle session again (Options).
 	Settle time.Duration

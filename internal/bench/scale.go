@@ -72,8 +72,11 @@ func (e *Env) heapOf(i int) (heap, error) {
 }
 
 // saveHeap writes replica i's heap profile to path.
-func (e *Env) saveHeap(i int, path string) error {
-	resp, err := http.Get("http://" + e.replicas[i].metricsAddr + "/debug/pprof/heap")
+func (e *Env) saveHeap(i int, path string) error { return e.savePprof(i, "heap", path) }
+
+// savePprof writes replica i's /debug/pprof/<what> to path.
+func (e *Env) savePprof(i int, what, path string) error {
+	resp, err := http.Get("http://" + e.replicas[i].metricsAddr + "/debug/pprof/" + what)
 	if err != nil {
 		return err
 	}

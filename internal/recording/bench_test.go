@@ -9,8 +9,9 @@ import (
 )
 
 // BenchmarkEncodeEvent is the recorder's cost per byte of terminal output
-// written to a cast: the hand-written encoding against encoding/json's, for
-// text and for NULs (which JSON writes as six bytes each).
+// written to a cast: the hand-written encoding, into a reused buffer and a
+// new one, against encoding/json's, for text and for NULs (which JSON
+// writes as six bytes each).
 func BenchmarkEncodeEvent(b *testing.B) {
 	for name, data := range map[string]string{"text": strings.Repeat("drwxr-xr-x 2 root root 4096 ls -la\r\n", 900), "nul": string(make([]byte, 32<<10))} {
 		e := Event{Time: 1234567 * time.Microsecond, Type: Output, Data: data}
@@ -20,6 +21,14 @@ func BenchmarkEncodeEvent(b *testing.B) {
 			raw := []byte(e.Data) // as the recorder queues it
 			for b.Loop() {
 				buf = appendEvent(buf[:0], e.Time, e.Type, raw)
+			}
+		})
+		// A buffer the pool did not have: it grows to the line's length.
+		b.Run(name+"/append-new-buffer", func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			raw := []byte(e.Data)
+			for b.Loop() {
+				_ = appendEvent(nil, e.Time, e.Type, raw)
 			}
 		})
 		b.Run(name+"/encoding-json", func(b *testing.B) {

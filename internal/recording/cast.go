@@ -82,13 +82,31 @@ func appendEvent(b []byte, at time.Duration, t EventType, data []byte) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendEscaped adds s as the inside of a JSON string; s is valid UTF-8
-// (the recorder makes it so), so only quotes, backslashes and control
-// characters need escaping. Runs of plain bytes are copied whole.
+// escapeExtra is how many bytes escaping adds to each byte: valid UTF-8
+// (the recorder makes stream bytes so) needs only quotes, backslashes and
+// control characters escaped.
+var escapeExtra = func() (t [256]uint8) {
+	for c := range 0x20 {
+		t[c] = 5 // \u00XX
+	}
+	for _, c := range []byte{'"', '\\', '\n', '\r', '\t'} {
+		t[c] = 1
+	}
+	return t
+}()
+
+// appendEscaped adds s as the inside of a JSON string. Runs of plain bytes
+// are copied whole, and so are runs of one control character (the NULs of
+// a binary stream): their first escape is copied over the rest, doubling.
+// b grows to hold s as it is, and, if a run outgrows that, to the exact
+// length of the rest: growing six bytes at a time would copy b over and
+// over.
 func appendEscaped(b, s []byte) []byte {
 	b = slices.Grow(b, len(s)+2)
 	start := 0
-	for i := 0; i < len(s); i++ {
+	// uint: i moves on by runs too, and the compiler checks s[i]'s bounds
+	// in this, the hot loop, unless it can see i is never negative.
+	for i := 0; uint(i) < uint(len(s)); i++ {
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' {
 			continue
@@ -106,11 +124,40 @@ func appendEscaped(b, s []byte) []byte {
 		case '\t':
 			b = append(b, '\\', 't')
 		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			b, i = appendControlRun(b, s, i)
 		}
 		start = i + 1
 	}
 	return append(b, s[start:]...)
+}
+
+// appendControlRun adds the run of s[i] (a control character) that starts
+// at i, escaped, and returns the run's last index.
+func appendControlRun(b, s []byte, i int) ([]byte, int) {
+	c := s[i]
+	j := i + 1
+	for j < len(s) && s[j] == c {
+		j++
+	}
+	if cap(b)-len(b) < 6*(j-i)+len(s)-j {
+		b = growForRest(b, s[i:])
+	}
+	n := len(b)
+	b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+	b = b[:n+6*(j-i)]
+	for done := 6; done < len(b)-n; done *= 2 {
+		copy(b[n+done:], b[n:n+done])
+	}
+	return b, j - 1
+}
+
+// growForRest makes room in b for s escaped.
+func growForRest(b, s []byte) []byte {
+	n := 0
+	for _, c := range s {
+		n += 1 + int(escapeExtra[c])
+	}
+	return slices.Grow(b, n)
 }
 
 // UnmarshalJSON reads the three-element array.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,10 +14,11 @@ import (
 	"unicode/utf8"
 )
 
-// BufferEvents and BufferBytes bound what waits for the sink. When they are
-// full the stream waits for the sink: a sink slower than the stream paces
-// it, and one that takes nothing for StallLimit loses events and fails the
-// recording (which ends a stream whose recording is required).
+// BufferEvents and BufferBytes bound what waits for the sink (BufferBytes
+// counts the events' encoded lines). When they are full the stream waits
+// for the sink: a sink slower than the stream paces it, and one that takes
+// nothing for StallLimit loses events and fails the recording (which ends a
+// stream whose recording is required).
 const (
 	BufferEvents = 4096
 	BufferBytes  = 16 << 20
@@ -46,6 +46,7 @@ type Recorder struct {
 	// closed by Cut.
 	space   chan struct{}
 	cut     chan struct{}
+	free    freeLines
 	cutOnce sync.Once
 	// taken is when the sink last took an event (UnixNano).
 	taken atomic.Int64
@@ -57,7 +58,7 @@ type Recorder struct {
 	// failed is closed on the first lost event or sink error.
 	failed     chan struct{}
 	dropped    atomic.Int64
-	queued     atomic.Int64 // bytes of event data waiting for the sink
+	queued     atomic.Int64 // bytes of encoded events waiting for the sink
 	closeOnce  sync.Once
 	closeError error
 }
@@ -94,8 +95,9 @@ func (r *Recorder) run(w io.WriteCloser, h Header) {
 	defer close(r.done)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	err := json.NewEncoder(bw).Encode(h)
-	var line []byte
-	// flush fires FlushDelay after the first event that is not written yet.
+	// flush fires FlushDelay after the first event that is not written
+	// yet, and once more FlushDelay after the write, to see the stream
+	// has gone quiet.
 	flush := time.NewTimer(FlushDelay)
 	defer flush.Stop()
 	pending := true // the header
@@ -106,27 +108,36 @@ events:
 			if !ok {
 				break events
 			}
-			r.queued.Add(-int64(len(ev.data)))
+			r.queued.Add(-int64(len(*ev)))
 			r.taken.Store(r.now().UnixNano())
 			r.signalSpace()
+			if err == nil {
+				if _, err = bw.Write(*ev); err != nil {
+					r.fail(fmt.Errorf("writing the recording: %w", err))
+				}
+			}
+			r.free.put(ev)
 			if err != nil {
 				continue
-			}
-			line = append(appendEvent(line[:0], ev.at, ev.typ, ev.data), '\n')
-			if _, err = bw.Write(line); err != nil {
-				r.fail(fmt.Errorf("writing the recording: %w", err))
 			}
 			if !pending {
 				pending = true
 				flush.Reset(FlushDelay)
 			}
 		case <-flush.C:
-			if pending && err == nil {
+			if !pending {
+				// Nothing came for FlushDelay after the last write: a
+				// quiet stream keeps no buffers of its last burst.
+				r.free.drop()
+				continue
+			}
+			if err == nil {
 				if err = bw.Flush(); err != nil {
 					r.fail(fmt.Errorf("writing the recording: %w", err))
 				}
 			}
 			pending = false
+			flush.Reset(FlushDelay)
 		}
 	}
 	if err == nil {
@@ -175,14 +186,62 @@ func (r *Recorder) Stderr(p []byte) { r.record(Stderr, Output, p) }
 
 // Resize records a terminal size change.
 func (r *Recorder) Resize(width, height int) {
-	r.enqueue(entry{at: r.now().Sub(r.start), typ: Resize, data: []byte(strconv.Itoa(width) + "x" + strconv.Itoa(height))})
+	r.enqueue(r.line(Resize, []byte(strconv.Itoa(width)+"x"+strconv.Itoa(height))))
 }
 
-// entry is an event waiting for the sink; data is the recorder's own copy.
-type entry struct {
-	at   time.Duration
-	typ  EventType
-	data []byte
+// entry is an event waiting for the sink: its cast line, encoded by the
+// stream that recorded it, in a buffer from the recorder's freeLines.
+// Encoding there, not in the sink's goroutine, copies each piece of the
+// stream once; reusing the buffers allocates nothing per piece while the
+// stream runs.
+type entry = *[]byte
+
+// line encodes one event, stamped now, as a cast line.
+func (r *Recorder) line(t EventType, data []byte) entry {
+	b := r.free.get()
+	*b = append(appendEvent((*b)[:0], r.now().Sub(r.start), t, data), '\n')
+	return b
+}
+
+// freeLines are a recorder's spent line buffers, kept while its stream is
+// busy: a sink that stalls lets the queue fill and then empties it, and
+// the next burst reuses them instead of allocating them again. They hold
+// at most BufferBytes, the most the queue holds; run lets them go once the
+// stream is quiet.
+type freeLines struct {
+	mu    sync.Mutex
+	lines []entry
+	bytes int
+}
+
+func (f *freeLines) get() entry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := len(f.lines)
+	if n == 0 {
+		return new([]byte)
+	}
+	b := f.lines[n-1]
+	f.lines[n-1] = nil
+	f.lines = f.lines[:n-1]
+	f.bytes -= cap(*b)
+	return b
+}
+
+func (f *freeLines) put(b entry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.bytes+cap(*b) <= BufferBytes {
+		f.lines = append(f.lines, b)
+		f.bytes += cap(*b)
+	}
+}
+
+// drop lets every kept buffer go.
+func (f *freeLines) drop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lines, f.bytes = nil, 0
 }
 
 func (r *Recorder) record(s Stream, t EventType, p []byte) {
@@ -204,12 +263,15 @@ func (r *Recorder) record(s Stream, t EventType, p []byte) {
 			break
 		}
 	}
-	// The stream reuses p: the one copy the queue needs, made here.
-	data := slices.Clone(b[:cut])
+	// The stream reuses p: the line is the one copy the queue needs.
+	var ev entry
+	if cut > 0 {
+		ev = r.line(t, text(b[:cut]))
+	}
 	r.carry[s] = append(r.carry[s][:0:0], b[cut:]...)
 	r.mu.Unlock()
-	if cut > 0 {
-		r.enqueue(entry{at: r.now().Sub(r.start), typ: t, data: text(data)})
+	if ev != nil {
+		r.enqueue(ev)
 	}
 }
 
@@ -225,12 +287,13 @@ func (r *Recorder) enqueue(ev entry) {
 		r.mu.Lock()
 		if r.closed {
 			r.mu.Unlock()
+			r.free.put(ev)
 			return
 		}
-		if r.queued.Load()+int64(len(ev.data)) <= BufferBytes {
+		if r.queued.Load()+int64(len(*ev)) <= BufferBytes {
 			select {
 			case r.queue <- ev:
-				r.queued.Add(int64(len(ev.data)))
+				r.queued.Add(int64(len(*ev)))
 				r.mu.Unlock()
 				// Room is left: another waiter may take it.
 				r.signalSpace()
@@ -245,6 +308,7 @@ func (r *Recorder) enqueue(ev entry) {
 				r.failLocked(errors.New("the recording fell behind the stream and lost events"))
 			}
 			r.mu.Unlock()
+			r.free.put(ev)
 			return
 		}
 		r.mu.Unlock()
@@ -298,7 +362,7 @@ func (r *Recorder) Close() error {
 				if Stream(s) == Stdin {
 					t = Input
 				}
-				r.enqueue(entry{at: r.now().Sub(r.start), typ: t, data: text(b)})
+				r.enqueue(r.line(t, text(b)))
 			}
 		}
 		r.mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"sessiongate.dev/sessiongate/internal/recording"
 	"sessiongate.dev/sessiongate/internal/testenv"
@@ -154,6 +155,40 @@ func TestAStuckStoreHoldsTheStreamBackOnceThenLosesEvents(t *testing.T) {
 	}
 }
 
+// discard is a sink that takes every write and keeps nothing.
+type discard struct{}
+
+func (discard) Create(context.Context, string) (io.WriteCloser, error) { return discard{}, nil }
+func (discard) Open(context.Context, string) (io.ReadCloser, error) {
+	return nil, recording.ErrNotFound
+}
+func (discard) Check(context.Context) error                            { return nil }
+func (discard) List(context.Context, string) ([]recording.Info, error) { return nil, nil }
+func (discard) Write(p []byte) (int, error)                            { return len(p), nil }
+func (discard) Close() error                                           { return nil }
+
+// A busy stream's recording reuses the buffers of its encoded events:
+// once it runs, a 32 KiB read of NULs (a 192 KiB line) costs no
+// allocation. A stream gone quiet keeps none of them.
+func TestARecordingReusesItsBuffersAndLetsThemGoWhenQuiet(t *testing.T) {
+	r, err := recording.Start(context.Background(), discard{}, recording.Meta{ID: "s-1-ab", Kind: "exec"}, 80, 24)
+	testenv.Must(t, err)
+	read := make([]byte, 32<<10)
+	for range 200 {
+		r.Stdout(read)
+	}
+	if allocs := testing.AllocsPerRun(1000, func() { r.Stdout(read) }); allocs > 0.5 {
+		t.Errorf("%.2f allocations per recorded read", allocs)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if n := r.FreeBytes(); n != 0 {
+			return fmt.Errorf("a quiet recording keeps %d bytes of buffers", n)
+		}
+		return nil
+	})
+	testenv.Must(t, r.Close())
+}
+
 // gate is a directory sink whose casts take no writes until it opens.
 type gate struct {
 	recording.Dir
@@ -274,21 +309,43 @@ func TestConfigurationAndIDsAreChecked(t *testing.T) {
 }
 
 // The hand-written event encoding is JSON that encoding/json reads back
-// to the same event, whatever the bytes.
+// to the same event, whatever the bytes: escapes, runs of control
+// characters (written by copying) of every length, where they start, end
+// or fill a stream's read.
 func TestEventsRoundTripThroughJSON(t *testing.T) {
-	for _, data := range []string{"", "plain", "quote \" backslash \\ tab \t nl \n cr \r", "\x00\x01\x1b[31mred\x1b[0m\x7f", "ünïcode ✓ 🙂", "\u2028\u2029"} {
-		e := recording.Event{Time: 1500 * time.Millisecond, Type: recording.Output, Data: data}
-		b, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
+	data := []string{"", "plain", "quote \" backslash \\ tab \t nl \n cr \r", "\x00\x01\x1b[31mred\x1b[0m\x7f", "ünïcode ✓ 🙂", "\u2028\u2029",
+		"\x00\x00\x01\x01\x01\x1f\x00", "\n\n\n\r\r", string(make([]byte, 32<<10)), "text " + strings.Repeat("\x1b", 1000) + " text"}
+	for _, n := range []int{1, 2, 3, 7, 8, 9, 33, 1000} {
+		run := strings.Repeat("\x00", n)
+		data = append(data, run, run+"end", "start"+run, "a"+run+"\x01"+run+"b")
+	}
+	for _, d := range data {
+		roundTrip(t, d)
+	}
+}
+
+func FuzzEventsRoundTripThroughJSON(f *testing.F) {
+	f.Add("\x00\x00a\n\x1b\x1b\"")
+	f.Fuzz(func(t *testing.T, data string) {
+		if utf8.ValidString(data) { // the recorder makes stream bytes so
+			roundTrip(t, data)
 		}
-		var back recording.Event
-		if err := json.Unmarshal(b, &back); err != nil {
-			t.Fatalf("%q: %s does not parse: %v", data, b, err)
-		}
-		if back != e {
-			t.Errorf("%q came back as %+v from %s", data, back, b)
-		}
+	})
+}
+
+func roundTrip(t *testing.T, data string) {
+	t.Helper()
+	e := recording.Event{Time: 1500 * time.Millisecond, Type: recording.Output, Data: data}
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back recording.Event
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("%.40q: %.200s does not parse: %v", data, b, err)
+	}
+	if back != e {
+		t.Errorf("%.40q (%d bytes) came back as %.40q (%d bytes)", data, len(data), back.Data, len(back.Data))
 	}
 }
 
