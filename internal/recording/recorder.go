@@ -44,8 +44,10 @@ type Recorder struct {
 	done  chan struct{}
 	// space is signalled whenever the sink has taken an event; cut is
 	// closed by Cut.
-	space   chan struct{}
-	cut     chan struct{}
+	space chan struct{}
+	cut   chan struct{}
+	// urgent makes run take the queue before its batch closes.
+	urgent  chan struct{}
 	free    freeLines
 	cutOnce sync.Once
 	// taken is when the sink last took an event (UnixNano).
@@ -76,7 +78,7 @@ func Start(ctx context.Context, sink Sink, meta Meta, width, height int) (*Recor
 		width, height = 80, 24
 	}
 	r := &Recorder{start: time.Now(), now: time.Now, queue: make(chan entry, BufferEvents), done: make(chan struct{}), failed: make(chan struct{}),
-		space: make(chan struct{}, 1), cut: make(chan struct{})}
+		space: make(chan struct{}, 1), cut: make(chan struct{}), urgent: make(chan struct{}, 1)}
 	r.taken.Store(r.start.UnixNano())
 	h := Header{Version: 2, Width: width, Height: height, Timestamp: r.start.Unix(),
 		Title: fmt.Sprintf("%s %s/%s on %s by %s", meta.Kind, meta.Namespace, meta.Pod, meta.Cluster, meta.User),
@@ -91,52 +93,83 @@ func Start(ctx context.Context, sink Sink, meta Meta, width, height int) (*Recor
 // event, keeps an interactive stream's keystrokes from each costing a write.
 const FlushDelay = 100 * time.Millisecond
 
+// batchBytes (or half of BufferEvents) queued makes the recorder take the
+// queue before FlushDelay is up: a busy stream's events go to the sink as
+// they come, a few at a time.
+const batchBytes = 64 << 10
+
+// run writes the queued events to the sink in batches. A batch opens with
+// its first event and closes FlushDelay later, or earlier once batchBytes
+// are queued. While a batch is open, run does not wait on the queue: a
+// stream's events go into it without waking run, so that keystrokes typed
+// one at a time cost the stream nothing but their own encoding.
 func (r *Recorder) run(w io.WriteCloser, h Header) {
 	defer close(r.done)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	err := json.NewEncoder(bw).Encode(h)
-	// flush fires FlushDelay after the first event that is not written
-	// yet, and once more FlushDelay after the write, to see the stream
-	// has gone quiet.
+	write := func(ev entry) {
+		r.queued.Add(-int64(len(*ev)))
+		r.taken.Store(r.now().UnixNano())
+		r.signalSpace()
+		if err == nil {
+			if _, err = bw.Write(*ev); err != nil {
+				r.fail(fmt.Errorf("writing the recording: %w", err))
+			}
+		}
+		r.free.put(ev)
+	}
+	// take writes what is queued; false once the queue is closed and empty.
+	take := func() bool {
+		for {
+			select {
+			case ev, ok := <-r.queue:
+				if !ok {
+					return false
+				}
+				write(ev)
+			default:
+				return true
+			}
+		}
+	}
+	// flush fires when a batch closes, and once more FlushDelay later, to
+	// see the stream has gone quiet.
 	flush := time.NewTimer(FlushDelay)
 	defer flush.Stop()
-	pending := true // the header
+	open := true // the header's batch
 events:
 	for {
-		select {
-		case ev, ok := <-r.queue:
-			if !ok {
-				break events
-			}
-			r.queued.Add(-int64(len(*ev)))
-			r.taken.Store(r.now().UnixNano())
-			r.signalSpace()
-			if err == nil {
-				if _, err = bw.Write(*ev); err != nil {
-					r.fail(fmt.Errorf("writing the recording: %w", err))
+		if !open {
+			select {
+			case ev, ok := <-r.queue:
+				if !ok {
+					break events
 				}
-			}
-			r.free.put(ev)
-			if err != nil {
-				continue
-			}
-			if !pending {
-				pending = true
+				write(ev)
+				open = true
 				flush.Reset(FlushDelay)
-			}
-		case <-flush.C:
-			if !pending {
-				// Nothing came for FlushDelay after the last write: a
+			case <-flush.C:
+				// Nothing came for FlushDelay after the last batch: a
 				// quiet stream keeps no buffers of its last burst.
 				r.free.drop()
-				continue
+			}
+			continue
+		}
+		select {
+		case <-r.urgent:
+			if !take() {
+				break events
+			}
+		case <-flush.C:
+			if !take() {
+				break events
 			}
 			if err == nil {
 				if err = bw.Flush(); err != nil {
 					r.fail(fmt.Errorf("writing the recording: %w", err))
 				}
 			}
-			pending = false
+			open = false
 			flush.Reset(FlushDelay)
 		}
 	}
@@ -293,10 +326,13 @@ func (r *Recorder) enqueue(ev entry) {
 		if r.queued.Load()+int64(len(*ev)) <= BufferBytes {
 			select {
 			case r.queue <- ev:
-				r.queued.Add(int64(len(*ev)))
+				queued := r.queued.Add(int64(len(*ev)))
 				r.mu.Unlock()
 				// Room is left: another waiter may take it.
 				r.signalSpace()
+				if queued >= batchBytes || len(r.queue) >= BufferEvents/2 {
+					signal(r.urgent)
+				}
 				return
 			default:
 			}
@@ -312,6 +348,7 @@ func (r *Recorder) enqueue(ev entry) {
 			return
 		}
 		r.mu.Unlock()
+		signal(r.urgent)
 		if stall == nil {
 			stall = time.NewTimer(StallLimit)
 		}
@@ -333,9 +370,12 @@ func (r *Recorder) enqueue(ev entry) {
 }
 
 // signalSpace wakes one waiting enqueue, if any.
-func (r *Recorder) signalSpace() {
+func (r *Recorder) signalSpace() { signal(r.space) }
+
+// signal wakes the one waiting on c, if any, or the next to wait.
+func signal(c chan struct{}) {
 	select {
-	case r.space <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
 }
@@ -369,6 +409,7 @@ func (r *Recorder) Close() error {
 		r.closed = true
 		close(r.queue)
 		r.mu.Unlock()
+		signal(r.urgent)
 		// A stream still waiting for room returns.
 		r.Cut()
 		<-r.done
