@@ -6,3 +6,9 @@ func (r *Recorder) FreeBytes() int {
 	defer r.free.mu.Unlock()
 	return r.free.bytes
 }
+
+// AppendEvent encodes e after what b holds, as the recorder does into a
+// reused buffer.
+func AppendEvent(b []byte, e Event) []byte {
+	return appendEvent(b, e.Time, e.Type, []byte(e.Data))
+}

@@ -15,7 +15,7 @@ import (
 )
 
 // BufferEvents and BufferBytes bound what waits for the sink (BufferBytes
-// counts the events' encoded lines). When they are full the stream waits
+// counts the buffers holding the events' encoded lines). When they are full the stream waits
 // for the sink: a sink slower than the stream paces it, and one that takes
 // nothing for StallLimit loses events and fails the recording (which ends a
 // stream whose recording is required).
@@ -60,7 +60,7 @@ type Recorder struct {
 	// failed is closed on the first lost event or sink error.
 	failed     chan struct{}
 	dropped    atomic.Int64
-	queued     atomic.Int64 // bytes of encoded events waiting for the sink
+	queued     atomic.Int64 // bytes of line buffers waiting for the sink
 	closeOnce  sync.Once
 	closeError error
 }
@@ -94,21 +94,25 @@ func Start(ctx context.Context, sink Sink, meta Meta, width, height int) (*Recor
 const FlushDelay = 100 * time.Millisecond
 
 // batchBytes (or half of BufferEvents) queued makes the recorder take the
-// queue before FlushDelay is up: a busy stream's events go to the sink as
-// they come, a few at a time.
+// queue before its batch closes: a busy stream's events go on to the sink
+// as they come, a few at a time.
 const batchBytes = 64 << 10
 
 // run writes the queued events to the sink in batches. A batch opens with
-// its first event and closes FlushDelay later, or earlier once batchBytes
-// are queued. While a batch is open, run does not wait on the queue: a
-// stream's events go into it without waking run, so that keystrokes typed
-// one at a time cost the stream nothing but their own encoding.
+// its first event and is flushed to the sink FlushDelay later. While it is
+// open, run does not wait on the queue: a stream's events go into it
+// without waking run, so that keystrokes typed one at a time cost the
+// stream nothing but their own encoding. run takes the queue early only
+// when urgent: batchBytes or half of BufferEvents queued, a stream waiting
+// for room, or Close.
 func (r *Recorder) run(w io.WriteCloser, h Header) {
 	defer close(r.done)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	err := json.NewEncoder(bw).Encode(h)
+	used := 0 // bytes of line buffers the open batch took
 	write := func(ev entry) {
-		r.queued.Add(-int64(len(*ev)))
+		used += cap(*ev)
+		r.queued.Add(-int64(cap(*ev)))
 		r.taken.Store(r.now().UnixNano())
 		r.signalSpace()
 		if err == nil {
@@ -151,7 +155,7 @@ events:
 			case <-flush.C:
 				// Nothing came for FlushDelay after the last batch: a
 				// quiet stream keeps no buffers of its last burst.
-				r.free.drop()
+				r.free.trim(0)
 			}
 			continue
 		}
@@ -171,6 +175,10 @@ events:
 			}
 			open = false
 			flush.Reset(FlushDelay)
+			// A stream that slowed down keeps no more buffers than its
+			// last batch used.
+			r.free.trim(used)
+			used = 0
 		}
 	}
 	if err == nil {
@@ -231,19 +239,29 @@ type entry = *[]byte
 
 // line encodes one event, stamped now, as a cast line.
 func (r *Recorder) line(t EventType, data []byte) entry {
-	b := r.free.get()
+	var b entry
+	if len(data) >= minFreeLine {
+		b = r.free.get()
+	} else {
+		b = new([]byte)
+	}
 	*b = append(appendEvent((*b)[:0], r.now().Sub(r.start), t, data), '\n')
 	return b
 }
 
+// minFreeLine is the smallest read whose line takes a kept buffer: smaller
+// ones, such as keystrokes, are cheap to allocate, and must not each carry
+// (and count against BufferBytes) a buffer a large read left.
+const minFreeLine = 1 << 10
+
 // freeLines are a recorder's spent line buffers, kept while its stream is
 // busy: a sink that stalls lets the queue fill and then empties it, and
 // the next burst reuses them instead of allocating them again. They hold
-// at most BufferBytes, the most the queue holds; run lets them go once the
-// stream is quiet.
+// at most BufferBytes (as much as the queue); run trims them to what each
+// batch used, and lets them all go once the stream is quiet.
 type freeLines struct {
 	mu    sync.Mutex
-	lines []entry
+	lines []entry // the most recently used last
 	bytes int
 }
 
@@ -262,6 +280,9 @@ func (f *freeLines) get() entry {
 }
 
 func (f *freeLines) put(b entry) {
+	if cap(*b) < minFreeLine {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.bytes+cap(*b) <= BufferBytes {
@@ -270,11 +291,16 @@ func (f *freeLines) put(b entry) {
 	}
 }
 
-// drop lets every kept buffer go.
-func (f *freeLines) drop() {
+// trim lets the least recently used buffers go until at most max bytes are
+// kept.
+func (f *freeLines) trim(max int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.lines, f.bytes = nil, 0
+	k := 0
+	for ; k < len(f.lines) && f.bytes > max; k++ {
+		f.bytes -= cap(*f.lines[k])
+	}
+	f.lines = append(f.lines[:0:0], f.lines[k:]...)
 }
 
 func (r *Recorder) record(s Stream, t EventType, p []byte) {
@@ -323,10 +349,10 @@ func (r *Recorder) enqueue(ev entry) {
 			r.free.put(ev)
 			return
 		}
-		if r.queued.Load()+int64(len(*ev)) <= BufferBytes {
+		if size := int64(cap(*ev)); r.queued.Load()+size <= BufferBytes {
 			select {
 			case r.queue <- ev:
-				queued := r.queued.Add(int64(len(*ev)))
+				queued := r.queued.Add(size)
 				r.mu.Unlock()
 				// Room is left: another waiter may take it.
 				r.signalSpace()

@@ -169,7 +169,8 @@ func (discard) Close() error                                           { return 
 
 // A busy stream's recording reuses the buffers of its encoded events:
 // once it runs, a 32 KiB read of NULs (a 192 KiB line) costs no
-// allocation. A stream gone quiet keeps none of them.
+// allocation. A stream that slows to a trickle keeps no more than its
+// batches use, and one gone quiet keeps none.
 func TestARecordingReusesItsBuffersAndLetsThemGoWhenQuiet(t *testing.T) {
 	r, err := recording.Start(context.Background(), discard{}, recording.Meta{ID: "s-1-ab", Kind: "exec"}, 80, 24)
 	testenv.Must(t, err)
@@ -179,6 +180,33 @@ func TestARecordingReusesItsBuffersAndLetsThemGoWhenQuiet(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(1000, func() { r.Stdout(read) }); allocs > 0.5 {
 		t.Errorf("%.2f allocations per recorded read", allocs)
+	}
+	// A progress bar: a line every 20 ms, never quiet for FlushDelay.
+	stop := make(chan struct{})
+	trickled := make(chan struct{})
+	go func() {
+		defer close(trickled)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				r.Stdout([]byte("\r42%"))
+			}
+		}
+	}()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if n := r.FreeBytes(); n > 64<<10 {
+			return fmt.Errorf("a trickling recording keeps %d bytes of buffers", n)
+		}
+		return nil
+	})
+	close(stop)
+	<-trickled
+	for range 50 {
+		r.Stdout(read)
 	}
 	testenv.Eventually(t, 10*time.Second, func() error {
 		if n := r.FreeBytes(); n != 0 {
@@ -346,6 +374,16 @@ func roundTrip(t *testing.T, data string) {
 	}
 	if back != e {
 		t.Errorf("%.40q (%d bytes) came back as %.40q (%d bytes)", data, len(data), back.Data, len(back.Data))
+	}
+	// The same bytes after a line already in the buffer, with any room
+	// left: too little for the data, just enough, or more than enough.
+	line := recording.AppendEvent(nil, e)
+	for _, room := range []int{0, 1, len(line) / 2, len(line) - 1, len(line), 2 * len(line)} {
+		prev := []byte("previous line\n")
+		buf := append(make([]byte, 0, len(prev)+room), prev...)
+		if got := recording.AppendEvent(buf, e); string(got) != string(prev)+string(line) {
+			t.Fatalf("%.40q with %d bytes of room: %.80q, want %.80q", data, room, got, string(prev)+string(line))
+		}
 	}
 }
 
