@@ -1,5 +1,7 @@
 package recording
 
+import "time"
+
 // FreeBytes is how much the recorder's spent line buffers hold.
 func (r *Recorder) FreeBytes() int {
 	r.free.mu.Lock()
@@ -12,3 +14,6 @@ func (r *Recorder) FreeBytes() int {
 func AppendEvent(b []byte, e Event) []byte {
 	return appendEvent(b, e.Time, e.Type, []byte(e.Data))
 }
+
+// SetCloseTimeout shortens how long Close waits for a hung store.
+func (r *Recorder) SetCloseTimeout(d time.Duration) { r.closeTimeout = d }

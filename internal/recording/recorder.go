@@ -58,11 +58,12 @@ type Recorder struct {
 	closed bool
 	err    error
 	// failed is closed on the first lost event or sink error.
-	failed     chan struct{}
-	dropped    atomic.Int64
-	queued     atomic.Int64 // bytes of line buffers waiting for the sink
-	closeOnce  sync.Once
-	closeError error
+	failed       chan struct{}
+	dropped      atomic.Int64
+	queued       atomic.Int64 // bytes of line buffers waiting for the sink
+	closeOnce    sync.Once
+	closeError   error
+	closeTimeout time.Duration
 }
 
 // Start opens the cast in sink under meta.ID and writes its header.
@@ -77,7 +78,7 @@ func Start(ctx context.Context, sink Sink, meta Meta, width, height int) (*Recor
 	if width <= 0 || height <= 0 {
 		width, height = 80, 24
 	}
-	r := &Recorder{start: time.Now(), now: time.Now, queue: make(chan entry, BufferEvents), done: make(chan struct{}), failed: make(chan struct{}),
+	r := &Recorder{start: time.Now(), now: time.Now, closeTimeout: CloseTimeout, queue: make(chan entry, BufferEvents), done: make(chan struct{}), failed: make(chan struct{}),
 		space: make(chan struct{}, 1), cut: make(chan struct{}), urgent: make(chan struct{}, 1)}
 	r.taken.Store(r.start.UnixNano())
 	h := Header{Version: 2, Width: width, Height: height, Timestamp: r.start.Unix(),
@@ -414,8 +415,8 @@ func (r *Recorder) Cut() { r.cutOnce.Do(func() { close(r.cut) }) }
 // Dropped is how many events the recording lost.
 func (r *Recorder) Dropped() int64 { return r.dropped.Load() }
 
-// Close flushes what is queued and commits the cast; it returns why the
-// recording is incomplete, if it is.
+// Close flushes what is queued and commits the cast, waiting at most
+// CloseTimeout; it returns why the recording is incomplete, if it is.
 func (r *Recorder) Close() error {
 	r.closeOnce.Do(func() {
 		r.mu.Lock()
@@ -438,8 +439,21 @@ func (r *Recorder) Close() error {
 		signal(r.urgent)
 		// A stream still waiting for room returns.
 		r.Cut()
-		<-r.done
+		// A store that hangs (a dead network mount) must not hold the
+		// stream's end, and its audit record, for good.
+		wait := time.NewTimer(r.closeTimeout)
+		defer wait.Stop()
+		select {
+		case <-r.done:
+		case <-wait.C:
+			r.fail(fmt.Errorf("the recording store did not take the end of the cast within %s", r.closeTimeout))
+		}
 		r.closeError = r.Err()
 	})
 	return r.closeError
 }
+
+// CloseTimeout bounds how long Close waits for the store to take the rest
+// of a cast and commit it: longer than an S3 upload may take
+// (uploadTimeout), so only a store that hangs reaches it.
+const CloseTimeout = 3 * time.Minute

@@ -217,6 +217,27 @@ func TestARecordingReusesItsBuffersAndLetsThemGoWhenQuiet(t *testing.T) {
 	testenv.Must(t, r.Close())
 }
 
+// A store that hangs does not hold the stream's end for good: Close gives
+// up after its timeout and says why the cast is incomplete.
+func TestCloseGivesUpOnAStoreThatHangs(t *testing.T) {
+	sink := stuck{release: make(chan struct{})}
+	defer close(sink.release)
+	r, err := recording.Start(context.Background(), sink, recording.Meta{ID: "s-1-ab", Kind: "exec"}, 80, 24)
+	testenv.Must(t, err)
+	r.SetCloseTimeout(200 * time.Millisecond)
+	r.Stdout([]byte("ls\r\n"))
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	select {
+	case err := <-closed:
+		if err == nil || !strings.Contains(err.Error(), "did not take the end of the cast within 200ms") {
+			t.Fatalf("Close of a hung store: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close waited on a hung store for good")
+	}
+}
+
 // gate is a directory sink whose casts take no writes until it opens.
 type gate struct {
 	recording.Dir
