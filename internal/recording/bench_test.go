@@ -23,7 +23,7 @@ func BenchmarkEncodeEvent(b *testing.B) {
 				buf = appendEvent(buf[:0], e.Time, e.Type, raw)
 			}
 		})
-		// A buffer the pool did not have: it grows to the line's length.
+		// A buffer the recorder did not keep: it grows to the line's length.
 		b.Run(name+"/append-new-buffer", func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			raw := []byte(e.Data)

@@ -98,9 +98,9 @@ var escapeExtra = func() (t [256]uint8) {
 // appendEscaped adds s as the inside of a JSON string. Runs of plain bytes
 // are copied whole, and so are runs of one control character (the NULs of
 // a binary stream): their first escape is copied over the rest, doubling.
-// b grows to hold s as it is, and, if a run outgrows that, to the exact
-// length of the rest: growing six bytes at a time would copy b over and
-// over.
+// b grows to hold s as it is, and, if a run outgrows that, once more to
+// hold all the rest escaped: growing six bytes at a time would copy b over
+// and over.
 func appendEscaped(b, s []byte) []byte {
 	b = slices.Grow(b, len(s)+2)
 	start := 0

@@ -15,10 +15,10 @@ import (
 )
 
 // BufferEvents and BufferBytes bound what waits for the sink (BufferBytes
-// counts the buffers holding the events' encoded lines). When they are full the stream waits
-// for the sink: a sink slower than the stream paces it, and one that takes
-// nothing for StallLimit loses events and fails the recording (which ends a
-// stream whose recording is required).
+// counts the buffers holding the events' encoded lines). When they are full
+// the stream waits for the sink: a sink slower than the stream paces it,
+// and one that takes nothing for StallLimit loses events and fails the
+// recording (which ends a stream whose recording is required).
 const (
 	BufferEvents = 4096
 	BufferBytes  = 16 << 20

@@ -103,14 +103,22 @@ func TestACastHoldsExactlyWhatWasRecordedInEitherSink(t *testing.T) {
 }
 
 // stuck is a sink whose writes never return, like a store that hangs.
-type stuck struct{ release chan struct{} }
+// writeOnly is the part of a Sink that the recorder does not use: the test
+// sinks below embed it and take writes in ways of their own.
+type writeOnly struct{}
 
-func (s stuck) Create(context.Context, string) (io.WriteCloser, error) { return s, nil }
-func (s stuck) Open(context.Context, string) (io.ReadCloser, error) {
+func (writeOnly) Open(context.Context, string) (io.ReadCloser, error) {
 	return nil, recording.ErrNotFound
 }
-func (s stuck) Check(context.Context) error                            { return nil }
-func (s stuck) List(context.Context, string) ([]recording.Info, error) { return nil, nil }
+func (writeOnly) Check(context.Context) error                            { return nil }
+func (writeOnly) List(context.Context, string) ([]recording.Info, error) { return nil, nil }
+
+type stuck struct {
+	writeOnly
+	release chan struct{}
+}
+
+func (s stuck) Create(context.Context, string) (io.WriteCloser, error) { return s, nil }
 func (s stuck) Write(p []byte) (int, error) {
 	<-s.release
 	return 0, errors.New("the store went away")
@@ -156,14 +164,9 @@ func TestAStuckStoreHoldsTheStreamBackOnceThenLosesEvents(t *testing.T) {
 }
 
 // discard is a sink that takes every write and keeps nothing.
-type discard struct{}
+type discard struct{ writeOnly }
 
 func (discard) Create(context.Context, string) (io.WriteCloser, error) { return discard{}, nil }
-func (discard) Open(context.Context, string) (io.ReadCloser, error) {
-	return nil, recording.ErrNotFound
-}
-func (discard) Check(context.Context) error                            { return nil }
-func (discard) List(context.Context, string) ([]recording.Info, error) { return nil, nil }
 func (discard) Write(p []byte) (int, error)                            { return len(p), nil }
 func (discard) Close() error                                           { return nil }
 
@@ -410,17 +413,13 @@ func roundTrip(t *testing.T, data string) {
 
 // counted is a sink that keeps what was written and counts the writes.
 type counted struct {
+	writeOnly
 	mu     sync.Mutex
 	data   []byte
 	writes int
 }
 
 func (s *counted) Create(context.Context, string) (io.WriteCloser, error) { return s, nil }
-func (s *counted) Open(context.Context, string) (io.ReadCloser, error) {
-	return nil, recording.ErrNotFound
-}
-func (s *counted) Check(context.Context) error                            { return nil }
-func (s *counted) List(context.Context, string) ([]recording.Info, error) { return nil, nil }
 func (s *counted) Close() error                                           { return nil }
 func (s *counted) Write(p []byte) (int, error) {
 	s.mu.Lock()
