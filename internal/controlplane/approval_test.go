@@ -171,10 +171,26 @@ func TestAutoApprovedRequestIsActiveAndAdminPathIsSaidSo(t *testing.T) {
 	if s.Status.Policy != "auto" || s.Status.Limits.Approval != nil {
 		t.Errorf("auto-approved request: policy %q, approval %+v", s.Status.Policy, s.Status.Limits.Approval)
 	}
+	// Granted, auto-approved, minted and activated in one pass: one Event
+	// tells it all (the leader keeps each Event it sends for minutes).
 	testenv.Eventually(t, 30*time.Second, func() error {
-		want := "approved by the gateway without an approver: AccessPolicy auto auto-approves requests of group(s) dev (autoApprove.groups)"
-		if notes := e.eventNotes("auto"); !strings.Contains(notes, want) {
-			return fmt.Errorf("no Event says %q:\n%s", want, notes)
+		events := e.events("auto")
+		if len(events) != 1 {
+			return fmt.Errorf("%d Events about session auto, want 1:\n%s", len(events), e.eventNotes("auto"))
+		}
+		ev := events[0]
+		if ev.Type != "Normal" || ev.Reason != v1alpha1.ReasonActive {
+			return fmt.Errorf("the Event is %s %s, want Normal %s", ev.Type, ev.Reason, v1alpha1.ReasonActive)
+		}
+		for _, want := range []string{
+			"requested by alice@example.com; granted by AccessPolicy auto",
+			"approved by the gateway without an approver: AccessPolicy auto auto-approves requests of group(s) dev (autoApprove.groups)",
+			"minted credentials on cluster target for ",
+			"session active on cluster target until ",
+		} {
+			if !strings.Contains(ev.Note, want) {
+				return fmt.Errorf("the Event does not say %q:\n%s", want, ev.Note)
+			}
 		}
 		return nil
 	})

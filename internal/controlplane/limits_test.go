@@ -27,14 +27,24 @@ func (e *env) askRenewal(name string, ttl time.Duration) {
 	testenv.Must(e.t, mgmt.Client.Status().Patch(e.ctx, s, patch))
 }
 
-func (e *env) eventNotes(name string) string {
+// events are the Events about session name.
+func (e *env) events(name string) []eventsv1.Event {
+	e.t.Helper()
 	events := &eventsv1.EventList{}
 	testenv.Must(e.t, mgmt.Client.List(e.ctx, events, client.InNamespace(e.namespace)))
-	var notes []string
+	var out []eventsv1.Event
 	for _, ev := range events.Items {
-		if ev.Regarding.Name == name {
-			notes = append(notes, ev.Note)
+		if ev.Regarding.Kind == "Session" && ev.Regarding.Name == name {
+			out = append(out, ev)
 		}
+	}
+	return out
+}
+
+func (e *env) eventNotes(name string) string {
+	var notes []string
+	for _, ev := range e.events(name) {
+		notes = append(notes, ev.Note)
 	}
 	return strings.Join(notes, "\n")
 }

@@ -68,6 +68,15 @@ func (r *SessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err := r.Get(ctx, req.NamespacedName, s); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	ev := &passEvents{EventRecorder: r.Recorder, session: s}
+	defer ev.flush()
+	pass := *r
+	pass.Recorder = ev
+	return pass.reconcilePass(ctx, s, ev)
+}
+
+// reconcilePass is one pass over s; ev is its recorder.
+func (r *SessionReconciler) reconcilePass(ctx context.Context, s *v1alpha1.Session, ev *passEvents) (ctrl.Result, error) {
 	if !s.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, s)
 	}
@@ -86,7 +95,9 @@ func (r *SessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if !equality.Semantic.DeepEqual(before, &s.Status) {
 		if perr := r.patchStatus(ctx, s, before); perr != nil {
 			if apierrors.IsConflict(perr) {
-				// Someone wrote since the read: decide again on what is there.
+				// Someone wrote since the read: decide again on what is there,
+				// and tell what that pass decides.
+				ev.drop()
 				klog.V(4).InfoS("Session changed while reconciling; again", "session", klog.KObj(s))
 				return ctrl.Result{RequeueAfter: 10 * time.Millisecond}, nil
 			}

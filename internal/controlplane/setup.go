@@ -77,10 +77,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}); err != nil {
 		return fmt.Errorf("indexing sessions by cluster: %w", err)
 	}
+	// One recorder for the control plane: its notes fit what the API server takes.
+	rec := boundedNotes{mgr.GetEventRecorder("sessiongate")}
 	r := &SessionReconciler{
 		Client:         mgr.GetClient(),
 		APIReader:      mgr.GetAPIReader(),
-		Recorder:       mgr.GetEventRecorder("sessiongate"),
+		Recorder:       rec,
 		Clock:          opts.Clock,
 		Policy:         opts.Policy,
 		IngressBaseURL: opts.IngressBaseURL,
@@ -105,7 +107,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	cr := &ClusterReconciler{
 		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("sessiongate"),
+		Recorder: rec,
 		Interval: opts.ClusterProbeInterval,
 		targets:  t,
 	}
