@@ -17,3 +17,10 @@ func AppendEvent(b []byte, e Event) []byte {
 
 // SetCloseTimeout shortens how long Close waits for a hung store.
 func (r *Recorder) SetCloseTimeout(d time.Duration) { r.closeTimeout = d }
+
+// QueueStampedAt queues an event stamped at, as a stream does that took its
+// time before another stream and reached the queue after it.
+func (r *Recorder) QueueStampedAt(t EventType, data string, at time.Duration) {
+	b := append(appendEvent(nil, at, t, []byte(data)), '\n')
+	r.enqueue(stamped{&b, at})
+}

@@ -2,11 +2,13 @@ package recording
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -53,8 +55,11 @@ type Recorder struct {
 	// taken is when the sink last took an event (UnixNano).
 	taken atomic.Int64
 
-	mu     sync.Mutex
-	carry  [3][]byte // an incomplete UTF-8 character per stream
+	mu    sync.Mutex
+	carry [3][]byte // an incomplete UTF-8 character per stream
+	// last is the time of the last line queued: times in a cast never go
+	// back.
+	last   time.Duration
 	closed bool
 	err    error
 	// failed is closed on the first lost event or sink error.
@@ -239,15 +244,37 @@ func (r *Recorder) Resize(width, height int) {
 type entry = *[]byte
 
 // line encodes one event, stamped now, as a cast line.
-func (r *Recorder) line(t EventType, data []byte) entry {
+func (r *Recorder) line(t EventType, data []byte) stamped {
 	var b entry
 	if len(data) >= minFreeLine {
 		b = r.free.get()
 	} else {
 		b = new([]byte)
 	}
-	*b = append(appendEvent((*b)[:0], r.now().Sub(r.start), t, data), '\n')
-	return b
+	at := r.now().Sub(r.start)
+	*b = append(appendEvent((*b)[:0], at, t, data), '\n')
+	return stamped{b, at}
+}
+
+// stamped is a line and the time it carries.
+type stamped struct {
+	line entry
+	at   time.Duration
+}
+
+// restamp makes the line carry at instead of the time it was encoded with.
+// Stdin and stdout are stamped on their own goroutines and queued a moment
+// later; the one that lost the race to the queue takes the time of the one
+// that won, so that a player never sees time go back.
+func (l *stamped) restamp(at time.Duration) {
+	b := *l.line
+	end := bytes.IndexByte(b, ',')
+	if end < 0 {
+		return
+	}
+	var buf [32]byte
+	*l.line = slices.Replace(b, 1, end, strconv.AppendFloat(buf[:0], at.Seconds(), 'f', 6, 64)...)
+	l.at = at
 }
 
 // minFreeLine is the smallest read whose line takes a kept buffer: smaller
@@ -324,18 +351,19 @@ func (r *Recorder) record(s Stream, t EventType, p []byte) {
 		}
 	}
 	// The stream reuses p: the line is the one copy the queue needs.
-	var ev entry
+	var ev stamped
 	if cut > 0 {
 		ev = r.line(t, text(b[:cut]))
 	}
 	r.carry[s] = append(r.carry[s][:0:0], b[cut:]...)
 	r.mu.Unlock()
-	if ev != nil {
+	if ev.line != nil {
 		r.enqueue(ev)
 	}
 }
 
-func (r *Recorder) enqueue(ev entry) {
+func (r *Recorder) enqueue(l stamped) {
+	ev := l.line
 	var stall *time.Timer
 	defer func() {
 		if stall != nil {
@@ -350,9 +378,13 @@ func (r *Recorder) enqueue(ev entry) {
 			r.free.put(ev)
 			return
 		}
+		if l.at < r.last {
+			l.restamp(r.last)
+		}
 		if size := int64(cap(*ev)); r.queued.Load()+size <= BufferBytes {
 			select {
 			case r.queue <- ev:
+				r.last = l.at
 				queued := r.queued.Add(size)
 				r.mu.Unlock()
 				// Room is left: another waiter may take it.

@@ -102,6 +102,69 @@ func TestACastHoldsExactlyWhatWasRecordedInEitherSink(t *testing.T) {
 	}
 }
 
+// Stdin and stdout are stamped on their own goroutines and queued a moment
+// later: a line that reaches the queue after a later-stamped one takes its
+// time, so that time in a cast never goes back (a player would jump).
+func TestTimeInACastNeverGoesBack(t *testing.T) {
+	dir := t.TempDir()
+	read := func(id string) []recording.Event {
+		f, err := os.Open(filepath.Join(dir, id+".cast"))
+		testenv.Must(t, err)
+		defer f.Close()
+		cast, err := recording.Read(f)
+		testenv.Must(t, err)
+		return cast.Events
+	}
+	ordered := func(events []recording.Event) {
+		t.Helper()
+		for i, e := range events[1:] {
+			if prev := events[i]; e.Time < prev.Time {
+				t.Fatalf("event %d (%s %q) at %v comes after one at %v", i+1, e.Type, e.Data, e.Time, prev.Time)
+			}
+		}
+	}
+
+	// Both streams at once.
+	id := recording.NewID("both", time.Now())
+	r, err := recording.Start(context.Background(), recording.Dir(dir), recording.Meta{ID: id, Kind: "exec"}, 80, 24)
+	testenv.Must(t, err)
+	var wg sync.WaitGroup
+	for _, rec := range []func([]byte){r.Stdin, r.Stdout} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20000 {
+				rec([]byte("x"))
+			}
+		}()
+	}
+	wg.Wait()
+	testenv.Must(t, r.Close())
+	events := read(id)
+	if len(events) != 40000 {
+		t.Fatalf("%d events, want 40000", len(events))
+	}
+	ordered(events)
+
+	// A line stamped before the last one queued, with a time shorter to
+	// write, and one stamped after.
+	id = recording.NewID("late", time.Now())
+	r, err = recording.Start(context.Background(), recording.Dir(dir), recording.Meta{ID: id, Kind: "exec"}, 80, 24)
+	testenv.Must(t, err)
+	r.QueueStampedAt(recording.Output, "won", 12*time.Second)
+	r.QueueStampedAt(recording.Input, "lost", time.Second)
+	r.QueueStampedAt(recording.Output, "next", 13*time.Second)
+	testenv.Must(t, r.Close())
+	events = read(id)
+	var got []string
+	for _, e := range events {
+		got = append(got, fmt.Sprintf("%s:%s@%v", e.Type, e.Data, e.Time))
+	}
+	if want := "o:won@12s i:lost@12s o:next@13s"; strings.Join(got, " ") != want {
+		t.Errorf("cast %q, want %q", got, want)
+	}
+}
+
 // stuck is a sink whose writes never return, like a store that hangs.
 // writeOnly is the part of a Sink that the recorder does not use: the test
 // sinks below embed it and take writes in ways of their own.
