@@ -38,7 +38,10 @@ type ActivityReporter struct {
 	reported map[types.UID]report
 }
 
-type report struct{ activity, at time.Time }
+type report struct {
+	activity, at time.Time
+	name         string
+}
 
 // NeedLeaderElection: every replica reports its own traffic.
 func (a *ActivityReporter) NeedLeaderElection() bool { return false }
@@ -72,24 +75,23 @@ func (a *ActivityReporter) intervalOf(s *registry.Session) time.Duration {
 }
 
 func (a *ActivityReporter) report(ctx context.Context, now time.Time) {
-	live := map[types.UID]bool{}
-	for _, s := range a.Registry.Sessions() {
-		live[s.UID] = true
-		last, prev := s.LastActivity(), a.reported[s.UID]
-		if s.Limits().IdleTimeout == 0 || last.IsZero() || !last.After(prev.activity) {
-			continue
-		}
-		if now.Sub(prev.at) < a.intervalOf(s) {
-			continue
-		}
+	// Four times a second over every session of the replica: only the
+	// sessions due are copied out.
+	due := a.Registry.Select(func(s *registry.Session) bool {
+		prev := a.reported[s.UID]
+		return s.Limits().IdleTimeout != 0 && s.LastActivity().After(prev.activity) && now.Sub(prev.at) >= a.intervalOf(s)
+	})
+	for _, s := range due {
+		last := s.LastActivity()
 		if err := a.patch(ctx, s, last); err != nil {
 			klog.V(2).InfoS("Reporting session activity", "session", s.Name, "err", err.Error())
 			continue
 		}
-		a.reported[s.UID] = report{activity: last, at: now}
+		a.reported[s.UID] = report{activity: last, at: now, name: s.Name}
 	}
-	for uid := range a.reported {
-		if !live[uid] {
+	// Forget the sessions that left.
+	for uid, r := range a.reported {
+		if s, ok := a.Registry.Get(r.name); !ok || s.UID != uid {
 			delete(a.reported, uid)
 		}
 	}
