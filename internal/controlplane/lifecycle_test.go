@@ -1,15 +1,18 @@
 package controlplane_test
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -186,7 +189,29 @@ func TestSweepRemovesObjectsOfVanishedSessions(t *testing.T) {
 		t.Fatalf("sweep removed objects younger than its grace period: %d ServiceAccounts, %d ClusterRoleBindings left", sas, crbs)
 	}
 	opts.SweepGrace = time.Nanosecond
-	testenv.Must(t, controlplane.NewSweeper(mgmt.Client, mgmt.Client, opts).Sweep(e.ctx))
+	// A cache that has not seen the live session yet: the API server
+	// still says it lives, and its objects stay.
+	api := &countingReader{Reader: mgmt.Client}
+	testenv.Must(t, controlplane.NewSweeper(laggingCache{mgmt.Client}, api, opts).Sweep(e.ctx))
+	if sas, crbs := sessionObjects(t, e, live.UID); sas != 1 || crbs != 1 {
+		t.Fatalf("a sweep on a lagging cache touched a live session: %d ServiceAccounts, %d ClusterRoleBindings left, want 1 and 1", sas, crbs)
+	}
+	if n := api.gets.Load(); n != 1 {
+		t.Errorf("a sweep on a lagging cache asked the API server %d time(s) about the live session, want once", n)
+	}
+	// Objects of a session that is gone, under its name.
+	gone := labels.Merge(orphan, labels.Set{credentials.LabelSessionUID: "00000000-0000-0000-0000-0000000000ff", credentials.LabelSessionName: "gone"})
+	testenv.Must(t, target.Client.Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gone-" + e.namespace, Labels: gone}}))
+	// A sweep asks the API server only about sessions its cache does not
+	// have: live ones cost no request.
+	api = &countingReader{Reader: mgmt.Client}
+	testenv.Must(t, controlplane.NewSweeper(mgmt.Client, api, opts).Sweep(e.ctx))
+	if n := api.gets.Load(); n != 1 {
+		t.Errorf("the sweep asked the API server %d time(s), want once (for session gone)", n)
+	}
+	if sas, _ := sessionObjects(t, e, "00000000-0000-0000-0000-0000000000ff"); sas != 0 {
+		t.Errorf("sweep left the ServiceAccount of session gone")
+	}
 
 	if sas, crbs := sessionObjects(t, e, "00000000-0000-0000-0000-00000000dead"); sas != 0 || crbs != 0 {
 		t.Errorf("sweep left %d ServiceAccounts and %d ClusterRoleBindings of a vanished session", sas, crbs)
@@ -197,4 +222,27 @@ func TestSweepRemovesObjectsOfVanishedSessions(t *testing.T) {
 	if sas, _ := sessionObjects(t, e, "00000000-0000-0000-0000-00000000beef"); sas != 1 {
 		t.Errorf("sweep deleted another gateway's ServiceAccount")
 	}
+}
+
+// countingReader counts the reads of Sessions that reach the API server.
+type countingReader struct {
+	client.Reader
+	gets atomic.Int32
+}
+
+func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*v1alpha1.Session); ok {
+		c.gets.Add(1)
+	}
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+// laggingCache has not seen any Session yet.
+type laggingCache struct{ client.Client }
+
+func (c laggingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*v1alpha1.Session); ok {
+		return apierrors.NewNotFound(v1alpha1.GroupVersion.WithResource("sessions").GroupResource(), key.Name)
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
 }

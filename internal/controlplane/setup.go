@@ -258,14 +258,21 @@ func (s *Sweeper) sweepCluster(ctx context.Context, c *v1alpha1.Cluster) error {
 	return nil
 }
 
-// sessionExists asks the API server itself, not a cache that may lag, whether
-// the session with that name and UID still exists.
+// sessionExists reports whether the session with that name and UID still
+// exists. The cache answers yes: a session deleted a moment ago is swept
+// next time. Only a no, which revokes, is asked of the API server itself, as
+// the cache may not have seen the session yet: a sweep over 10,000 live
+// sessions is not 10,000 GETs.
 func (s *Sweeper) sessionExists(ctx context.Context, name string, uid types.UID) (bool, error) {
 	if name == "" {
 		return false, nil
 	}
+	key := types.NamespacedName{Namespace: s.namespace, Name: name}
 	se := &v1alpha1.Session{}
-	err := s.apiReader.Get(ctx, types.NamespacedName{Namespace: s.namespace, Name: name}, se)
+	if err := s.client.Get(ctx, key, se); err == nil && se.UID == uid {
+		return true, nil
+	}
+	err := s.apiReader.Get(ctx, key, se)
 	switch {
 	case err == nil:
 		return se.UID == uid, nil
