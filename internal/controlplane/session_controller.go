@@ -6,7 +6,9 @@ package controlplane
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -51,6 +53,7 @@ type SessionReconciler struct {
 
 	targets  *targets
 	notifier *notify.Notifier
+	written  *ownWrites
 }
 
 // +kubebuilder:rbac:groups=sessiongate.dev,namespace=sessiongate,resources=sessions;clusters,verbs=get;list;watch;update;patch
@@ -66,7 +69,15 @@ type SessionReconciler struct {
 func (r *SessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	s := &v1alpha1.Session{}
 	if err := r.Get(ctx, req.NamespacedName, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.written.past(req.NamespacedName, s.ResourceVersion) {
+		// The watch brings the leader's own write, and another pass.
+		klog.V(4).InfoS("Session read from the cache predates the leader's own write; waiting for it", "session", klog.KObj(s))
+		return ctrl.Result{RequeueAfter: staleRequeue}, nil
 	}
 	ev := &passEvents{EventRecorder: r.Recorder, session: s}
 	defer ev.flush()
@@ -83,9 +94,11 @@ func (r *SessionReconciler) reconcilePass(ctx context.Context, s *v1alpha1.Sessi
 	if !controllerutil.ContainsFinalizer(s, Finalizer) {
 		// A patch of the finalizers alone: writing the whole object back
 		// would re-encode the spec (ttl: 10m becomes 10m0s) for nothing.
+		from := s.ResourceVersion
 		if err := addFinalizer(ctx, r.Client, s, Finalizer); err != nil {
 			return ctrl.Result{}, err
 		}
+		r.written.wrote(client.ObjectKeyFromObject(s), from, s.ResourceVersion)
 	}
 
 	before := s.Status.DeepCopy()
@@ -121,7 +134,63 @@ func (r *SessionReconciler) patchStatus(ctx context.Context, s *v1alpha1.Session
 	if err := r.Status().Patch(ctx, s, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("patching status of session %s: %w", s.Name, err)
 	}
+	r.written.wrote(client.ObjectKeyFromObject(s), orig.ResourceVersion, s.ResourceVersion)
 	return nil
+}
+
+// ownWrites are, per session, the versions the leader has written past. A
+// write comes back through the watch a moment later; a pass that reads the
+// cache before then sees a version the leader has already moved on from,
+// and would only decide again what it decided (and tell it in Events) to
+// meet a conflict. At a burst of activations that was a wasted pass per
+// session. A session is remembered until a pass reads another version.
+type ownWrites struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]*ownWrite
+}
+
+type ownWrite struct {
+	past []string // versions written past
+	made string   // the version of the last write
+}
+
+// wrote records a write that moved key from one version to another.
+func (w *ownWrites) wrote(key types.NamespacedName, from, to string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[types.NamespacedName]*ownWrite{}
+	}
+	e := w.m[key]
+	if e == nil || e.made != from {
+		e = &ownWrite{}
+		w.m[key] = e
+	}
+	e.past = append(e.past, from)
+	e.made = to
+}
+
+// past reports whether version of key is one the leader has written past;
+// reading any other version forgets the writes.
+func (w *ownWrites) past(key types.NamespacedName, version string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e := w.m[key]
+	if e == nil {
+		return false
+	}
+	if slices.Contains(e.past, version) {
+		return true
+	}
+	delete(w.m, key)
+	return false
+}
+
+// forget drops a session that is gone.
+func (w *ownWrites) forget(key types.NamespacedName) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.m, key)
 }
 
 // reconcile runs the steps in order; the first that has more to do returns.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -401,6 +402,45 @@ func TestAPassOverAFreshSessionLeavesTheTargetAlone(t *testing.T) {
 		ready := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady)
 		if ready == nil || ready.Status != metav1.ConditionTrue || cur.Status.Phase != v1alpha1.PhaseActive {
 			return fmt.Errorf("phase %s, Ready %+v", cur.Status.Phase, ready)
+		}
+		return nil
+	})
+}
+
+// sessionConflicts is how many writes to Sessions the management API server
+// has refused with a conflict, from its own metrics.
+func sessionConflicts(t *testing.T) int {
+	t.Helper()
+	raw, err := mgmt.Kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	testenv.Must(t, err)
+	n := 0
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "apiserver_request_total{") && strings.Contains(line, `code="409"`) &&
+			strings.Contains(line, `group="sessiongate.dev"`) && strings.Contains(line, `resource="sessions"`) {
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			testenv.Must(t, err)
+			n += int(v)
+		}
+	}
+	return n
+}
+
+// A pass that reads a session from the cache before the leader's own last
+// write has come back through the watch waits for it: it would decide again
+// on a version the leader has moved on from, then meet a conflict.
+func TestTheLeaderDoesNotDecideAgainOnAVersionItHasWrittenPast(t *testing.T) {
+	e := newEnv(t)
+	before := sessionConflicts(t)
+	for i := range 16 {
+		e.create(e.viewSession("burst-" + strconv.Itoa(i)))
+	}
+	for i := range 16 {
+		e.waitPhase("burst-"+strconv.Itoa(i), v1alpha1.PhaseActive, 30*time.Second)
+	}
+	testenv.Holds(t, 2*time.Second, func() error {
+		if n := sessionConflicts(t) - before; n > 0 {
+			return fmt.Errorf("the API server refused %d write(s) to sessions with a conflict", n)
 		}
 		return nil
 	})

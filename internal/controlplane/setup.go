@@ -88,6 +88,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		IngressBaseURL: opts.IngressBaseURL,
 		Istio:          opts.Istio,
 		targets:        t,
+		written:        &ownWrites{},
 	}
 	r.notifier = newNotifier(opts.Notify, r.Recorder)
 	if err := mgr.Add(r.notifier); err != nil {
