@@ -143,21 +143,35 @@ func (r *SessionReconciler) patchStatus(ctx context.Context, s *v1alpha1.Session
 // cache before then sees a version the leader has already moved on from,
 // and would only decide again what it decided (and tell it in Events) to
 // meet a conflict. At a burst of activations that was a wasted pass per
-// session. A session is remembered until a pass reads another version.
+// session. A session is remembered until a pass reads another version, or
+// for ownWriteWait at most: a cache that lags longer (a watch refused) gets
+// the passes it got before, which the optimistic lock keeps safe.
 type ownWrites struct {
-	mu sync.Mutex
-	m  map[types.NamespacedName]*ownWrite
+	mu  sync.Mutex
+	m   map[types.NamespacedName]*ownWrite
+	now func() time.Time
 }
 
 type ownWrite struct {
-	past []string // versions written past
-	made string   // the version of the last write
+	past []string  // versions written past
+	made string    // the version of the last write
+	at   time.Time // when
 }
 
-// wrote records a write that moved key from one version to another.
+// ownWriteWait is how long a pass waits, at most, for the leader's own write
+// to reach the cache.
+const ownWriteWait = 5 * time.Second
+
+// wrote records a write that moved key from one version to another. A write
+// the API server found nothing new in keeps the version, and no watch event
+// follows it: it is not one to wait for.
 func (w *ownWrites) wrote(key types.NamespacedName, from, to string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if from == to {
+		delete(w.m, key)
+		return
+	}
 	if w.m == nil {
 		w.m = map[types.NamespacedName]*ownWrite{}
 	}
@@ -167,11 +181,11 @@ func (w *ownWrites) wrote(key types.NamespacedName, from, to string) {
 		w.m[key] = e
 	}
 	e.past = append(e.past, from)
-	e.made = to
+	e.made, e.at = to, w.now()
 }
 
-// past reports whether version of key is one the leader has written past;
-// reading any other version forgets the writes.
+// past reports whether version of key is one the leader has written past
+// within ownWriteWait; reading any other version forgets the writes.
 func (w *ownWrites) past(key types.NamespacedName, version string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -179,7 +193,7 @@ func (w *ownWrites) past(key types.NamespacedName, version string) bool {
 	if e == nil {
 		return false
 	}
-	if slices.Contains(e.past, version) {
+	if slices.Contains(e.past, version) && w.now().Sub(e.at) < ownWriteWait {
 		return true
 	}
 	delete(w.m, key)

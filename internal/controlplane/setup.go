@@ -88,7 +88,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		IngressBaseURL: opts.IngressBaseURL,
 		Istio:          opts.Istio,
 		targets:        t,
-		written:        &ownWrites{},
+		written:        &ownWrites{now: time.Now},
 	}
 	r.notifier = newNotifier(opts.Notify, r.Recorder)
 	if err := mgr.Add(r.notifier); err != nil {
@@ -269,10 +269,10 @@ func (s *Sweeper) sessionExists(ctx context.Context, name string, uid types.UID)
 		return false, nil
 	}
 	key := types.NamespacedName{Namespace: s.namespace, Name: name}
-	se := &v1alpha1.Session{}
-	if err := s.client.Get(ctx, key, se); err == nil && se.UID == uid {
+	if cached := (&v1alpha1.Session{}); s.client.Get(ctx, key, cached) == nil && cached.UID == uid {
 		return true, nil
 	}
+	se := &v1alpha1.Session{}
 	err := s.apiReader.Get(ctx, key, se)
 	switch {
 	case err == nil:

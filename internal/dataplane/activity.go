@@ -36,11 +36,14 @@ type ActivityReporter struct {
 
 	// reported is, per session, the last activity reported and when.
 	reported map[types.UID]report
+	// looks counts the looks through the registry.
+	looks uint64
 }
 
 type report struct {
 	activity, at time.Time
-	name         string
+	// seen is the last look that found the session registered.
+	seen uint64
 }
 
 // NeedLeaderElection: every replica reports its own traffic.
@@ -76,9 +79,15 @@ func (a *ActivityReporter) intervalOf(s *registry.Session) time.Duration {
 
 func (a *ActivityReporter) report(ctx context.Context, now time.Time) {
 	// Four times a second over every session of the replica: only the
-	// sessions due are copied out.
+	// sessions due are copied out, and the sessions reported before are
+	// marked as still there.
+	a.looks++
 	due := a.Registry.Select(func(s *registry.Session) bool {
-		prev := a.reported[s.UID]
+		prev, ok := a.reported[s.UID]
+		if ok {
+			prev.seen = a.looks
+			a.reported[s.UID] = prev
+		}
 		return s.Limits().IdleTimeout != 0 && s.LastActivity().After(prev.activity) && now.Sub(prev.at) >= a.intervalOf(s)
 	})
 	for _, s := range due {
@@ -87,11 +96,11 @@ func (a *ActivityReporter) report(ctx context.Context, now time.Time) {
 			klog.V(2).InfoS("Reporting session activity", "session", s.Name, "err", err.Error())
 			continue
 		}
-		a.reported[s.UID] = report{activity: last, at: now, name: s.Name}
+		a.reported[s.UID] = report{activity: last, at: now, seen: a.looks}
 	}
 	// Forget the sessions that left.
 	for uid, r := range a.reported {
-		if s, ok := a.Registry.Get(r.name); !ok || s.UID != uid {
+		if r.seen != a.looks {
 			delete(a.reported, uid)
 		}
 	}

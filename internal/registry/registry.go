@@ -314,8 +314,9 @@ func (r *Registry) removeIfExpired(name string, uid types.UID, at time.Time, why
 }
 
 // Select returns the registered sessions pick chooses. It runs pick on
-// every session under the registry's read lock, so pick must be quick; but
-// a look through 10,000 sessions that chooses none allocates nothing.
+// every session under the registry's read lock, so pick must be quick and
+// must not call the registry; a look through 10,000 sessions that chooses
+// none allocates nothing.
 func (r *Registry) Select(pick func(*Session) bool) []*Session {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
