@@ -29,3 +29,6 @@ func (g *Gateway) TermHandlers() int {
 	}
 	return 0
 }
+
+// NewMapper is the RESTMapper the gateway's managers use.
+var NewMapper = newMapper

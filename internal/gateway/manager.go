@@ -152,6 +152,7 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	watches := newWatchHealth()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 Scheme(),
+		MapperProvider:         newMapper,
 		Cache:                  dataPlaneCache(cacheOptions(ns, watches)),
 		Metrics:                metrics,
 		HealthProbeBindAddress: opts.HealthProbeBindAddress,
@@ -342,6 +343,7 @@ func (c *controlPlane) newManager() (ctrl.Manager, *termCache, error) {
 	term := newTermCache(c.cache, &c.indexes)
 	mgr, err := ctrl.NewManager(c.cfg, ctrl.Options{
 		Scheme:                        Scheme(),
+		MapperProvider:                newMapper,
 		NewCache:                      func(*rest.Config, cache.Options) (cache.Cache, error) { return term, nil },
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
