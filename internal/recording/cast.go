@@ -71,13 +71,17 @@ func (e Event) MarshalJSON() ([]byte, error) {
 // path, where encoding/json's reflection and re-scanning cost more than
 // the stream itself.
 func appendEvent(b []byte, at time.Duration, t EventType, data []byte) []byte {
-	b = append(b, '[')
-	b = strconv.AppendFloat(b, at.Seconds(), 'f', 6, 64)
+	b = appendTime(append(b, '['), at)
 	b = append(b, ',', '"')
 	b = appendEscaped(b, []byte(t))
 	b = append(b, '"', ',', '"')
 	b = appendEscaped(b, data)
 	return append(b, '"', ']')
+}
+
+// appendTime adds an event's time, in seconds to the microsecond.
+func appendTime(b []byte, at time.Duration) []byte {
+	return strconv.AppendFloat(b, at.Seconds(), 'f', 6, 64)
 }
 
 const hexDigits = "0123456789abcdef"

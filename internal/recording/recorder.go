@@ -273,7 +273,7 @@ func (l *stamped) restamp(at time.Duration) {
 		return
 	}
 	var buf [32]byte
-	*l.line = slices.Replace(b, 1, end, strconv.AppendFloat(buf[:0], at.Seconds(), 'f', 6, 64)...)
+	*l.line = slices.Replace(b, 1, end, appendTime(buf[:0], at)...)
 	l.at = at
 }
 
