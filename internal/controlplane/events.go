@@ -44,10 +44,10 @@ func truncateNote(s string) string {
 // a mint or a revocation (those follow the step that matters: an activation,
 // a renewal, an end): a request that is granted, auto-approved, minted and
 // activated in one pass is one Active Event that tells all four steps.
-// client-go keeps every Event it sends for 6 to 12 minutes (to fold repeats
-// into a series); one Event instead of four is what a leader that activates
-// thousands of sessions at once holds. Notes that would not fit one Event
-// go out as Events of their own. A Warning, or an Event about another
+// One Event instead of four is a quarter of the writes for a leader that
+// activates thousands of sessions at once, and an operator reads one line
+// per step that matters in kubectl describe. Notes that would not fit one
+// Event go out as Events of their own. A Warning, or an Event about another
 // object, goes out at once, after what the pass held.
 type passEvents struct {
 	events.EventRecorder

@@ -368,6 +368,32 @@ func TestSamplesApplyWithKubectlAndGoActive(t *testing.T) {
 		if s.Status.ExpiresAt.Sub(s.Status.ActivatedAt.Time) != s.Spec.TTL.Duration {
 			t.Errorf("session %s: expiresAt - activatedAt = %s, want its ttl %s", name, s.Status.ExpiresAt.Sub(s.Status.ActivatedAt.Time), s.Spec.TTL.Duration)
 		}
+		// What an operator sees: kubectl describe shows the activation as
+		// one Normal Event that also says how it was granted and where it
+		// minted.
+		testenv.Eventually(t, 30*time.Second, func() error {
+			out, err := exec.CommandContext(e.ctx, filepath.Join(testenv.BinDir(), "kubectl"), "--kubeconfig", kubeconfig,
+				"describe", "session", name, "-n", e.namespace).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("kubectl describe session %s: %v\n%s", name, err, out)
+			}
+			_, events, _ := strings.Cut(string(out), "\nEvents:")
+			var active int
+			for _, line := range strings.Split(events, "\n") {
+				if f := strings.Fields(line); len(f) > 1 && f[0] == "Normal" && f[1] == v1alpha1.ReasonActive {
+					active++
+					for _, want := range []string{"session active on cluster prod-eu until ", "(admin path; no AccessPolicy applies)", "minted credentials on cluster prod-eu for "} {
+						if !strings.Contains(line, want) {
+							return fmt.Errorf("the Active Event of session %s does not say %q:\n%s", name, want, out)
+						}
+					}
+				}
+			}
+			if active != 1 {
+				return fmt.Errorf("kubectl describe session %s shows %d Normal %s Events, want 1:\n%s", name, active, v1alpha1.ReasonActive, out)
+			}
+			return nil
+		})
 	}
 }
 

@@ -77,8 +77,13 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}); err != nil {
 		return fmt.Errorf("indexing sessions by cluster: %w", err)
 	}
-	// One recorder for the control plane: its notes fit what the API server takes.
-	rec := boundedNotes{mgr.GetEventRecorder("sessiongate")}
+	// One recorder for the control plane: its notes fit what the API server
+	// takes, and its memory is bounded however many sessions it tells of.
+	writer := newEventWriter(mgr.GetClient(), "sessiongate", maxSeries, maxQueued)
+	if err := mgr.Add(writer); err != nil {
+		return err
+	}
+	rec := boundedNotes{writer}
 	r := &SessionReconciler{
 		Client:         mgr.GetClient(),
 		APIReader:      mgr.GetAPIReader(),

@@ -92,7 +92,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 	b, err := r.Transports.NewBackend(registry.BackendConfig{
-		Server:  string(sec.Data[credentials.KeyServer]),
+		Server:  cachedString(sec.Data[credentials.KeyServer]),
 		CA:      sec.Data[credentials.KeyCA],
 		Token:   cachedString(sec.Data[credentials.KeyToken]),
 		CertPEM: sec.Data[credentials.KeyClientCert],
@@ -112,7 +112,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // cachedString is b, a value of a cached Secret, as a string without a copy:
 // the replica's cache hands the data plane its own objects (see
 // gateway.dataPlaneCache), which are replaced on update and never changed,
-// so an idle session's token is held once, not twice. Nothing here may
+// so an idle session's token (and server) is held once, not twice. Nothing here may
 // write to a Secret it read.
 func cachedString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 

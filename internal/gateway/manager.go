@@ -231,7 +231,7 @@ func cacheOptions(ns string, watches *watchHealth) cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {
 				Label:     labels.SelectorFromSet(labels.Set{credentials.LabelManagedBy: credentials.ManagedByValue}),
-				Transform: shareCAs(cache.TransformStripManagedFields()),
+				Transform: compactSecrets(cache.TransformStripManagedFields()),
 			},
 		},
 	}
@@ -252,11 +252,15 @@ func dataPlaneCache(o cache.Options) cache.Options {
 	return o
 }
 
-// shareCAs makes every cached credentials Secret of one target hold the
-// same copy of its CA: each session's Secret carries the target's CA, and
-// at thousands of sessions those copies were a tenth of an idle session's
-// memory.
-func shareCAs(next toolscache.TransformFunc) toolscache.TransformFunc {
+// compactSecrets keeps less of each cached credentials Secret:
+//   - every Secret of one target holds the same copy of its CA: each
+//     session's Secret carries the target's CA, and at thousands of sessions
+//     those copies were a tenth of an idle session's memory;
+//   - the labels are dropped: the API server already selected the Secrets by
+//     them, nothing reads them from the cache, and a map of two labels is
+//     most of half a KiB per session. (The control plane writes a Secret's
+//     labels whole whenever it updates one.)
+func compactSecrets(next toolscache.TransformFunc) toolscache.TransformFunc {
 	var mu sync.Mutex
 	shared := map[string][]byte{}
 	return func(obj any) (any, error) {
@@ -265,6 +269,7 @@ func shareCAs(next toolscache.TransformFunc) toolscache.TransformFunc {
 			return obj, err
 		}
 		if sec, ok := obj.(*corev1.Secret); ok {
+			sec.Labels = nil
 			if ca, ok := sec.Data[credentials.KeyCA]; ok {
 				mu.Lock()
 				if have, ok := shared[string(ca)]; ok {
@@ -279,7 +284,7 @@ func shareCAs(next toolscache.TransformFunc) toolscache.TransformFunc {
 	}
 }
 
-// maxSharedCAs bounds shareCAs' table: one entry per target CA (and per
+// maxSharedCAs bounds compactSecrets' table: one entry per target CA (and per
 // rotation); past it, Secrets keep their own copies.
 const maxSharedCAs = 256
 

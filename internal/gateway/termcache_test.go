@@ -119,8 +119,9 @@ func TestAControlPlaneTermBorrowsTheReplicasCache(t *testing.T) {
 
 	// Secrets reach the data plane uncopied; a term gets its own copy.
 	sec := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "creds", Labels: map[string]string{credentials.LabelManagedBy: credentials.ManagedByValue}},
-		Data:       map[string][]byte{"token": []byte("original")},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "creds", Labels: map[string]string{credentials.LabelManagedBy: credentials.ManagedByValue},
+			Annotations: map[string]string{credentials.AnnotationIdentity: "original"}},
+		Data: map[string][]byte{"token": []byte("original")},
 	}
 	testenv.Must(t, mgmt.Client.Create(ctx, sec))
 	key := client.ObjectKeyFromObject(sec)
@@ -133,14 +134,19 @@ func TestAControlPlaneTermBorrowsTheReplicasCache(t *testing.T) {
 	meta := &metav1.PartialObjectMetadata{}
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	testenv.Must(t, second.Get(ctx, key, meta))
-	meta.Labels[credentials.LabelManagedBy] = "changed through its metadata"
+	meta.Annotations[credentials.AnnotationIdentity] = "changed through its metadata"
 	cached := &corev1.Secret{}
 	testenv.Must(t, replica.Get(ctx, key, cached))
 	if got := string(cached.Data["token"]); got != "original" {
 		t.Errorf("the replica's cached Secret holds %q after the term changed its copy", got)
 	}
-	if got := cached.Labels[credentials.LabelManagedBy]; got != credentials.ManagedByValue {
-		t.Errorf("the replica's cached Secret is labelled %q after the term changed its metadata", got)
+	if got := cached.Annotations[credentials.AnnotationIdentity]; got != "original" {
+		t.Errorf("the replica's cached Secret is annotated %q after the term changed its metadata", got)
+	}
+	// The cache keeps no labels of a credentials Secret: the API server
+	// chose the Secrets by them, and nothing reads them there.
+	if cached.Labels != nil {
+		t.Errorf("the replica's cached Secret keeps its labels %v", cached.Labels)
 	}
 }
 

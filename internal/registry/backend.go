@@ -29,12 +29,20 @@ type BackendConfig struct {
 // TLS state. Sessions with a client certificate get a transport of their own.
 type Transports struct {
 	mu     sync.Mutex
-	shared map[[sha256.Size]byte]*http.Transport
+	shared map[[sha256.Size]byte]sharedTarget
+}
+
+// sharedTarget is what the token sessions of one target share: the
+// connection pool and the parsed server URL, which no one changes (a parsed
+// URL per session was a twentieth of an idle session's memory).
+type sharedTarget struct {
+	transport *http.Transport
+	url       *url.URL
 }
 
 // NewTransports returns an empty pool of shared transports.
 func NewTransports() *Transports {
-	return &Transports{shared: map[[sha256.Size]byte]*http.Transport{}}
+	return &Transports{shared: map[[sha256.Size]byte]sharedTarget{}}
 }
 
 // NewBackend is NewBackend, with token sessions sharing a transport per
@@ -46,16 +54,15 @@ func (t *Transports) NewBackend(c BackendConfig) (*Backend, error) {
 	key := sha256.Sum256([]byte(c.Server + "\x00" + string(c.CA)))
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if tr, ok := t.shared[key]; ok {
-		u, _ := url.Parse(c.Server)
-		return &Backend{URL: u, Token: c.Token, Transport: tr, Version: c.Version, config: c, shared: true}, nil
+	if st, ok := t.shared[key]; ok {
+		return &Backend{URL: st.url, Token: c.Token, Transport: st.transport, Version: c.Version, config: c, shared: true}, nil
 	}
 	b, err := NewBackend(c)
 	if err != nil {
 		return nil, err
 	}
 	b.shared = true
-	t.shared[key] = b.Transport
+	t.shared[key] = sharedTarget{transport: b.Transport, url: b.URL}
 	return b, nil
 }
 

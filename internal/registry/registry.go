@@ -25,7 +25,8 @@ import (
 // Backend is how the gateway reaches and authenticates to a session's target.
 // It is replaced whole when the credential rotates.
 type Backend struct {
-	// URL of the target API server.
+	// URL of the target API server, shared by the token sessions of one
+	// target: read it, never change it.
 	URL *url.URL
 	// Token is the bearer token, or empty when Transport carries a client certificate.
 	Token string
