@@ -3,10 +3,16 @@ package controlplane
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,39 +25,61 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 const (
 	// seriesFor is how long after its last sighting an Event still takes its
 	// repeats as a series (client-go's finishTime).
 	seriesFor = 6 * time.Minute
-	// maxSeries is how many recent Events are remembered for folding.
-	maxSeries = 1024
-	// maxQueued is how many Events wait to be written; past that they are
+	// eventWriters write in parallel, each the Events of its share of the
+	// objects, in order.
+	eventWriters = 4
+	// maxSeries is how many recent Events each writer remembers for folding.
+	maxSeries = 256
+	// maxQueued is how many Events wait for each writer; past that they are
 	// dropped, as client-go's broadcaster drops them.
-	maxQueued = 1000
-	// writeTries and retryAfter: an Event whose write fails for want of the
-	// API server is tried again, as client-go does.
-	writeTries = 12
-	retryAfter = 10 * time.Second
+	maxQueued = 250
+	// writeTries and retryAfter: an Event that could not reach the API
+	// server is tried again; one the API server refused is not (client-go's
+	// rule).
+	writeTries = 6
+	retryAfter = 2 * time.Second
+	// drainFor is how long a writer goes on writing what it holds after its
+	// term ends.
+	drainFor = 5 * time.Second
 )
 
-// eventWriter writes the control plane's events.k8s.io/v1 Events. It folds
-// an Event that repeats (same object, type, reason, action and note) into
-// the series of the first, as client-go's events broadcaster does, but its
-// memory is bounded: client-go keeps every Event it sends for 6 to 12
-// minutes, and a leader that activated 10,000 sessions in minutes held a KiB
-// or more per session that way; its heap, grown to twice that, then stayed
-// fragmented long after. eventWriter remembers the last maxSeries Events
-// and queues at most maxQueued. One goroutine writes, in order.
+var eventsDropped = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "sessiongate_events_dropped_total",
+	Help: "Events about Sessions and Clusters the leader dropped because too many waited to be written.",
+})
+
+func init() { metrics.Registry.MustRegister(eventsDropped) }
+
+// eventWriter writes the control plane's events.k8s.io/v1 Events. An Event
+// seen again (same object, type, reason, action and note) within 6 minutes
+// is counted in the series of the first, as client-go's events broadcaster
+// does, but memory is bounded: client-go keeps every Event it sends for 6 to
+// 12 minutes, and a leader that activated 10,000 sessions in minutes held a
+// KiB or more per session that way; its heap, grown to twice that, stayed
+// fragmented long after. Each of eventWriters goroutines writes the Events
+// of its share of the objects in order, remembers its last maxSeries Events
+// and queues at most maxQueued.
 type eventWriter struct {
 	client   client.Client
 	scheme   *runtime.Scheme
 	reporter string
 	instance string
 	now      func() time.Time
-	queue    chan *eventsv1.Event
-	// recent is only touched by the writing goroutine.
+	shards   []eventShard
+	// lastDropLog rate-limits the log of dropped Events (unix seconds).
+	lastDropLog atomic.Int64
+}
+
+type eventShard struct {
+	queue chan *eventsv1.Event
+	// recent is only touched by the shard's goroutine.
 	recent *lru.Cache
 }
 
@@ -70,17 +98,19 @@ type sighting struct {
 	last            time.Time
 }
 
-func newEventWriter(c client.Client, reporter string, series, queued int) *eventWriter {
+func newEventWriter(c client.Client, reporter string, writers, series, queued int) *eventWriter {
 	host, _ := os.Hostname()
-	return &eventWriter{
+	w := &eventWriter{
 		client:   c,
 		scheme:   c.Scheme(),
 		reporter: reporter,
 		instance: reporter + "-" + host,
 		now:      time.Now,
-		queue:    make(chan *eventsv1.Event, queued),
-		recent:   lru.New(series),
 	}
+	for range writers {
+		w.shards = append(w.shards, eventShard{queue: make(chan *eventsv1.Event, queued), recent: lru.New(series)})
+	}
+	return w
 }
 
 var _ events.EventRecorder = (*eventWriter)(nil)
@@ -88,6 +118,10 @@ var _ events.EventRecorder = (*eventWriter)(nil)
 // Eventf queues an Event about regarding; it never blocks.
 func (w *eventWriter) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any) {
 	note = fmt.Sprintf(note, args...)
+	if eventtype != corev1.EventTypeNormal && eventtype != corev1.EventTypeWarning {
+		klog.ErrorS(nil, "No Event: its type is neither Normal nor Warning", "type", eventtype, "reason", reason, "note", note)
+		return
+	}
 	ref, err := reference.GetReference(w.scheme, regarding)
 	if err != nil {
 		klog.ErrorS(err, "No Event: the object cannot be referred to", "reason", reason, "note", note)
@@ -113,56 +147,82 @@ func (w *eventWriter) Eventf(regarding, related runtime.Object, eventtype, reaso
 			klog.V(4).InfoS("Event without its related object: it cannot be referred to", "err", err)
 		}
 	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(ref.Namespace + "/" + ref.Name))
 	select {
-	case w.queue <- ev:
+	case w.shards[int(h.Sum32()%uint32(len(w.shards)))].queue <- ev:
 	default:
-		klog.ErrorS(nil, "Event dropped: too many wait to be written", "object", klog.KRef(ref.Namespace, ref.Name), "reason", reason, "note", note)
-	}
-}
-
-// Start writes the queued Events until ctx ends (a Runnable of the term's
-// manager: it runs only while leading).
-func (w *eventWriter) Start(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev := <-w.queue:
-			w.write(ctx, ev)
+		eventsDropped.Inc()
+		if now := time.Now().Unix(); w.lastDropLog.Swap(now) != now {
+			klog.ErrorS(nil, "Event dropped: too many wait to be written (sessiongate_events_dropped_total counts them)", "object", klog.KRef(ref.Namespace, ref.Name), "reason", reason)
 		}
 	}
 }
 
-func (w *eventWriter) write(ctx context.Context, ev *eventsv1.Event) {
+// Start writes the queued Events until ctx ends, then for drainFor more
+// what is still queued. It is a Runnable of the term's manager: it runs
+// only while leading.
+func (w *eventWriter) Start(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for i := range w.shards {
+		wg.Go(func() { w.shards[i].run(ctx, w) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (s *eventShard) run(ctx context.Context, w *eventWriter) {
+	for ctx.Err() == nil {
+		select {
+		case ev := <-s.queue:
+			s.write(ctx, w, ev)
+		case <-ctx.Done():
+		}
+	}
+	// The term ended: passes that were running may have told more.
+	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainFor)
+	defer cancel()
+	for drain.Err() == nil {
+		select {
+		case ev := <-s.queue:
+			s.write(drain, w, ev)
+		default:
+			return
+		}
+	}
+}
+
+func (s *eventShard) write(ctx context.Context, w *eventWriter, ev *eventsv1.Event) {
 	key := seriesKey{eventType: ev.Type, reason: ev.Reason, action: ev.Action, note: ev.Note,
 		regarding: ev.Regarding.UID, regardingName: ev.Regarding.Name}
 	if ev.Related != nil {
 		key.related, key.relatedName = ev.Related.UID, ev.Related.Name
 	}
-	klog.V(4).InfoS("Event", "object", klog.KRef(ev.Regarding.Namespace, ev.Regarding.Name), "type", ev.Type, "reason", ev.Reason, "note", ev.Note)
-	at := ev.EventTime.Time
+	obj := klog.KRef(ev.Regarding.Namespace, ev.Regarding.Name)
+	klog.V(2).InfoS("Event", "object", obj, "type", ev.Type, "reason", ev.Reason, "note", ev.Note)
 	for try := 1; ; try++ {
-		err := w.writeOnce(ctx, key, ev, at)
+		err := s.writeOnce(ctx, w, key, ev, try > 1)
 		if err == nil {
 			return
 		}
-		if apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) || try == writeTries {
-			klog.ErrorS(err, "Event not written", "object", klog.KRef(ev.Regarding.Namespace, ev.Regarding.Name), "reason", ev.Reason, "tries", try)
+		var status apierrors.APIStatus
+		if errors.As(err, &status) || try == writeTries || ctx.Err() != nil {
+			klog.ErrorS(err, "Event not written", "object", obj, "reason", ev.Reason, "tries", try)
 			return
 		}
-		klog.V(2).InfoS("Event not written yet, trying again", "object", klog.KRef(ev.Regarding.Namespace, ev.Regarding.Name), "reason", ev.Reason, "err", err)
+		klog.V(2).InfoS("Event not written yet, trying again", "object", obj, "reason", ev.Reason, "err", err)
 		select {
 		case <-ctx.Done():
-			return
 		case <-time.After(wait.Jitter(retryAfter, 0.25)):
 		}
 	}
 }
 
 // writeOnce counts ev in the series of the same Event seen recently, or
-// creates it.
-func (w *eventWriter) writeOnce(ctx context.Context, key seriesKey, ev *eventsv1.Event, at time.Time) error {
-	if v, ok := w.recent.Get(key); ok {
+// creates it. again: an earlier try may have reached the API server.
+func (s *eventShard) writeOnce(ctx context.Context, w *eventWriter, key seriesKey, ev *eventsv1.Event, again bool) error {
+	at := ev.EventTime.Time
+	if v, ok := s.recent.Get(key); ok {
 		seen := v.(*sighting)
 		if at.Sub(seen.last) < seriesFor {
 			count := max(seen.count, 1) + 1
@@ -178,11 +238,11 @@ func (w *eventWriter) writeOnce(ctx context.Context, key seriesKey, ev *eventsv1
 			}
 			// The first is gone (Events expire): this one starts anew.
 		}
-		w.recent.Remove(key)
+		s.recent.Remove(key)
 	}
-	if err := w.client.Create(ctx, ev); err != nil {
+	if err := w.client.Create(ctx, ev); err != nil && !(again && apierrors.IsAlreadyExists(err)) {
 		return err
 	}
-	w.recent.Add(key, &sighting{name: ev.Name, namespace: ev.Namespace, count: 1, last: at})
+	s.recent.Add(key, &sighting{name: ev.Name, namespace: ev.Namespace, count: 1, last: at})
 	return nil
 }

@@ -3,6 +3,10 @@ package controlplane_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -77,6 +81,16 @@ func TestRepeatedEventsFoldIntoASeriesAndTheWriterForgets(t *testing.T) {
 	}
 	rec.Eventf(cms[0], nil, corev1.EventTypeWarning, "MintFailed", "Mint", "the target refused: %s", "webhook")
 	wantEvents(t, ctx, ns, "first", "the target refused: quota×3", "the target refused: webhook×1")
+	// What an operator reads.
+	kc, err := mgmt.AdminKubeconfig()
+	testenv.Must(t, err)
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	testenv.Must(t, os.WriteFile(kubeconfig, kc, 0o600))
+	out, err := exec.CommandContext(ctx, filepath.Join(testenv.BinDir(), "kubectl"), "--kubeconfig", kubeconfig, "describe", "configmap", "first", "-n", ns).CombinedOutput()
+	testenv.Must(t, err)
+	if !regexp.MustCompile(`Warning +MintFailed +.*\(x3 over .*the target refused: quota`).Match(out) {
+		t.Errorf("kubectl describe does not count the repeated Warning:\n%s", out)
+	}
 
 	// Two Events about the second object push the first object's out of
 	// the writer's memory: the next repeat starts a new Event.

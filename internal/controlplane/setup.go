@@ -79,7 +79,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	// One recorder for the control plane: its notes fit what the API server
 	// takes, and its memory is bounded however many sessions it tells of.
-	writer := newEventWriter(mgr.GetClient(), "sessiongate", maxSeries, maxQueued)
+	writer := newEventWriter(mgr.GetClient(), "sessiongate", eventWriters, maxSeries, maxQueued)
 	if err := mgr.Add(writer); err != nil {
 		return err
 	}

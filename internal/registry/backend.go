@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +63,9 @@ func (t *Transports) NewBackend(c BackendConfig) (*Backend, error) {
 		return nil, err
 	}
 	b.shared = true
+	// The shared URL outlives this session: it must not point into the
+	// bytes of its Secret.
+	b.URL, _ = url.Parse(strings.Clone(c.Server))
 	t.shared[key] = sharedTarget{transport: b.Transport, url: b.URL}
 	return b, nil
 }
