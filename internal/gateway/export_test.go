@@ -4,7 +4,9 @@ import "sigs.k8s.io/controller-runtime/pkg/cache"
 
 // ReplicaCacheOptions are the options of a replica's own cache in namespace ns.
 func ReplicaCacheOptions(ns string) cache.Options {
-	return dataPlaneCache(cacheOptions(ns, newWatchHealth()))
+	o := dataPlaneCache(cacheOptions(ns, newWatchHealth()))
+	o.Scheme = Scheme()
+	return o
 }
 
 // TermCache is what one term of the control plane reads through.

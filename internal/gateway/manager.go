@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,7 +25,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -229,6 +227,7 @@ func cacheOptions(ns string, watches *watchHealth) cache.Options {
 		// gateway never reads them: thousands of idle sessions cost less.
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
+			&v1alpha1.Session{}: {Transform: internSessions(cache.TransformStripManagedFields())},
 			&corev1.Secret{}: {
 				Label:     labels.SelectorFromSet(labels.Set{credentials.LabelManagedBy: credentials.ManagedByValue}),
 				Transform: compactSecrets(cache.TransformStripManagedFields()),
@@ -251,42 +250,6 @@ func dataPlaneCache(o cache.Options) cache.Options {
 	}
 	return o
 }
-
-// compactSecrets keeps less of each cached credentials Secret:
-//   - every Secret of one target holds the same copy of its CA: each
-//     session's Secret carries the target's CA, and at thousands of sessions
-//     those copies were a tenth of an idle session's memory;
-//   - the labels are dropped: the API server already selected the Secrets by
-//     them, nothing reads them from the cache, and a map of two labels is
-//     most of half a KiB per session. (The control plane writes a Secret's
-//     labels whole whenever it updates one.)
-func compactSecrets(next toolscache.TransformFunc) toolscache.TransformFunc {
-	var mu sync.Mutex
-	shared := map[string][]byte{}
-	return func(obj any) (any, error) {
-		obj, err := next(obj)
-		if err != nil {
-			return obj, err
-		}
-		if sec, ok := obj.(*corev1.Secret); ok {
-			sec.Labels = nil
-			if ca, ok := sec.Data[credentials.KeyCA]; ok {
-				mu.Lock()
-				if have, ok := shared[string(ca)]; ok {
-					sec.Data[credentials.KeyCA] = have
-				} else if len(shared) < maxSharedCAs {
-					shared[string(ca)] = ca
-				}
-				mu.Unlock()
-			}
-		}
-		return obj, nil
-	}
-}
-
-// maxSharedCAs bounds compactSecrets' table: one entry per target CA (and per
-// rotation); past it, Secrets keep their own copies.
-const maxSharedCAs = 256
 
 // controlPlane runs the leader-only control plane in a manager of its own,
 // and campaigns again whenever it loses leadership: controller-runtime ends a
