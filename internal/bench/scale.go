@@ -248,7 +248,7 @@ func (e *Env) Scale(ctx context.Context, sessions, watches, iterations int) ([]S
 		cancel()
 		if d := time.Until(registered.Add(e.Settle)); d > 0 {
 			if e.Log != nil {
-				fmt.Fprintf(e.Log, "bench: reading the heaps again in %v, once the leader's recent events have expired\n", d.Round(time.Second))
+				fmt.Fprintf(e.Log, "bench: reading the heaps again in %v, once the sessions have been idle a while\n", d.Round(time.Second))
 			}
 			select {
 			case <-time.After(d):
@@ -271,11 +271,10 @@ func (e *Env) Scale(ctx context.Context, sessions, watches, iterations int) ([]S
 }
 
 // SettleAfterRegistering is how long after registering its sessions the
-// scale scenario reads the heaps again (Options.Settle). client-go's event
-// recorder keeps every Event it sent for 6 to 12 minutes, to fold repeats
-// into a series, and the leader records four per session as it activates
-// it (granted, approved, minted, active): read at once, the leader's figure
-// holds the last minutes' events of all of them.
+// scale scenario reads the heaps again (Options.Settle): what a replica holds
+// once its sessions have been idle a while, not only what the burst of
+// registering left. (client-go's event recorder used to keep every Event the
+// leader sent for 6 to 12 minutes; the leader's own writer does not.)
 const SettleAfterRegistering = 13 * time.Minute
 
 // saveHeaps writes the heap profiles of the leader and a serving replica,
