@@ -46,8 +46,12 @@ const (
 	writeTries = 6
 	retryAfter = 2 * time.Second
 	// drainFor is how long a writer goes on writing what it holds after its
-	// term ends.
-	drainFor = 5 * time.Second
+	// term ends, and drainQuiet how long it waits for more from passes
+	// still running.
+	drainFor   = 5 * time.Second
+	drainQuiet = 300 * time.Millisecond
+	// tryFor bounds one write: a hung API server does not hold a writer.
+	tryFor = 10 * time.Second
 )
 
 var eventsDropped = prometheus.NewCounter(prometheus.CounterOpts{
@@ -75,6 +79,9 @@ type eventWriter struct {
 	shards   []eventShard
 	// lastDropLog rate-limits the log of dropped Events (unix seconds).
 	lastDropLog atomic.Int64
+	// stopped: the term ended and its writers are done; what comes later is
+	// dropped.
+	stopped atomic.Bool
 }
 
 type eventShard struct {
@@ -149,13 +156,17 @@ func (w *eventWriter) Eventf(regarding, related runtime.Object, eventtype, reaso
 	}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(ref.Namespace + "/" + ref.Name))
-	select {
-	case w.shards[int(h.Sum32()%uint32(len(w.shards)))].queue <- ev:
-	default:
-		eventsDropped.Inc()
-		if now := time.Now().Unix(); w.lastDropLog.Swap(now) != now {
-			klog.ErrorS(nil, "Event dropped: too many wait to be written (sessiongate_events_dropped_total counts them)", "object", klog.KRef(ref.Namespace, ref.Name), "reason", reason)
+	if !w.stopped.Load() {
+		select {
+		case w.shards[int(h.Sum32()%uint32(len(w.shards)))].queue <- ev:
+			return
+		default:
 		}
+	}
+	eventsDropped.Inc()
+	if now := time.Now().Unix(); w.lastDropLog.Swap(now) != now {
+		klog.ErrorS(nil, "Event dropped: too many wait to be written, or the control plane's term has ended (sessiongate_events_dropped_total counts them)",
+			"object", klog.KRef(ref.Namespace, ref.Name), "reason", reason)
 	}
 }
 
@@ -168,6 +179,7 @@ func (w *eventWriter) Start(ctx context.Context) error {
 		wg.Go(func() { w.shards[i].run(ctx, w) })
 	}
 	wg.Wait()
+	w.stopped.Store(true)
 	return nil
 }
 
@@ -179,14 +191,17 @@ func (s *eventShard) run(ctx context.Context, w *eventWriter) {
 		case <-ctx.Done():
 		}
 	}
-	// The term ended: passes that were running may have told more.
+	// The term ended: write what is queued, and what passes still running
+	// tell, until they are quiet.
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainFor)
 	defer cancel()
-	for drain.Err() == nil {
+	for {
 		select {
 		case ev := <-s.queue:
 			s.write(drain, w, ev)
-		default:
+		case <-time.After(drainQuiet):
+			return
+		case <-drain.Done():
 			return
 		}
 	}
@@ -201,7 +216,10 @@ func (s *eventShard) write(ctx context.Context, w *eventWriter, ev *eventsv1.Eve
 	obj := klog.KRef(ev.Regarding.Namespace, ev.Regarding.Name)
 	klog.V(2).InfoS("Event", "object", obj, "type", ev.Type, "reason", ev.Reason, "note", ev.Note)
 	for try := 1; ; try++ {
-		err := s.writeOnce(ctx, w, key, ev, try > 1)
+		// The write in hand finishes even as the term ends.
+		tryCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tryFor)
+		err := s.writeOnce(tryCtx, w, key, ev, try > 1)
+		cancel()
 		if err == nil {
 			return
 		}

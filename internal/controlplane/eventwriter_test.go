@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"sessiongate.dev/sessiongate/internal/controlplane"
 	"sessiongate.dev/sessiongate/internal/testenv"
@@ -101,20 +102,49 @@ func TestRepeatedEventsFoldIntoASeriesAndTheWriterForgets(t *testing.T) {
 	wantEvents(t, ctx, ns, "first", "the target refused: quota×3", "the target refused: webhook×1", "the target refused: quota×1")
 }
 
-// Events that find the queue full are dropped, not held: a leader that
-// cannot write Events does not grow without bound.
+// droppedEvents reads sessiongate_events_dropped_total as the metrics
+// endpoint serves it.
+func droppedEvents(t *testing.T) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	testenv.Must(t, err)
+	for _, f := range families {
+		if f.GetName() == "sessiongate_events_dropped_total" {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("no sessiongate_events_dropped_total")
+	return 0
+}
+
+// Events that find the queue full, or come after the control plane's term
+// ended, are dropped and counted, not held: a leader that cannot write
+// Events does not grow without bound.
 func TestEventsBeyondTheQueueAreDropped(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ns, cms := configMaps(t, ctx, "busy")
 	rec, start := controlplane.NewEventWriter(mgmt.Client, 16, 2)
+	before := droppedEvents(t)
 	for i := range 3 {
 		rec.Eventf(cms[0], nil, corev1.EventTypeNormal, "Step", "Step", "step %d", i)
 	}
-	go func() { _ = start(ctx) }()
+	if got := droppedEvents(t) - before; got != 1 {
+		t.Errorf("%v Events counted as dropped, want 1", got)
+	}
+	stopped := make(chan error)
+	go func() { stopped <- start(ctx) }()
 	wantEvents(t, ctx, ns, "busy", "step 0×1", "step 1×1")
 	// Written in order: once a later one reaches the API server, a dropped
 	// one never will.
 	rec.Eventf(cms[0], nil, corev1.EventTypeNormal, "Step", "Step", "last")
 	wantEvents(t, ctx, ns, "busy", "step 0×1", "step 1×1", "last×1")
+
+	// The term ends: the writer stops, and what comes after is dropped.
+	cancel()
+	testenv.Must(t, <-stopped)
+	rec.Eventf(cms[0], nil, corev1.EventTypeNormal, "Step", "Step", "after the term")
+	if got := droppedEvents(t) - before; got != 2 {
+		t.Errorf("%v Events counted as dropped, want 2", got)
+	}
 }

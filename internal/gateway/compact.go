@@ -1,8 +1,8 @@
 package gateway
 
 import (
+	"strings"
 	"sync"
-	"unique"
 
 	corev1 "k8s.io/api/core/v1"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -100,10 +100,36 @@ func internSessions(next toolscache.TransformFunc) toolscache.TransformFunc {
 	}
 }
 
-// intern replaces *p by the canonical copy of its value, which the runtime
-// keeps only while something holds it.
+// interned is the table of strings the cached objects share. It is bounded
+// (an operator or requester chooses some of these values: owner names,
+// policy names) and keeps what it took: cluster, namespace and condition
+// names are few and long-lived. Past its bound, or for a long value, an
+// object keeps its own copy. (Go's unique package forgets a value once no
+// Handle to it is left, at the next collection: it shared little here.)
+var interned = struct {
+	sync.Mutex
+	m map[string]string
+}{m: map[string]string{}}
+
+const (
+	maxInterned   = 4096
+	maxInternable = 256
+)
+
+// intern replaces *p by the table's copy of its value.
 func intern(p *string) {
-	if *p != "" {
-		*p = unique.Make(*p).Value()
+	s := *p
+	if s == "" || len(s) > maxInternable {
+		return
+	}
+	interned.Lock()
+	defer interned.Unlock()
+	if have, ok := interned.m[s]; ok {
+		*p = have
+	} else if len(interned.m) < maxInterned {
+		// Its own copy: s may be part of something larger.
+		s = strings.Clone(s)
+		interned.m[s] = s
+		*p = s
 	}
 }
