@@ -72,10 +72,8 @@ func init() { metrics.Registry.MustRegister(eventsDropped) }
 // and queues at most maxQueued.
 type eventWriter struct {
 	client   client.Client
-	scheme   *runtime.Scheme
 	reporter string
 	instance string
-	now      func() time.Time
 	shards   []eventShard
 	// lastDropLog rate-limits the log of dropped Events (unix seconds).
 	lastDropLog atomic.Int64
@@ -109,10 +107,8 @@ func newEventWriter(c client.Client, reporter string, writers, series, queued in
 	host, _ := os.Hostname()
 	w := &eventWriter{
 		client:   c,
-		scheme:   c.Scheme(),
 		reporter: reporter,
 		instance: reporter + "-" + host,
-		now:      time.Now,
 	}
 	for range writers {
 		w.shards = append(w.shards, eventShard{queue: make(chan *eventsv1.Event, queued), recent: lru.New(series)})
@@ -129,12 +125,12 @@ func (w *eventWriter) Eventf(regarding, related runtime.Object, eventtype, reaso
 		klog.ErrorS(nil, "No Event: its type is neither Normal nor Warning", "type", eventtype, "reason", reason, "note", note)
 		return
 	}
-	ref, err := reference.GetReference(w.scheme, regarding)
+	ref, err := reference.GetReference(w.client.Scheme(), regarding)
 	if err != nil {
 		klog.ErrorS(err, "No Event: the object cannot be referred to", "reason", reason, "note", note)
 		return
 	}
-	now := w.now()
+	now := time.Now()
 	ev := &eventsv1.Event{
 		ObjectMeta:          metav1.ObjectMeta{Name: util.GenerateEventName(ref.Name, now.UnixNano()), Namespace: ref.Namespace},
 		EventTime:           metav1.MicroTime{Time: now},
@@ -150,7 +146,7 @@ func (w *eventWriter) Eventf(regarding, related runtime.Object, eventtype, reaso
 		ev.Namespace = metav1.NamespaceDefault
 	}
 	if related != nil {
-		if ev.Related, err = reference.GetReference(w.scheme, related); err != nil {
+		if ev.Related, err = reference.GetReference(w.client.Scheme(), related); err != nil {
 			klog.V(4).InfoS("Event without its related object: it cannot be referred to", "err", err)
 		}
 	}
@@ -243,7 +239,7 @@ func (s *eventShard) writeOnce(ctx context.Context, w *eventWriter, key seriesKe
 	if v, ok := s.recent.Get(key); ok {
 		seen := v.(*sighting)
 		if at.Sub(seen.last) < seriesFor {
-			count := max(seen.count, 1) + 1
+			count := seen.count + 1
 			patch, _ := json.Marshal(map[string]any{"series": eventsv1.EventSeries{Count: count, LastObservedTime: metav1.MicroTime{Time: at}}})
 			first := &eventsv1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: seen.namespace, Name: seen.name}}
 			err := w.client.Patch(ctx, first, client.RawPatch(types.MergePatchType, patch))

@@ -2,13 +2,16 @@ package gateway
 
 import (
 	"encoding/json"
+	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
@@ -28,6 +31,28 @@ func decoded[T any](t *testing.T, doc string) *T {
 
 func sameBytes(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b) }
 
+// transformedTwice runs transform over two objects decoded apart from doc,
+// with a collection before each (objects arrive minutes apart), and checks
+// that each comes out as want makes of doc.
+func transformedTwice[T any](t *testing.T, doc string, transform toolscache.TransformFunc, want func(*T)) (a, b *T) {
+	t.Helper()
+	var got []*T
+	for range 2 {
+		runtime.GC()
+		w := decoded[T](t, doc)
+		want(w)
+		obj, err := transform(decoded[T](t, doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equality.Semantic.DeepEqual(obj, w) {
+			t.Fatalf("the transform changed more than it should:\n%+v\nwant\n%+v", obj, w)
+		}
+		got = append(got, obj.(*T))
+	}
+	return got[0], got[1]
+}
+
 // Cached Sessions share the strings they repeat, and keep every value.
 func TestCachedSessionsShareTheStringsTheyRepeat(t *testing.T) {
 	const doc = `{"metadata":{"name":"s","namespace":"sessiongate","managedFields":[{"manager":"kubectl"}]},
@@ -35,24 +60,7 @@ func TestCachedSessionsShareTheStringsTheyRepeat(t *testing.T) {
 			"owner":{"type":"User","userPrincipal":{"name":"alice@example.com","claim":"email"}},"ttl":"1h"},
 		"status":{"phase":"Active","backendKASURL":"https://prod-eu.example.com:6443","policy":"sre",
 			"conditions":[{"type":"Ready","status":"True","reason":"Active","message":"until then","lastTransitionTime":"2026-12-06T00:00:00Z"}]}}`
-	transform := internSessions(cache.TransformStripManagedFields())
-	var got []*v1alpha1.Session
-	for range 2 {
-		// Sessions arrive minutes apart, with collections between them.
-		runtime.GC()
-		want := decoded[v1alpha1.Session](t, doc)
-		want.ManagedFields = nil
-		obj, err := transform(decoded[v1alpha1.Session](t, doc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := obj.(*v1alpha1.Session)
-		if !equality.Semantic.DeepEqual(s, want) {
-			t.Fatalf("the transform changed the Session:\n%+v\nwant\n%+v", s, want)
-		}
-		got = append(got, s)
-	}
-	a, b := got[0], got[1]
+	a, b := transformedTwice(t, doc, internSessions(cache.TransformStripManagedFields()), func(s *v1alpha1.Session) { s.ManagedFields = nil })
 	for name, pair := range map[string][2]string{
 		"namespace":        {a.Namespace, b.Namespace},
 		"cluster":          {a.Spec.Cluster, b.Spec.Cluster},
@@ -77,30 +85,37 @@ func TestCachedCredentialsSecretsAreCompact(t *testing.T) {
 			"annotations":{"sessiongate.dev/identity":"system:serviceaccount:x:y"},
 			"ownerReferences":[{"apiVersion":"sessiongate.dev/v1alpha1","kind":"Session","name":"s","uid":"u","controller":true}]},
 		"type":"sessiongate.dev/credentials","data":{"ca.crt":"Q0E=","token":"dG9rZW4=","server":"aHR0cHM6Ly94"}}`
-	transform := compactSecrets(cache.TransformStripManagedFields())
-	var got []*corev1.Secret
-	for range 2 {
-		runtime.GC()
-		want := decoded[corev1.Secret](t, doc)
-		want.Labels = nil
-		obj, err := transform(decoded[corev1.Secret](t, doc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sec := obj.(*corev1.Secret)
-		if !equality.Semantic.DeepEqual(sec, want) {
-			t.Fatalf("the transform changed more than the labels:\n%+v\nwant\n%+v", sec, want)
-		}
-		if !metav1.IsControlledBy(sec, &v1alpha1.Session{ObjectMeta: metav1.ObjectMeta{UID: "u"}}) {
-			t.Fatal("the cached Secret lost its controller")
-		}
-		got = append(got, sec)
+	a, b := transformedTwice(t, doc, compactSecrets(cache.TransformStripManagedFields()), func(s *corev1.Secret) { s.Labels = nil })
+	if !metav1.IsControlledBy(a, &v1alpha1.Session{ObjectMeta: metav1.ObjectMeta{UID: "u"}}) {
+		t.Fatal("the cached Secret lost its controller")
 	}
-	a, b := got[0], got[1]
 	if &a.Data[credentials.KeyCA][0] != &b.Data[credentials.KeyCA][0] {
 		t.Error("the two cached Secrets hold two copies of their target's CA")
 	}
 	if !sameBytes(a.Namespace, b.Namespace) || !sameBytes(a.OwnerReferences[0].APIVersion, b.OwnerReferences[0].APIVersion) {
 		t.Error("the two cached Secrets hold two copies of their namespace or owner's API version")
+	}
+}
+
+// Requesters and operators choose some of the shared strings (owner and
+// policy names): however many distinct or long values they send, the table
+// stays bounded, and a value it did not take is kept as it came.
+func TestTheSharedStringTableIsBounded(t *testing.T) {
+	long := strings.Repeat("x", maxInternable+1)
+	intern(&long)
+	for i := range maxInterned + 100 {
+		v := fmt.Sprintf("owner-%d@example.com", i)
+		intern(&v)
+		if v != fmt.Sprintf("owner-%d@example.com", i) {
+			t.Fatalf("interning changed %q", v)
+		}
+	}
+	interned.Lock()
+	defer interned.Unlock()
+	if n := len(interned.m); n > maxInterned {
+		t.Errorf("the table holds %d strings, more than its bound %d", n, maxInterned)
+	}
+	if _, ok := interned.m[long]; ok {
+		t.Errorf("the table took a %d-byte value", len(long))
 	}
 }
