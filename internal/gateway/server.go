@@ -18,6 +18,7 @@ import (
 	"sessiongate.dev/sessiongate/internal/authn"
 	"sessiongate.dev/sessiongate/internal/proxy"
 	"sessiongate.dev/sessiongate/internal/recording"
+	"sessiongate.dev/sessiongate/internal/streams"
 )
 
 // ServeOptions configure the data plane's HTTPS server.
@@ -60,7 +61,8 @@ func newServer(opts *ServeOptions, h http.Handler) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening on --listen %s: %w", opts.Listen, err)
 	}
-	return &server{listener: ln, handler: h, certs: certs}, nil
+	// The exec relay gathers each message's TLS records into one write.
+	return &server{listener: streams.GatherListener(ln), handler: h, certs: certs}, nil
 }
 
 // routes sends session paths to the proxy before any mux can clean (and so

@@ -239,6 +239,39 @@ func TestExecCastHoldsWhatTheClientSentAndSaw(t *testing.T) {
 	}
 }
 
+// Output of many messages reaches kubectl whole and in order, and the cast
+// holds it: the relay gathers each message's TLS records into one write of
+// the caller's connection.
+func TestLongOutputReachesTheCallerWhole(t *testing.T) {
+	want, err := exec.Command("seq", "1", "300000").Output() // 2 MB, 60 of kubectl's messages
+	testenv.Must(t, err)
+	for _, p := range protocols {
+		t.Run(p.name, func(t *testing.T) {
+			name := "long-" + p.name
+			session(t, name, "alice@example.com")
+			kc := kubeconfig(t, 0, name, token(t, "alice@example.com"))
+			var out bytes.Buffer
+			cmd := kubectl(context.Background(), kc, p.env, "exec", "-n", "demo", "web", "-c", "main", "--", "seq", "1", "300000")
+			cmd.Stdout = &out
+			if err := cmd.Run(); err != nil || !bytes.Equal(out.Bytes(), want) {
+				t.Fatalf("kubectl exec seq: %v; %d bytes, want the %d seq printed, the same", err, out.Len(), len(want))
+			}
+			testenv.Eventually(t, 30*time.Second, func() error {
+				casts, _ := castsOf(t, name)
+				if len(casts) != 1 {
+					return fmt.Errorf("%d casts of session %s, want 1", len(casts), name)
+				}
+				for _, c := range casts {
+					if got := joined(c, recording.Output); got != string(want) {
+						return fmt.Errorf("the cast holds %d bytes of output, want the %d kubectl printed", len(got), len(want))
+					}
+				}
+				return nil
+			})
+		})
+	}
+}
+
 // sizeQueue hands out terminal sizes, then ends.
 type sizeQueue chan remotecommand.TerminalSize
 
@@ -580,7 +613,9 @@ func TestACallerThatLeavesWithoutReadingEndsItsStream(t *testing.T) {
 		return nil
 	})
 	testenv.Must(t, conn.NetConn().(*tls.Conn).CloseWrite())
-	testenv.Eventually(t, 10*time.Second, func() error {
+	// At once: well within the 5 s a TLS close waits to tell a caller who
+	// does not read.
+	testenv.Eventually(t, 4*time.Second, func() error {
 		for _, ev := range auditRecords(t) {
 			if ev.Annotations[audit.AnnotationSession] == name && ev.Stage == auditv1.StageResponseComplete {
 				return nil

@@ -2,6 +2,7 @@ package streams
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -138,6 +139,15 @@ func upgrader(protocol string) *websocket.Upgrader {
 	}
 }
 
+// channelBytes holds each channel's byte, for writing it without an
+// allocation.
+var channelBytes = func() (b [256]byte) {
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}()
+
 // relayBuffers are the copy buffers of the relay's two directions.
 var relayBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
@@ -161,15 +171,17 @@ func (s *Stream) Relay(w http.ResponseWriter, r *http.Request, target *websocket
 	// longer one would be passed on whole to a target that reads messages
 	// whole.
 	caller.SetReadLimit(relayBufferSize)
-	rl := &relay{Stream: s, caller: caller, target: target, v5: protocol == remotecommand.StreamProtocolV5Name}
+	rl := &relay{Stream: s, caller: caller, target: target, out: gathererOf(caller.NetConn()), v5: protocol == remotecommand.StreamProtocolV5Name}
 	return rl.run(r.Context())
 }
 
 type relay struct {
 	*Stream
 	caller, target *websocket.Conn
-	v5             bool
-	act            *Activity
+	// out gathers the writes of each message to the caller.
+	out gatherer
+	v5  bool
+	act *Activity
 	// stopped is set when the stream ends: the target's messages still in
 	// flight are not passed on.
 	stopped atomic.Bool
@@ -213,12 +225,12 @@ func (rl *relay) run(reqCtx context.Context) Result {
 		if callerDone {
 			// Nobody is left to tell: a relay of the target's output that
 			// waits on the caller ends now.
-			_ = rl.caller.NetConn().Close()
+			rl.cutCaller()
 		}
 		// The caller gets CloseGrace to take the rest and the reason: one
 		// that stops reading cannot hold the stream (or its recording)
 		// open.
-		t := time.AfterFunc(CloseGrace, func() { _ = rl.caller.NetConn().Close() })
+		t := time.AfterFunc(CloseGrace, rl.cutCaller)
 		defer t.Stop()
 	}
 	// Whatever ended first, the target's side goes now, and what it still
@@ -265,6 +277,18 @@ func (rl *relay) run(reqCtx context.Context) Result {
 		<-down
 	}
 	return res
+}
+
+// cutCaller closes the caller's connection under its TLS: a write that
+// waits on a caller who does not read fails at once. (TLS's own close would
+// first wait up to 5 s to tell the caller, behind that write when the relay
+// gathered it.)
+func (rl *relay) cutCaller() {
+	c := rl.caller.NetConn()
+	if t, ok := c.(*tls.Conn); ok {
+		c = t.NetConn()
+	}
+	_ = c.Close()
 }
 
 // closeConn ends a WebSocket as politely as a second allows.
@@ -406,22 +430,23 @@ func nextMessage(c *websocket.Conn) (byte, io.Reader, error) {
 func (rl *relay) copyToCaller(ch byte, msg io.Reader, buf []byte, rec func([]byte)) error {
 	rl.toCaller.Lock()
 	defer rl.toCaller.Unlock()
-	return rl.copyMessage(rl.caller, ch, msg, buf, rec)
+	return rl.copyMessage(rl.caller, rl.out, ch, msg, buf, rec)
 }
 
 // copyToTarget relays one message of the caller's stdin.
 func (rl *relay) copyToTarget(ch byte, msg io.Reader, buf []byte) error {
-	return rl.copyMessage(rl.target, ch, msg, buf, rl.tap(Recorder.Stdin))
+	return rl.copyMessage(rl.target, gatherer{}, ch, msg, buf, rl.tap(Recorder.Stdin))
 }
 
 // copyMessage writes msg to dst as one message on channel ch, through buf,
-// recording each piece with rec.
-func (rl *relay) copyMessage(dst *websocket.Conn, ch byte, msg io.Reader, buf []byte, rec func([]byte)) error {
+// recording each piece with rec. Each frame dst writes goes out in one
+// write of out's.
+func (rl *relay) copyMessage(dst *websocket.Conn, out gatherer, ch byte, msg io.Reader, buf []byte, rec func([]byte)) error {
 	w, err := dst.NextWriter(websocket.BinaryMessage)
 	if err != nil {
 		return err
 	}
-	if _, err := w.Write([]byte{ch}); err != nil {
+	if _, err := w.Write(channelBytes[int(ch) : int(ch)+1]); err != nil {
 		return err
 	}
 	for {
@@ -433,7 +458,9 @@ func (rl *relay) copyMessage(dst *websocket.Conn, ch byte, msg io.Reader, buf []
 			if rec != nil {
 				rec(buf[:n])
 			}
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			// A frame is written when the writer's buffer fills (a
+			// message longer than kubectl's) or it is closed.
+			if werr := out.write(func() error { _, err := w.Write(buf[:n]); return err }); werr != nil {
 				return werr
 			}
 		}
@@ -444,7 +471,7 @@ func (rl *relay) copyMessage(dst *websocket.Conn, ch byte, msg io.Reader, buf []
 			return err
 		}
 	}
-	return w.Close()
+	return out.write(w.Close)
 }
 
 // send writes one whole message to the caller on channel ch.
