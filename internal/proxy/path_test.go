@@ -86,3 +86,21 @@ func FuzzParsePath(f *testing.F) {
 		}
 	})
 }
+
+// A path that plain passes on as it is reads the same segment by segment:
+// the fast path never accepts what the segment-by-segment reading would
+// refuse or read otherwise.
+func FuzzPlainPathsReadTheSame(f *testing.F) {
+	for _, s := range []string{"api/v1/namespaces/demo/pods/web", "", "api/", ".well-known/openid-configuration", "a/./b", "a/../b", "a//b", "a%2fb", "a\\b", "a\x00b", "a/.", "a/.."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		p := "/" + in
+		if !plain(p) {
+			return
+		}
+		if got, err := segmented(p); err != nil || got != p {
+			t.Fatalf("plain passes %q as it is, but segment by segment it reads %q, %v", p, got, err)
+		}
+	})
+}
