@@ -251,7 +251,9 @@ func TestLongOutputReachesTheCallerWhole(t *testing.T) {
 			session(t, name, "alice@example.com")
 			kc := kubeconfig(t, 0, name, token(t, "alice@example.com"))
 			var out bytes.Buffer
-			cmd := kubectl(context.Background(), kc, p.env, "exec", "-n", "demo", "web", "-c", "main", "--", "seq", "1", "300000")
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := kubectl(ctx, kc, p.env, "exec", "-n", "demo", "web", "-c", "main", "--", "seq", "1", "300000")
 			cmd.Stdout = &out
 			if err := cmd.Run(); err != nil || !bytes.Equal(out.Bytes(), want) {
 				t.Fatalf("kubectl exec seq: %v; %d bytes, want the %d seq printed, the same", err, out.Len(), len(want))

@@ -106,7 +106,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) serve(c *call, r *http.Request) {
 	w := c.w
-	name, apiPath, err := parsePath(r.URL.EscapedPath(), h.holds)
+	name, apiPath, err := ParsePath(r.URL.EscapedPath())
 	if err != nil {
 		apistatus.Write(w, apierrors.NewBadRequest(err.Error()))
 		return
@@ -377,12 +377,6 @@ func targetURL(b *registry.Backend, apiPath, rawQuery string) *url.URL {
 	loc.RawPath = ""
 	loc.RawQuery = rawQuery
 	return &loc
-}
-
-// holds reports whether the registry holds a live session of that name.
-func (h *Handler) holds(name string) bool {
-	_, ok := h.Registry.Get(name)
-	return ok
 }
 
 func (h *Handler) clock() clock.Clock {

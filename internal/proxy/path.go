@@ -16,23 +16,13 @@ const Prefix = "/sessiongate/"
 // could reach outside the session's prefix or be read two ways: dot segments,
 // empty segments, and encoded slashes or backslashes, raw or percent-encoded.
 func ParsePath(escaped string) (session, apiPath string, err error) {
-	return parsePath(escaped, nil)
-}
-
-// parsePath is ParsePath where known, if set, reports the names of the
-// sessions the gateway holds: those were validated by the API server, and a
-// name among them is not validated again (a regular expression, on every
-// request).
-func parsePath(escaped string, known func(string) bool) (session, apiPath string, err error) {
 	rest, ok := strings.CutPrefix(escaped, Prefix)
 	if !ok {
 		return "", "", fmt.Errorf("path must start with %s<session>/kas", Prefix)
 	}
 	session, rest, _ = strings.Cut(rest, "/")
-	if known == nil || !known(session) {
-		if msgs := validation.IsDNS1123Subdomain(session); len(msgs) > 0 {
-			return "", "", fmt.Errorf("invalid session name in path: %s", msgs[0])
-		}
+	if msgs := validation.IsDNS1123Subdomain(session); len(msgs) > 0 {
+		return "", "", fmt.Errorf("invalid session name in path: %s", msgs[0])
 	}
 	switch {
 	case rest == "kas":

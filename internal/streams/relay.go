@@ -2,7 +2,6 @@ package streams
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -158,7 +157,8 @@ func (s *Stream) Relay(w http.ResponseWriter, r *http.Request, target *websocket
 		s.Clock = clock.RealClock{}
 	}
 	protocol := target.Subprotocol()
-	caller, err := upgrader(protocol).Upgrade(w, r, nil)
+	// Each frame to the caller leaves in one write (gather.go).
+	caller, err := upgrader(protocol).Upgrade(gatheringWriter{w}, r, nil)
 	if err != nil {
 		_ = target.Close()
 		klog.V(4).InfoS("Stream not opened", "session", s.Name, "err", err.Error())
@@ -171,17 +171,15 @@ func (s *Stream) Relay(w http.ResponseWriter, r *http.Request, target *websocket
 	// longer one would be passed on whole to a target that reads messages
 	// whole.
 	caller.SetReadLimit(relayBufferSize)
-	rl := &relay{Stream: s, caller: caller, target: target, out: gathererOf(caller.NetConn()), v5: protocol == remotecommand.StreamProtocolV5Name}
+	rl := &relay{Stream: s, caller: caller, target: target, v5: protocol == remotecommand.StreamProtocolV5Name}
 	return rl.run(r.Context())
 }
 
 type relay struct {
 	*Stream
 	caller, target *websocket.Conn
-	// out gathers the writes of each message to the caller.
-	out gatherer
-	v5  bool
-	act *Activity
+	v5             bool
+	act            *Activity
 	// stopped is set when the stream ends: the target's messages still in
 	// flight are not passed on.
 	stopped atomic.Bool
@@ -281,15 +279,8 @@ func (rl *relay) run(reqCtx context.Context) Result {
 
 // cutCaller closes the caller's connection under its TLS: a write that
 // waits on a caller who does not read fails at once. (TLS's own close would
-// first wait up to 5 s to tell the caller, behind that write when the relay
-// gathered it.)
-func (rl *relay) cutCaller() {
-	c := rl.caller.NetConn()
-	if t, ok := c.(*tls.Conn); ok {
-		c = t.NetConn()
-	}
-	_ = c.Close()
-}
+// first try to tell the caller, for up to 5 s, behind a gathered write.)
+func (rl *relay) cutCaller() { _ = rawConn(rl.caller.NetConn()).Close() }
 
 // closeConn ends a WebSocket as politely as a second allows.
 func closeConn(c *websocket.Conn) {
@@ -430,18 +421,17 @@ func nextMessage(c *websocket.Conn) (byte, io.Reader, error) {
 func (rl *relay) copyToCaller(ch byte, msg io.Reader, buf []byte, rec func([]byte)) error {
 	rl.toCaller.Lock()
 	defer rl.toCaller.Unlock()
-	return rl.copyMessage(rl.caller, rl.out, ch, msg, buf, rec)
+	return rl.copyMessage(rl.caller, ch, msg, buf, rec)
 }
 
 // copyToTarget relays one message of the caller's stdin.
 func (rl *relay) copyToTarget(ch byte, msg io.Reader, buf []byte) error {
-	return rl.copyMessage(rl.target, gatherer{}, ch, msg, buf, rl.tap(Recorder.Stdin))
+	return rl.copyMessage(rl.target, ch, msg, buf, rl.tap(Recorder.Stdin))
 }
 
 // copyMessage writes msg to dst as one message on channel ch, through buf,
-// recording each piece with rec. Each frame dst writes goes out in one
-// write of out's.
-func (rl *relay) copyMessage(dst *websocket.Conn, out gatherer, ch byte, msg io.Reader, buf []byte, rec func([]byte)) error {
+// recording each piece with rec.
+func (rl *relay) copyMessage(dst *websocket.Conn, ch byte, msg io.Reader, buf []byte, rec func([]byte)) error {
 	w, err := dst.NextWriter(websocket.BinaryMessage)
 	if err != nil {
 		return err
@@ -458,9 +448,7 @@ func (rl *relay) copyMessage(dst *websocket.Conn, out gatherer, ch byte, msg io.
 			if rec != nil {
 				rec(buf[:n])
 			}
-			// A frame is written when the writer's buffer fills (a
-			// message longer than kubectl's) or it is closed.
-			if werr := out.write(func() error { _, err := w.Write(buf[:n]); return err }); werr != nil {
+			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
 		}
@@ -471,7 +459,7 @@ func (rl *relay) copyMessage(dst *websocket.Conn, out gatherer, ch byte, msg io.
 			return err
 		}
 	}
-	return out.write(w.Close)
+	return w.Close()
 }
 
 // send writes one whole message to the caller on channel ch.
