@@ -1,15 +1,19 @@
 package streams
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"io"
 	"net"
+	"net/http"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+	"k8s.io/apimachinery/pkg/util/remotecommand"
 	"k8s.io/client-go/util/cert"
 )
 
@@ -66,9 +70,6 @@ func TestGatheredRecordsLeaveInOneWrite(t *testing.T) {
 		t.Errorf("a write after a framed one: %v, %d writes, want 1", err, wire.writes.Load()-before)
 	}
 	want.WriteString("after")
-	if rawConn(f) != c.NetConn() || rawConn(c) != c.NetConn() {
-		t.Error("rawConn does not reach the connection under TLS")
-	}
 	_ = c.Close()
 	<-done
 	if !bytes.Equal(read.Bytes(), want.Bytes()) {
@@ -110,6 +111,126 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// Closing a framed connection while a gathered write waits on a peer that
+// does not read ends the write at once: TLS's own close would wait up to
+// 5 s to tell the peer, behind it.
+func TestClosingAFramedConnectionEndsAWriteThatWaits(t *testing.T) {
+	stalled := make(chan struct{})
+	defer close(stalled)
+	c, _, _ := tlsPair(t, blockingWriter(stalled))
+	f := framed(c).(*framedConn)
+	var written atomic.Int64
+	failed := make(chan error, 1)
+	go func() {
+		frame := make([]byte, 1<<20)
+		for {
+			if _, err := f.Write(frame); err != nil {
+				failed <- err
+				return
+			}
+			written.Add(1)
+		}
+	}()
+	// The peer's window and both socket buffers fill; then a write waits.
+	last, still := int64(-1), 0
+	deadline := time.Now().Add(20 * time.Second)
+	for still < 5 {
+		if time.Now().After(deadline) {
+			t.Fatal("the framed writes never came to wait on the peer")
+		}
+		time.Sleep(50 * time.Millisecond) // polling the writer's progress
+		if n := written.Load(); n == last && f.under.busy.Load() {
+			still++
+		} else {
+			last, still = n, 0
+		}
+	}
+	start := time.Now()
+	_ = f.Close()
+	select {
+	case err := <-failed:
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("the waiting write ended %v after the close, want at once", took)
+		}
+		if err == nil {
+			t.Error("the waiting write succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting write did not end within 10 s of the close")
+	}
+}
+
+// blockingWriter takes nothing until stop is closed: a peer that does not
+// read.
+type blockingWriter chan struct{}
+
+func (w blockingWriter) Write(p []byte) (int, error) {
+	<-w
+	return 0, io.ErrClosedPipe
+}
+
+// The relay's WebSocket upgrade, through net/http's hijack, gets the
+// caller's TLS connection framed, also when a wrapper that gives its
+// NetConn lies between (the proxy's tracking of upgraded connections).
+func TestTheUpgradeGetsAFramedConnection(t *testing.T) {
+	certPEM, keyPEM, err := cert.GenerateSelfSignedCertKey("127.0.0.1", nil, nil)
+	must(t, err)
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	must(t, err)
+	roots, err := cert.NewPoolFromBytes(certPEM)
+	must(t, err)
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	got := make(chan net.Conn, 2)
+	srv := &http.Server{
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{pair}},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/wrapped" {
+				w = wrappingWriter{w}
+			}
+			gw := &gatheringWriter{ResponseWriter: w}
+			ws, err := upgrader(remotecommand.StreamProtocolV5Name).Upgrade(gw, r, nil)
+			if err != nil {
+				got <- nil
+				return
+			}
+			defer ws.Close()
+			if gw.conn == nil || ws.NetConn() != net.Conn(gw.conn) {
+				got <- ws.NetConn()
+				return
+			}
+			_ = ws.WriteMessage(websocket.BinaryMessage, []byte{1, 'o', 'k'})
+			got <- gw.conn
+		}),
+	}
+	go func() { _ = srv.Serve(tls.NewListener(GatherListener(tcp), srv.TLSConfig)) }()
+	defer srv.Close()
+	for _, path := range []string{"/plain", "/wrapped"} {
+		d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}, Subprotocols: []string{remotecommand.StreamProtocolV5Name}}
+		ws, _, err := d.Dial("wss://"+tcp.Addr().String()+path, nil)
+		must(t, err)
+		_, msg, err := ws.ReadMessage()
+		_ = ws.Close()
+		c := <-got
+		if _, ok := c.(*framedConn); !ok || err != nil || string(msg) != "\x01ok" {
+			t.Errorf("%s: the upgrade got a %T, and the caller read %q, %v; want a framed connection and the message", path, c, msg, err)
+		}
+	}
+}
+
+// wrappingWriter hijacks a connection wrapped as the proxy wraps upgraded
+// ones.
+type wrappingWriter struct{ http.ResponseWriter }
+
+func (w wrappingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	return netConnOf{c}, rw, err
+}
+
+type netConnOf struct{ net.Conn }
+
+func (c netConnOf) NetConn() net.Conn { return c.Conn }
 
 // tlsPair is the server side of a TLS connection over loopback, accepted
 // by a GatherListener, with the writes that reach its TCP connection

@@ -157,8 +157,9 @@ func (s *Stream) Relay(w http.ResponseWriter, r *http.Request, target *websocket
 		s.Clock = clock.RealClock{}
 	}
 	protocol := target.Subprotocol()
-	// Each frame to the caller leaves in one write (gather.go).
-	caller, err := upgrader(protocol).Upgrade(gatheringWriter{w}, r, nil)
+	// Each write to the caller leaves in one write (gather.go).
+	gw := &gatheringWriter{ResponseWriter: w}
+	caller, err := upgrader(protocol).Upgrade(gw, r, nil)
 	if err != nil {
 		_ = target.Close()
 		klog.V(4).InfoS("Stream not opened", "session", s.Name, "err", err.Error())
@@ -171,15 +172,17 @@ func (s *Stream) Relay(w http.ResponseWriter, r *http.Request, target *websocket
 	// longer one would be passed on whole to a target that reads messages
 	// whole.
 	caller.SetReadLimit(relayBufferSize)
-	rl := &relay{Stream: s, caller: caller, target: target, v5: protocol == remotecommand.StreamProtocolV5Name}
+	rl := &relay{Stream: s, caller: caller, framed: gw.conn, target: target, v5: protocol == remotecommand.StreamProtocolV5Name}
 	return rl.run(r.Context())
 }
 
 type relay struct {
 	*Stream
 	caller, target *websocket.Conn
-	v5             bool
-	act            *Activity
+	// framed is the caller's connection, when its writes are gathered.
+	framed *framedConn
+	v5     bool
+	act    *Activity
 	// stopped is set when the stream ends: the target's messages still in
 	// flight are not passed on.
 	stopped atomic.Bool
@@ -277,10 +280,15 @@ func (rl *relay) run(reqCtx context.Context) Result {
 	return res
 }
 
-// cutCaller closes the caller's connection under its TLS: a write that
-// waits on a caller who does not read fails at once. (TLS's own close would
-// first try to tell the caller, for up to 5 s, behind a gathered write.)
-func (rl *relay) cutCaller() { _ = rawConn(rl.caller.NetConn()).Close() }
+// cutCaller closes the caller's connection: a write that waits on a caller
+// who does not read fails at once.
+func (rl *relay) cutCaller() {
+	if rl.framed != nil {
+		_ = rl.framed.cut()
+		return
+	}
+	_ = rl.caller.NetConn().Close()
+}
 
 // closeConn ends a WebSocket as politely as a second allows.
 func closeConn(c *websocket.Conn) {
