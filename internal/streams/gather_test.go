@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -174,14 +175,8 @@ func (w blockingWriter) Write(p []byte) (int, error) {
 // caller's TLS connection framed, also when a wrapper that gives its
 // NetConn lies between (the proxy's tracking of upgraded connections).
 func TestTheUpgradeGetsAFramedConnection(t *testing.T) {
-	certPEM, keyPEM, err := cert.GenerateSelfSignedCertKey("127.0.0.1", nil, nil)
-	must(t, err)
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	must(t, err)
-	roots, err := cert.NewPoolFromBytes(certPEM)
-	must(t, err)
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
+	pair, roots, tcp := serving(t)
+	defer tcp.Close()
 	got := make(chan net.Conn, 2)
 	srv := &http.Server{
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{pair}},
@@ -232,11 +227,9 @@ type netConnOf struct{ net.Conn }
 
 func (c netConnOf) NetConn() net.Conn { return c.Conn }
 
-// tlsPair is the server side of a TLS connection over loopback, accepted
-// by a GatherListener, with the writes that reach its TCP connection
-// counted; the client copies what it reads to sink until the server closes,
-// then done is closed.
-func tlsPair(tb testing.TB, sink io.Writer) (c *tls.Conn, wire *countedConn, done <-chan struct{}) {
+// serving is a loopback listener and a certificate for it, with the pool
+// that trusts it.
+func serving(tb testing.TB) (tls.Certificate, *x509.CertPool, net.Listener) {
 	tb.Helper()
 	certPEM, keyPEM, err := cert.GenerateSelfSignedCertKey("127.0.0.1", nil, nil)
 	must(tb, err)
@@ -246,6 +239,16 @@ func tlsPair(tb testing.TB, sink io.Writer) (c *tls.Conn, wire *countedConn, don
 	must(tb, err)
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	must(tb, err)
+	return pair, roots, tcp
+}
+
+// tlsPair is the server side of a TLS connection over loopback, accepted
+// by a GatherListener, with the writes that reach its TCP connection
+// counted; the client copies what it reads to sink until the server closes,
+// then done is closed.
+func tlsPair(tb testing.TB, sink io.Writer) (c *tls.Conn, wire *countedConn, done <-chan struct{}) {
+	tb.Helper()
+	pair, roots, tcp := serving(tb)
 	tb.Cleanup(func() { _ = tcp.Close() })
 	counted := make(chan *countedConn, 1)
 	ln := GatherListener(countingListener{tcp, counted})
