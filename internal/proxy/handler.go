@@ -529,10 +529,6 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// NetConn is the connection under the tracking (the exec relay gathers
-// writes under TLS).
-func (c *trackedConn) NetConn() net.Conn { return c.Conn }
-
 func (c *trackedConn) Close() error {
 	c.stop()
 	return c.Conn.Close()

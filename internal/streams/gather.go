@@ -41,8 +41,9 @@ type gatherConn struct {
 	held bool
 	buf  *[]byte
 	// busy is set from hold to the end of release: a gathered write may be
-	// waiting on the peer.
-	busy atomic.Bool
+	// waiting on the peer. closing is set when the framed connection is
+	// being closed: a write that starts gathering after that ends it.
+	busy, closing atomic.Bool
 	// err is set once a gathered write failed: TLS counted its records as
 	// sent, so nothing more may follow them on the wire.
 	err error
@@ -73,6 +74,9 @@ func (c *gatherConn) Write(p []byte) (int, error) {
 
 func (c *gatherConn) hold() {
 	c.busy.Store(true)
+	if c.closing.Load() {
+		_ = c.Conn.Close()
+	}
 	c.mu.Lock()
 	c.held = true
 	c.mu.Unlock()
@@ -121,6 +125,9 @@ func (c *framedConn) Write(p []byte) (int, error) {
 // for a write of its own in flight; TLS's close would otherwise wait up to
 // 5 s to tell the peer, behind that write.
 func (c *framedConn) Close() error {
+	// Marked before busy is read, and busy is set before closing is read
+	// (hold): a gathered write that starts as the close does ends too.
+	c.under.closing.Store(true)
 	if c.under.busy.Load() {
 		_ = c.under.Close()
 	}

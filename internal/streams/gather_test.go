@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -141,7 +142,9 @@ func TestClosingAFramedConnectionEndsAWriteThatWaits(t *testing.T) {
 			t.Fatal("the framed writes never came to wait on the peer")
 		}
 		time.Sleep(50 * time.Millisecond) // polling the writer's progress
-		if n := written.Load(); n == last && f.under.busy.Load() {
+		// busy, and release holding the lock: in the raw write, not
+		// still encrypting.
+		if n := written.Load(); n == last && f.under.busy.Load() && !tryLock(&f.under.mu) {
 			still++
 		} else {
 			last, still = n, 0
@@ -162,6 +165,15 @@ func TestClosingAFramedConnectionEndsAWriteThatWaits(t *testing.T) {
 	}
 }
 
+// tryLock reports whether mu was free (and leaves it so).
+func tryLock(mu *sync.Mutex) bool {
+	if mu.TryLock() {
+		mu.Unlock()
+		return true
+	}
+	return false
+}
+
 // blockingWriter takes nothing until stop is closed: a peer that does not
 // read.
 type blockingWriter chan struct{}
@@ -173,7 +185,7 @@ func (w blockingWriter) Write(p []byte) (int, error) {
 
 // The relay's WebSocket upgrade, through net/http's hijack, gets the
 // caller's TLS connection framed, also when a wrapper that gives its
-// NetConn lies between (the proxy's tracking of upgraded connections).
+// NetConn lies between.
 func TestTheUpgradeGetsAFramedConnection(t *testing.T) {
 	pair, roots, tcp := serving(t)
 	defer tcp.Close()
@@ -214,8 +226,7 @@ func TestTheUpgradeGetsAFramedConnection(t *testing.T) {
 	}
 }
 
-// wrappingWriter hijacks a connection wrapped as the proxy wraps upgraded
-// ones.
+// wrappingWriter hijacks a connection and wraps it.
 type wrappingWriter struct{ http.ResponseWriter }
 
 func (w wrappingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -265,7 +276,7 @@ func tlsPair(tb testing.TB, sink io.Writer) (c *tls.Conn, wire *countedConn, don
 	raw, err := ln.Accept()
 	must(tb, err)
 	c = tls.Server(raw, &tls.Config{Certificates: []tls.Certificate{pair}})
-	tb.Cleanup(func() { _ = c.Close() })
+	tb.Cleanup(func() { _ = c.Close(); <-read })
 	must(tb, c.Handshake())
 	return c, <-counted, read
 }
