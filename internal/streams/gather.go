@@ -2,6 +2,7 @@ package streams
 
 import (
 	"bufio"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
@@ -108,7 +109,7 @@ func (c *gatherConn) release() error {
 // framedConn is the caller's connection as the relay's WebSocket writes to
 // it: each write leaves in one write of the connection under TLS.
 type framedConn struct {
-	net.Conn // the *tls.Conn, or a wrapper of it that gives its NetConn
+	net.Conn // the *tls.Conn
 	under    *gatherConn
 }
 
@@ -138,28 +139,16 @@ func (c *framedConn) Close() error {
 // at once.
 func (c *framedConn) cut() error { return c.under.Close() }
 
-// framed is c with its writes gathered when a GatherListener's connection
-// lies under it (under TLS, and under wrappers that give their NetConn);
-// otherwise c.
+// framed is c with its writes gathered when c is TLS over a
+// GatherListener's connection; otherwise c. (A wrapper in between would
+// close the TLS connection past framedConn.Close.)
 func framed(c net.Conn) net.Conn {
-	if under := gatheredUnder(c); under != nil {
-		return &framedConn{Conn: c, under: under}
-	}
-	return c
-}
-
-func gatheredUnder(c net.Conn) *gatherConn {
-	for range 8 {
-		switch x := c.(type) {
-		case *gatherConn:
-			return x
-		case interface{ NetConn() net.Conn }: // *tls.Conn among them
-			c = x.NetConn()
-		default:
-			return nil
+	if t, ok := c.(*tls.Conn); ok {
+		if under, ok := t.NetConn().(*gatherConn); ok {
+			return &framedConn{Conn: t, under: under}
 		}
 	}
-	return nil
+	return c
 }
 
 // gatheringWriter hands the WebSocket upgrade a framed connection, and
