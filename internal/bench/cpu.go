@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -50,6 +51,57 @@ func processCPU(pid int) (time.Duration, error) {
 	return sum, nil
 }
 
+// processTicks is the user and kernel CPU time of pid's threads, from
+// /proc/PID/stat (10 ms ticks: enough for the share over a round, not for
+// the round's own time).
+func processTicks(pid int) (user, kernel time.Duration, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	user, kernel, err = statTimes(b)
+	if err != nil {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return user, kernel, nil
+}
+
+// statTimes reads utime and stime from a /proc/PID/stat line.
+func statTimes(b []byte) (user, kernel time.Duration, err error) {
+	// The command name, in brackets, may hold spaces and brackets: fields
+	// count from after its last bracket, the state being field 3.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, errors.New("no command name")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, 0, fmt.Errorf("%d fields after the command name, want at least 13", len(f))
+	}
+	u, uerr := strconv.ParseUint(f[11], 10, 63)
+	k, kerr := strconv.ParseUint(f[12], 10, 63)
+	if uerr != nil || kerr != nil {
+		return 0, 0, fmt.Errorf("utime %q, stime %q: not tick counts", f[11], f[12])
+	}
+	const tick = 10 * time.Millisecond // USER_HZ, 100 on every Linux
+	return time.Duration(u) * tick, time.Duration(k) * tick, nil
+}
+
+// ticksOf is the user and kernel CPU time of the processes so far.
+func ticksOf(pids []int) (user, kernel time.Duration) {
+	for _, pid := range pids {
+		if u, k, err := processTicks(pid); err == nil {
+			user, kernel = user+u, kernel+k
+		}
+	}
+	return user, kernel
+}
+
+// kernelKey and ticksKey are where measureCPU keeps a path's kernel time
+// and all its time by /proc/PID/stat's ticks, next to its CPU time.
+func kernelKey(path string) string { return path + "\x00kernel" }
+func ticksKey(path string) string  { return path + "\x00ticks" }
+
 // gatewayPIDs are every gateway process: the replicas that serve nothing of
 // a scenario count too, so figures err high.
 func (e *Env) gatewayPIDs() []int {
@@ -73,7 +125,8 @@ func cpuOf(pids []int) time.Duration {
 
 // measureCPU runs f and, when p goes through the gateway or kubectl proxy,
 // adds the CPU time of the processes in the middle during f, and after it
-// until they are quiet, to cpu[p.Name]: a recording is still being written
+// until they are quiet, to cpu[p.Name] (and the part spent in the kernel,
+// by tick counts, to cpu[kernelKey(p.Name)] of cpu[ticksKey(p.Name)]): a recording is still being written
 // when the client has seen the stream end, and its cost belongs to the
 // stream, not to the next round. The gateway's idle use is subtracted
 // (kubectl proxy has none: no informers, no leader election). kubectl
@@ -92,9 +145,13 @@ func (e *Env) measureCPU(p *Path, cpu map[string]time.Duration, f func() error) 
 		pids, idle = e.gatewayPIDs(), e.IdleCPU
 	}
 	profiled := e.profileCPU(p, cpu)
+	user0, kernel0 := ticksOf(pids)
 	before, start := cpuOf(pids), time.Now()
 	err := f()
 	cpu[p.Name] += settle(pids) - before - time.Duration(idle*float64(time.Since(start)))
+	user1, kernel1 := ticksOf(pids)
+	cpu[kernelKey(p.Name)] += kernel1 - kernel0
+	cpu[ticksKey(p.Name)] += user1 + kernel1 - user0 - kernel0
 	if perr := profiled(); err == nil {
 		err = perr
 	}
@@ -145,10 +202,12 @@ func settle(pids []int) time.Duration {
 }
 
 // cpuScenario is the gateway's CPU per unit of work ("request", "event",
-// "MB") next to Teleport's, with what one core carries at that cost.
-func cpuScenario(name, unit string, cpu time.Duration, units float64) Scenario {
-	per := float64(cpu.Nanoseconds()) / 1e3 / units
-	s := Scenario{Name: name, Unit: "µs per " + unit, Metric: metricCPU, ByPath: map[string]float64{"gateway": per}}
+// "MB") next to Teleport's, with what one core carries at that cost, from
+// what measureCPU kept in cpu under path (the gateway, recorded or not).
+func cpuScenario(name, unit string, cpu map[string]time.Duration, path string, units float64) Scenario {
+	per := float64(cpu[path].Nanoseconds()) / 1e3 / units
+	s := Scenario{Name: name, Unit: "µs per " + unit, Metric: metricCPU, ByPath: map[string]float64{"gateway": per}, KernelShare: map[string]float64{}}
+	s.kernelShare("gateway", cpu, path)
 	if per > 0 {
 		s.PerCore = 1e6 / per
 	}
@@ -161,10 +220,19 @@ func cpuScenario(name, unit string, cpu time.Duration, units float64) Scenario {
 	return s
 }
 
+// kernelShare keeps the share of path's CPU its processes spent in the
+// kernel, as column.
+func (s *Scenario) kernelShare(column string, cpu map[string]time.Duration, path string) {
+	if all := cpu[ticksKey(path)]; all > 0 {
+		s.KernelShare[column] = float64(cpu[kernelKey(path)]) / float64(all)
+	}
+}
+
 // withProxy adds kubectl proxy's CPU for the same work.
-func (s Scenario) withProxy(cpu time.Duration, units float64) Scenario {
-	if cpu > 0 && units > 0 {
-		s.ByPath[kubectlProxy] = float64(cpu.Nanoseconds()) / 1e3 / units
+func (s Scenario) withProxy(cpu map[string]time.Duration, units float64) Scenario {
+	if c := cpu[kubectlProxy]; c > 0 && units > 0 {
+		s.ByPath[kubectlProxy] = float64(c.Nanoseconds()) / 1e3 / units
+		s.kernelShare(kubectlProxy, cpu, kubectlProxy)
 	}
 	return s
 }

@@ -168,7 +168,10 @@ func (r *Result) Markdown() string {
 	b.WriteString("Ratios are gateway/direct: the median over the interleaved rounds, with the lowest and highest round in brackets where there were rounds. " +
 		"Gateway CPU is the on-CPU time of every gateway process (from /proc/PID/task/*/schedstat) over the gateway path's share of each round and until the processes are quiet again, less what they use idle (")
 	fmt.Fprintf(&b, "%.1f ms per second, all replicas). kubectl proxy's CPU, measured the same way for the same work, is the floor to read it against: "+
-		"a bare reverse proxy with plain HTTP on the client's side, and no authentication, audit or recording.\n", r.IdleGatewayCPU*1e3)
+		"a bare reverse proxy with plain HTTP on the client's side, and no authentication, audit or recording. "+
+		"The kernel's share of each (system time over all time in /proc/PID/stat, counted in 10 ms ticks) is what no change to the gateway's Go code reaches: "+
+		"system calls, TCP over loopback (a sender's socket also does its receiver's work), page-cache copies, context switches; "+
+		"Go's CPU profiles show little of it.\n", r.IdleGatewayCPU*1e3)
 	var configs []string
 	for _, s := range r.Scenarios {
 		if !slices.Contains(configs, s.Config) {
@@ -250,7 +253,15 @@ func (s *Scenario) cpuRow() string {
 	}
 	proxy := "–"
 	if v, ok := s.ByPath[kubectlProxy]; ok {
-		proxy = fmt.Sprintf("%.1f µs per %s", v, unit)
+		proxy = fmt.Sprintf("%.1f µs per %s%s", v, unit, s.kernel(kubectlProxy))
 	}
-	return fmt.Sprintf("| %s | %.1f µs per %s | %.0f %s | %s | %s | %s |\n", s.Name, s.ByPath["gateway"], unit, s.PerCore, perCore, teleport, times, proxy)
+	return fmt.Sprintf("| %s | %.1f µs per %s%s | %.0f %s | %s | %s | %s |\n", s.Name, s.ByPath["gateway"], unit, s.kernel("gateway"), s.PerCore, perCore, teleport, times, proxy)
+}
+
+// kernel says how much of a path's CPU was the kernel's, if known.
+func (s *Scenario) kernel(path string) string {
+	if k, ok := s.KernelShare[path]; ok {
+		return fmt.Sprintf(", %.0f %% kernel", 100*k)
+	}
+	return ""
 }

@@ -52,6 +52,10 @@ type Scenario struct {
 	// gateway's measured CPU and by Teleport's model (metric "gateway CPU").
 	PerCore         float64 `json:"perCore,omitempty"`
 	TeleportPerCore float64 `json:"teleportPerCore,omitempty"`
+	// KernelShare is, by path, the share of that CPU the processes spent
+	// in the kernel: system calls, TCP over loopback, page-cache copies,
+	// context switches.
+	KernelShare map[string]float64 `json:"kernelShare,omitempty"`
 }
 
 func (e *Env) seedConfigMaps(ctx context.Context, n, size int) error {
@@ -157,8 +161,8 @@ func (e *Env) GetLatency(ctx context.Context, clients, rounds int, perRound time
 	if clients > 1 {
 		out = append(out, rps)
 	}
-	return append(out, cpuScenario(name, "request", cpu["gateway"], float64(count["gateway"])).
-		withProxy(cpu[kubectlProxy], float64(count[kubectlProxy]))), nil
+	return append(out, cpuScenario(name, "request", cpu, "gateway", float64(count["gateway"])).
+		withProxy(cpu, float64(count[kubectlProxy]))), nil
 }
 
 // List measures LIST of the seeded ConfigMaps.
@@ -194,8 +198,8 @@ func (e *Env) List(ctx context.Context, rounds int) ([]Scenario, error) {
 		bw.ByPath[name] = float64(size) / 1e6 / p50.Seconds()
 	}
 	return []Scenario{t, bw,
-		cpuScenario(name, "request", cpu["gateway"], float64(rounds)).withProxy(cpu[kubectlProxy], float64(rounds)),
-		cpuScenario(name, "MB", cpu["gateway"], float64(rounds)*float64(size)/1e6).withProxy(cpu[kubectlProxy], float64(rounds)*float64(size)/1e6)}, nil
+		cpuScenario(name, "request", cpu, "gateway", float64(rounds)).withProxy(cpu, float64(rounds)),
+		cpuScenario(name, "MB", cpu, "gateway", float64(rounds)*float64(size)/1e6).withProxy(cpu, float64(rounds)*float64(size)/1e6)}, nil
 }
 
 // WatchFanOut measures the time from a write to its event reaching each of n
@@ -280,5 +284,5 @@ func (e *Env) WatchFanOut(ctx context.Context, watchers, writes int) ([]Scenario
 		p50.ByPath[name] = ms(percentile(ds, 50))
 		p99.ByPath[name] = ms(percentile(ds, 99))
 	}
-	return []Scenario{p50, p99, cpuScenario(p50.Name, "event", cpu["gateway"], float64(writes*watchers))}, nil
+	return []Scenario{p50, p99, cpuScenario(p50.Name, "event", cpu, "gateway", float64(writes*watchers))}, nil
 }

@@ -84,11 +84,11 @@ func streamScenarios(name string, rate map[string][]float64, cpu map[string]time
 	for path, rs := range rate {
 		bw.ByPath[path] = median(rs)
 	}
-	out := []Scenario{bw, cpuScenario(name, "MB", cpu["gateway"], mb).withProxy(cpu[kubectlProxy], mb)}
+	out := []Scenario{bw, cpuScenario(name, "MB", cpu, "gateway", mb).withProxy(cpu, mb)}
 	if u, ok := rate[unrecorded]; ok {
 		out = append(out, Scenario{Name: name, Unit: "ratio", Metric: "recorded/unrecorded throughput",
 			ByPath: map[string]float64{"gateway": bw.ByPath["gateway"] / median(u)}, Spread: spreadOf(rate["gateway"], u)},
-			cpuScenario(name+", unrecorded", "MB", cpu[unrecorded], mb))
+			cpuScenario(name+", unrecorded", "MB", cpu, unrecorded, mb))
 	}
 	return out
 }

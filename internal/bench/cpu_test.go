@@ -1,0 +1,64 @@
+package bench
+
+import (
+	"crypto/sha256"
+	"os"
+	"testing"
+	"time"
+)
+
+func TestStatTimesReadsTheFieldsAfterTheCommandName(t *testing.T) {
+	// A command name may hold spaces and brackets of its own.
+	line := "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 100 0 0 0 731 254 0 0 20 0 9 0 1000 0 0\n"
+	user, kernel, err := statTimes([]byte(line))
+	if err != nil || user != 7310*time.Millisecond || kernel != 2540*time.Millisecond {
+		t.Fatalf("got %v user, %v kernel, %v; want 7.31s, 2.54s", user, kernel, err)
+	}
+	for _, bad := range []string{"", "4242 no brackets S 1", "4242 (x) S 1 2 3", "4242 (x) S 1 4242 4242 0 -1 4194560 100 0 0 0 -5 254 0"} {
+		if _, _, err := statTimes([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// Work in the process's own code shows as user time, system calls as
+// kernel time.
+func TestProcessTicksTellUserFromKernelTime(t *testing.T) {
+	pid := os.Getpid()
+	measure := func(work func()) (user, kernel time.Duration) {
+		u0, k0, err := processTicks(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Until the process has used 300 ms of CPU, however busy the
+		// machine is.
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+			for range 1000 {
+				work()
+			}
+			u1, k1, err := processTicks(pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if user, kernel = u1-u0, k1-k0; user+kernel >= 300*time.Millisecond {
+				return user, kernel
+			}
+		}
+		t.Fatalf("the process used only %v user and %v kernel time in a minute", user, kernel)
+		return 0, 0
+	}
+	sum := make([]byte, 64<<10)
+	u, k := measure(func() { sha256.Sum256(sum) })
+	if k > u/2 {
+		t.Errorf("hashing: %v user, %v kernel; want mostly user", u, k)
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	u, k = measure(func() { _, _ = null.Write(sum[:1]) })
+	if k < u {
+		t.Errorf("writing to %s: %v user, %v kernel; want kernel time", os.DevNull, u, k)
+	}
+}
