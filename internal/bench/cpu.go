@@ -52,8 +52,8 @@ func processCPU(pid int) (time.Duration, error) {
 }
 
 // processTicks is the user and kernel CPU time of pid's threads, from
-// /proc/PID/stat (10 ms ticks: enough for the share over a round, not for
-// the round's own time).
+// /proc/PID/stat: counted in 10 ms units and split by the kernel's timer
+// ticks, so only a second or more of it says how it was split.
 func processTicks(pid int) (user, kernel time.Duration, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
@@ -83,7 +83,7 @@ func statTimes(b []byte) (user, kernel time.Duration, err error) {
 	if uerr != nil || kerr != nil {
 		return 0, 0, fmt.Errorf("utime %q, stime %q: not tick counts", f[11], f[12])
 	}
-	const tick = 10 * time.Millisecond // USER_HZ, 100 on every Linux
+	const tick = 10 * time.Millisecond // USER_HZ on x86 and arm64
 	return time.Duration(u) * tick, time.Duration(k) * tick, nil
 }
 
@@ -220,10 +220,14 @@ func cpuScenario(name, unit string, cpu map[string]time.Duration, path string, u
 	return s
 }
 
+// minKernelShareOf is the least CPU time whose split between user and
+// kernel is reported: a hundred ticks.
+const minKernelShareOf = time.Second
+
 // kernelShare keeps the share of path's CPU its processes spent in the
-// kernel, as column.
+// kernel, as column, when there was enough of it to tell.
 func (s *Scenario) kernelShare(column string, cpu map[string]time.Duration, path string) {
-	if all := cpu[ticksKey(path)]; all > 0 {
+	if all := cpu[ticksKey(path)]; all >= minKernelShareOf {
 		s.KernelShare[column] = float64(cpu[kernelKey(path)]) / float64(all)
 	}
 }

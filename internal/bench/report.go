@@ -169,9 +169,8 @@ func (r *Result) Markdown() string {
 		"Gateway CPU is the on-CPU time of every gateway process (from /proc/PID/task/*/schedstat) over the gateway path's share of each round and until the processes are quiet again, less what they use idle (")
 	fmt.Fprintf(&b, "%.1f ms per second, all replicas). kubectl proxy's CPU, measured the same way for the same work, is the floor to read it against: "+
 		"a bare reverse proxy with plain HTTP on the client's side, and no authentication, audit or recording. "+
-		"The kernel's share of each (system time over all time in /proc/PID/stat, counted in 10 ms ticks) is what no change to the gateway's Go code reaches: "+
-		"system calls, TCP over loopback (a sender's socket also does its receiver's work), page-cache copies, context switches; "+
-		"Go's CPU profiles show little of it.\n", r.IdleGatewayCPU*1e3)
+		"The kernel's share of each, where the processes used a second of CPU or more (system time over all time in /proc/PID/stat, the idle use included), is spent in system calls, "+
+		"TCP over loopback, page-cache copies and context switches: fewer system calls and wake-ups lower it, faster Go code does not.\n", r.IdleGatewayCPU*1e3)
 	var configs []string
 	for _, s := range r.Scenarios {
 		if !slices.Contains(configs, s.Config) {

@@ -53,8 +53,8 @@ type Scenario struct {
 	PerCore         float64 `json:"perCore,omitempty"`
 	TeleportPerCore float64 `json:"teleportPerCore,omitempty"`
 	// KernelShare is, by path, the share of that CPU the processes spent
-	// in the kernel: system calls, TCP over loopback, page-cache copies,
-	// context switches.
+	// in the kernel (system calls, TCP over loopback, page-cache copies,
+	// context switches), where they used enough to tell.
 	KernelShare map[string]float64 `json:"kernelShare,omitempty"`
 }
 
