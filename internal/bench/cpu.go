@@ -23,32 +23,40 @@ const (
 // metricCPU marks the scenarios that hold the gateway's own CPU per unit.
 const metricCPU = "gateway CPU"
 
-// processCPU is the CPU time pid's threads have used, from each thread's
-// /proc/PID/task/TID/schedstat (nanoseconds; utime and stime in
-// /proc/PID/stat count 10 ms ticks, too coarse for one round). Go keeps its
-// threads for the life of the process, so none is lost to an exit.
-func processCPU(pid int) (time.Duration, error) {
+// processCPU is the CPU time pid's threads have used and how many times
+// they were put on a CPU (woken or resumed), from each thread's
+// /proc/PID/task/TID/schedstat (nanoseconds on CPU, nanoseconds waiting,
+// times run; utime and stime in /proc/PID/stat count 10 ms ticks, too
+// coarse for one round). Go keeps its threads for the life of the process,
+// so none is lost to an exit.
+func processCPU(pid int) (time.Duration, int64, error) {
 	tasks, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/schedstat")
 	if err != nil || len(tasks) == 0 {
-		return 0, fmt.Errorf("no threads of %d in /proc", pid)
+		return 0, 0, fmt.Errorf("no threads of %d in /proc", pid)
 	}
 	var sum time.Duration
+	var runs int64
 	for _, t := range tasks {
 		b, err := os.ReadFile(t)
 		if err != nil {
 			continue // the thread has just ended
 		}
 		f := strings.Fields(string(b))
-		if len(f) == 0 {
+		if len(f) < 3 {
 			continue
 		}
 		ns, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("%s: %w", t, err)
+			return 0, 0, fmt.Errorf("%s: %w", t, err)
+		}
+		n, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", t, err)
 		}
 		sum += time.Duration(ns)
+		runs += n
 	}
-	return sum, nil
+	return sum, runs, nil
 }
 
 // processTicks is the user and kernel CPU time of pid's threads, from
@@ -97,10 +105,17 @@ func ticksOf(pids []int) (user, kernel time.Duration) {
 	return user, kernel
 }
 
-// kernelKey and ticksKey are where measureCPU keeps a path's kernel time
-// and all its time by /proc/PID/stat's ticks, next to its CPU time.
-func kernelKey(path string) string { return path + "\x00kernel" }
-func ticksKey(path string) string  { return path + "\x00ticks" }
+// usage is what measureCPU adds up for one path over a scenario's rounds.
+type usage struct {
+	// cpu is the processes' CPU time, less their idle use.
+	cpu time.Duration
+	// kernel and ticks are the kernel's part and all of it, by
+	// /proc/PID/stat's ticks.
+	kernel, ticks time.Duration
+	// wakeups is how many times their threads were put on a CPU, less
+	// the idle ones.
+	wakeups float64
+}
 
 // gatewayPIDs are every gateway process: the replicas that serve nothing of
 // a scenario count too, so figures err high.
@@ -114,44 +129,59 @@ func (e *Env) gatewayPIDs() []int {
 
 // cpuOf is the CPU time of the processes so far.
 func cpuOf(pids []int) time.Duration {
+	d, _ := cpuAndRunsOf(pids)
+	return d
+}
+
+// cpuAndRunsOf is the CPU time of the processes so far and how many times
+// their threads were put on a CPU.
+func cpuAndRunsOf(pids []int) (time.Duration, int64) {
 	var sum time.Duration
+	var runs int64
 	for _, pid := range pids {
-		if d, err := processCPU(pid); err == nil {
-			sum += d
+		if d, n, err := processCPU(pid); err == nil {
+			sum, runs = sum+d, runs+n
 		}
 	}
-	return sum
+	return sum, runs
 }
 
 // measureCPU runs f and, when p goes through the gateway or kubectl proxy,
 // adds the CPU time of the processes in the middle during f, and after it
-// until they are quiet, to cpu[p.Name] (and the part spent in the kernel,
-// by tick counts, to cpu[kernelKey(p.Name)] of cpu[ticksKey(p.Name)]): a recording is still being written
+// until they are quiet, to use[p.Name] (with the kernel's part and the
+// threads' wake-ups): a recording is still being written
 // when the client has seen the stream end, and its cost belongs to the
 // stream, not to the next round. The gateway's idle use is subtracted
 // (kubectl proxy has none: no informers, no leader election). kubectl
 // proxy, a bare reverse proxy with plain HTTP on the client's side and no
 // authentication, audit or recording, is the floor the gateway's figures
 // are read against.
-func (e *Env) measureCPU(p *Path, cpu map[string]time.Duration, f func() error) error {
+func (e *Env) measureCPU(p *Path, use map[string]usage, f func() error) error {
 	var pids []int
-	idle := 0.0
+	idle, idleRuns := 0.0, 0.0
 	switch p {
 	case e.Direct:
 		return f()
 	case e.KubectlProxy:
 		pids = []int{e.proxyCmd.Process.Pid}
 	default:
-		pids, idle = e.gatewayPIDs(), e.IdleCPU
+		pids, idle, idleRuns = e.gatewayPIDs(), e.IdleCPU, e.IdleWakeups
 	}
-	profiled := e.profileCPU(p, cpu)
+	profiled := e.profileCPU(p, use)
 	user0, kernel0 := ticksOf(pids)
-	before, start := cpuOf(pids), time.Now()
+	before, runs0 := cpuAndRunsOf(pids)
+	start := time.Now()
 	err := f()
-	cpu[p.Name] += settle(pids) - before - time.Duration(idle*float64(time.Since(start)))
+	after := settle(pids)
+	took := time.Since(start).Seconds()
+	_, runs1 := cpuAndRunsOf(pids)
 	user1, kernel1 := ticksOf(pids)
-	cpu[kernelKey(p.Name)] += kernel1 - kernel0
-	cpu[ticksKey(p.Name)] += user1 + kernel1 - user0 - kernel0
+	u := use[p.Name]
+	u.cpu += after - before - time.Duration(idle*took*float64(time.Second))
+	u.kernel += kernel1 - kernel0
+	u.ticks += user1 + kernel1 - user0 - kernel0
+	u.wakeups += float64(runs1-runs0) - idleRuns*took
+	use[p.Name] = u
 	if perr := profiled(); err == nil {
 		err = perr
 	}
@@ -161,8 +191,8 @@ func (e *Env) measureCPU(p *Path, cpu map[string]time.Duration, f func() error) 
 // profileCPU starts a CPU profile of replica 0 for the first measurement of
 // a gateway path in a scenario, when the run keeps profiles; the returned
 // func waits for it and writes cpu-<n>-<path>.pb.gz.
-func (e *Env) profileCPU(p *Path, cpu map[string]time.Duration) func() error {
-	if e.Profiles == "" || (p != e.Gateway && p != e.GatewayUnrecorded) || cpu[p.Name] != 0 {
+func (e *Env) profileCPU(p *Path, use map[string]usage) func() error {
+	if _, measured := use[p.Name]; e.Profiles == "" || (p != e.Gateway && p != e.GatewayUnrecorded) || measured {
 		return func() error { return nil }
 	}
 	e.profiles++
@@ -177,12 +207,17 @@ func (e *Env) profileCPU(p *Path, cpu map[string]time.Duration) func() error {
 // start of the measurement it covers.
 const CPUProfileFor = 2 * time.Second
 
-// measureIdle sets IdleCPU from two quiet seconds.
+// measureIdle sets IdleCPU and IdleWakeups from two quiet seconds.
 func (e *Env) measureIdle() {
 	pids := e.gatewayPIDs()
-	before, start := settle(pids), time.Now()
+	settle(pids)
+	before, runs := cpuAndRunsOf(pids)
+	start := time.Now()
 	time.Sleep(2 * time.Second)
-	e.IdleCPU = float64(cpuOf(pids)-before) / float64(time.Since(start))
+	after, runs1 := cpuAndRunsOf(pids)
+	took := time.Since(start)
+	e.IdleCPU = float64(after-before) / float64(took)
+	e.IdleWakeups = float64(runs1-runs) / took.Seconds()
 }
 
 // settle waits until the processes use less than 5% of a core over 50 ms
@@ -203,11 +238,12 @@ func settle(pids []int) time.Duration {
 
 // cpuScenario is the gateway's CPU per unit of work ("request", "event",
 // "MB") next to Teleport's, with what one core carries at that cost, from
-// what measureCPU kept in cpu under path (the gateway, recorded or not).
-func cpuScenario(name, unit string, cpu map[string]time.Duration, path string, units float64) Scenario {
-	per := float64(cpu[path].Nanoseconds()) / 1e3 / units
-	s := Scenario{Name: name, Unit: "µs per " + unit, Metric: metricCPU, ByPath: map[string]float64{"gateway": per}, KernelShare: map[string]float64{}}
-	s.kernelShare("gateway", cpu, path)
+// what measureCPU kept in use under path (the gateway, recorded or not).
+func cpuScenario(name, unit string, use map[string]usage, path string, units float64) Scenario {
+	per := float64(use[path].cpu.Nanoseconds()) / 1e3 / units
+	s := Scenario{Name: name, Unit: "µs per " + unit, Metric: metricCPU, ByPath: map[string]float64{"gateway": per},
+		KernelShare: map[string]float64{}, Wakeups: map[string]float64{}}
+	s.split("gateway", use[path], units)
 	if per > 0 {
 		s.PerCore = 1e6 / per
 	}
@@ -224,19 +260,21 @@ func cpuScenario(name, unit string, cpu map[string]time.Duration, path string, u
 // kernel is reported: a hundred ticks.
 const minKernelShareOf = time.Second
 
-// kernelShare keeps the share of path's CPU its processes spent in the
-// kernel, as column, when there was enough of it to tell.
-func (s *Scenario) kernelShare(column string, cpu map[string]time.Duration, path string) {
-	if all := cpu[ticksKey(path)]; all >= minKernelShareOf {
-		s.KernelShare[column] = float64(cpu[kernelKey(path)]) / float64(all)
+// split keeps, as column, the wake-ups per unit of a path and the share of
+// its CPU its processes spent in the kernel, when there was enough of it
+// to tell.
+func (s *Scenario) split(column string, u usage, units float64) {
+	s.Wakeups[column] = max(0, u.wakeups) / units
+	if u.ticks >= minKernelShareOf {
+		s.KernelShare[column] = float64(u.kernel) / float64(u.ticks)
 	}
 }
 
 // withProxy adds kubectl proxy's CPU for the same work.
-func (s Scenario) withProxy(cpu map[string]time.Duration, units float64) Scenario {
-	if c := cpu[kubectlProxy]; c > 0 && units > 0 {
-		s.ByPath[kubectlProxy] = float64(c.Nanoseconds()) / 1e3 / units
-		s.kernelShare(kubectlProxy, cpu, kubectlProxy)
+func (s Scenario) withProxy(use map[string]usage, units float64) Scenario {
+	if u := use[kubectlProxy]; u.cpu > 0 && units > 0 {
+		s.ByPath[kubectlProxy] = float64(u.cpu.Nanoseconds()) / 1e3 / units
+		s.split(kubectlProxy, u, units)
 	}
 	return s
 }

@@ -63,3 +63,24 @@ func TestProcessTicksTellUserFromKernelTime(t *testing.T) {
 		t.Errorf("reading /dev/zero: %v user, %v kernel; want mostly kernel", u, k)
 	}
 }
+
+// Each time a thread of the process sleeps and wakes counts as a run.
+func TestProcessCPUCountsEveryWakeUp(t *testing.T) {
+	_, before, err := processCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const naps = 50
+	for range naps {
+		time.Sleep(time.Millisecond)
+	}
+	_, after, err := processCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A count, not nanoseconds: the process's other threads wake for a
+	// few reasons of their own, not thousands.
+	if n := after - before; n < naps || n > 50*naps {
+		t.Errorf("%d naps, but the threads were put on a CPU %d times", naps, n)
+	}
+}

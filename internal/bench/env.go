@@ -90,8 +90,9 @@ type Env struct {
 	// recording off; Gateway's session is recorded (best-effort).
 	GatewayUnrecorded *Path
 	Versions          map[string]string
-	// IdleCPU is the gateway processes' CPU use when idle, in cores.
-	IdleCPU float64
+	// IdleCPU is the gateway processes' CPU use when idle, in cores, and
+	// IdleWakeups their threads' wake-ups per second.
+	IdleCPU, IdleWakeups float64
 	// Log, if set, hears what a run noticed on the way (a slow session).
 	Log io.Writer
 	// Profiles, if set, is the directory for heap and CPU profiles

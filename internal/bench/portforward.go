@@ -45,7 +45,7 @@ func serveZeros(ln net.Listener) {
 // protocol, per path, and the gateway's CPU per MB.
 func (e *Env) PortForward(ctx context.Context, size int64, rounds int) ([]Scenario, error) {
 	rate := map[string][]float64{}
-	cpu := map[string]time.Duration{}
+	cpu := map[string]usage{}
 	for r := range rounds {
 		for _, p := range e.paths(r) {
 			var d time.Duration

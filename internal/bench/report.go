@@ -170,7 +170,8 @@ func (r *Result) Markdown() string {
 	fmt.Fprintf(&b, "%.1f ms per second, all replicas). kubectl proxy's CPU, measured the same way for the same work, is the floor to read it against: "+
 		"a bare reverse proxy with plain HTTP on the client's side, and no authentication, audit or recording. "+
 		"The kernel's share of each, where the processes used a second of CPU or more (system time over all time in /proc/PID/stat, the idle use included), is spent in system calls, "+
-		"TCP over loopback, page-cache copies and context switches: fewer system calls and wake-ups lower it, faster Go code does not.\n", r.IdleGatewayCPU*1e3)
+		"TCP over loopback, page-cache copies and context switches: fewer system calls and wake-ups lower it, faster Go code does not. "+
+		"Wake-ups are how many times per unit the processes' threads were put on a CPU (the third field of schedstat; the gateway's less its idle rate): each is a context switch.\n", r.IdleGatewayCPU*1e3)
 	var configs []string
 	for _, s := range r.Scenarios {
 		if !slices.Contains(configs, s.Config) {
@@ -257,10 +258,15 @@ func (s *Scenario) cpuRow() string {
 	return fmt.Sprintf("| %s | %.1f µs per %s%s | %.0f %s | %s | %s | %s |\n", s.Name, s.ByPath["gateway"], unit, s.kernel("gateway"), s.PerCore, perCore, teleport, times, proxy)
 }
 
-// kernel says how much of a path's CPU was the kernel's, if known.
+// kernel says how much of a path's CPU was the kernel's, and how many
+// times its threads woke, where known.
 func (s *Scenario) kernel(path string) string {
+	var out string
 	if k, ok := s.KernelShare[path]; ok {
-		return fmt.Sprintf(", %.0f %% kernel", 100*k)
+		out = fmt.Sprintf(", %.0f %% kernel", 100*k)
 	}
-	return ""
+	if w, ok := s.Wakeups[path]; ok {
+		out += fmt.Sprintf(", %.1f wake-ups", w)
+	}
+	return out
 }

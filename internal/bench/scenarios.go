@@ -56,6 +56,10 @@ type Scenario struct {
 	// in the kernel (system calls, TCP over loopback, page-cache copies,
 	// context switches), where they used enough to tell.
 	KernelShare map[string]float64 `json:"kernelShare,omitempty"`
+	// Wakeups is, by path, how many times per unit the processes' threads
+	// were put on a CPU: each costs a context switch, whatever the code
+	// does.
+	Wakeups map[string]float64 `json:"wakeups,omitempty"`
 }
 
 func (e *Env) seedConfigMaps(ctx context.Context, n, size int) error {
@@ -106,7 +110,7 @@ func (e *Env) GetLatency(ctx context.Context, clients, rounds int, perRound time
 	roundP50 := map[string][]float64{}
 	count := map[string]int{}
 	busy := map[string]time.Duration{}
-	cpu := map[string]time.Duration{}
+	cpu := map[string]usage{}
 	for r := range rounds {
 		for _, p := range e.paths(r) {
 			var mu sync.Mutex
@@ -170,7 +174,7 @@ func (e *Env) List(ctx context.Context, rounds int) ([]Scenario, error) {
 	const list = "/api/v1/namespaces/" + benchNS + "/configmaps"
 	dur := map[string][]time.Duration{}
 	rate := map[string][]float64{}
-	cpu := map[string]time.Duration{}
+	cpu := map[string]usage{}
 	var size int64
 	for r := range rounds {
 		for _, p := range e.paths(r) {
@@ -245,7 +249,7 @@ func (e *Env) WatchFanOut(ctx context.Context, watchers, writes int) ([]Scenario
 	lat := map[string][]time.Duration{}
 	perWrite := map[string][]float64{}
 	// The gateway's CPU over the writes: its watchers' share of every event.
-	cpu := map[string]time.Duration{}
+	cpu := map[string]usage{}
 	err := e.measureCPU(e.Gateway, cpu, func() error {
 		for i := 1; i <= writes; i++ {
 			start := time.Now()

@@ -41,7 +41,7 @@ func (e *Env) ExecThroughput(ctx context.Context, payload string, size int64, ro
 		command = []string{"sh", "-c", fmt.Sprintf("yes '%s' | head -c %d", textLine, size)}
 	}
 	rate := map[string][]float64{}
-	cpu := map[string]time.Duration{}
+	cpu := map[string]usage{}
 	for r := range rounds {
 		for _, p := range e.streamPaths(r) {
 			u, err := urlOf(execURL(p, command...))
@@ -78,7 +78,7 @@ func (e *Env) ExecThroughput(ctx context.Context, payload string, size int64, ro
 
 // streamScenarios are the median throughput of each path, gateway/direct
 // and unrecorded/recorded over the rounds, and the gateway's CPU per MB.
-func streamScenarios(name string, rate map[string][]float64, cpu map[string]time.Duration, mb float64) []Scenario {
+func streamScenarios(name string, rate map[string][]float64, cpu map[string]usage, mb float64) []Scenario {
 	bw := Scenario{Name: name, Unit: "MB/s", Metric: "throughput", ByPath: map[string]float64{},
 		Spread: spreadOf(rate["gateway"], rate["direct"])}
 	for path, rs := range rate {
