@@ -23,40 +23,66 @@ const (
 // metricCPU marks the scenarios that hold the gateway's own CPU per unit.
 const metricCPU = "gateway CPU"
 
-// processCPU is the CPU time pid's threads have used and how many times
-// they were put on a CPU (woken or resumed), from each thread's
-// /proc/PID/task/TID/schedstat (nanoseconds on CPU, nanoseconds waiting,
-// times run; utime and stime in /proc/PID/stat count 10 ms ticks, too
-// coarse for one round). Go keeps its threads for the life of the process,
-// so none is lost to an exit.
-func processCPU(pid int) (time.Duration, int64, error) {
+// processCPU is the CPU time pid's threads have used, from each thread's
+// /proc/PID/task/TID/schedstat (nanoseconds; utime and stime in
+// /proc/PID/stat count 10 ms ticks, too coarse for one round). Go keeps its
+// threads for the life of the process, so none is lost to an exit.
+func processCPU(pid int) (time.Duration, error) {
 	tasks, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/schedstat")
 	if err != nil || len(tasks) == 0 {
-		return 0, 0, fmt.Errorf("no threads of %d in /proc", pid)
+		return 0, fmt.Errorf("no threads of %d in /proc", pid)
 	}
 	var sum time.Duration
-	var runs int64
 	for _, t := range tasks {
 		b, err := os.ReadFile(t)
 		if err != nil {
 			continue // the thread has just ended
 		}
 		f := strings.Fields(string(b))
-		if len(f) < 3 {
+		if len(f) == 0 {
 			continue
 		}
 		ns, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("%s: %w", t, err)
-		}
-		n, err := strconv.ParseInt(f[2], 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("%s: %w", t, err)
+			return 0, fmt.Errorf("%s: %w", t, err)
 		}
 		sum += time.Duration(ns)
-		runs += n
 	}
-	return sum, runs, nil
+	return sum, nil
+}
+
+// processWakeups is how many times pid's threads have blocked and been
+// woken: the sum of each thread's voluntary_ctxt_switches (a thread that
+// another took the CPU from, nonvoluntary, is not counted: that is the
+// machine's load, not the gateway's doing).
+func processWakeups(pid int) (int64, error) {
+	tasks, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/status")
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("no threads of %d in /proc", pid)
+	}
+	var sum int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread has just ended
+		}
+		n, err := voluntarySwitches(b)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", t, err)
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+// voluntarySwitches reads voluntary_ctxt_switches from a status file.
+func voluntarySwitches(status []byte) (int64, error) {
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, errors.New("no voluntary_ctxt_switches")
 }
 
 // processTicks is the user and kernel CPU time of pid's threads, from
@@ -112,8 +138,8 @@ type usage struct {
 	// kernel and ticks are the kernel's part and all of it, by
 	// /proc/PID/stat's ticks.
 	kernel, ticks time.Duration
-	// wakeups is how many times their threads were put on a CPU, less
-	// the idle ones.
+	// wakeups is how many times their threads were woken, less the idle
+	// ones.
 	wakeups float64
 }
 
@@ -129,21 +155,24 @@ func (e *Env) gatewayPIDs() []int {
 
 // cpuOf is the CPU time of the processes so far.
 func cpuOf(pids []int) time.Duration {
-	d, _ := cpuAndRunsOf(pids)
-	return d
-}
-
-// cpuAndRunsOf is the CPU time of the processes so far and how many times
-// their threads were put on a CPU.
-func cpuAndRunsOf(pids []int) (time.Duration, int64) {
 	var sum time.Duration
-	var runs int64
 	for _, pid := range pids {
-		if d, n, err := processCPU(pid); err == nil {
-			sum, runs = sum+d, runs+n
+		if d, err := processCPU(pid); err == nil {
+			sum += d
 		}
 	}
-	return sum, runs
+	return sum
+}
+
+// wakeupsOf is how many times the processes' threads have been woken.
+func wakeupsOf(pids []int) int64 {
+	var sum int64
+	for _, pid := range pids {
+		if n, err := processWakeups(pid); err == nil {
+			sum += n
+		}
+	}
+	return sum
 }
 
 // measureCPU runs f and, when p goes through the gateway or kubectl proxy,
@@ -158,29 +187,29 @@ func cpuAndRunsOf(pids []int) (time.Duration, int64) {
 // are read against.
 func (e *Env) measureCPU(p *Path, use map[string]usage, f func() error) error {
 	var pids []int
-	idle, idleRuns := 0.0, 0.0
+	idle, idleWakeups := 0.0, 0.0
 	switch p {
 	case e.Direct:
 		return f()
 	case e.KubectlProxy:
 		pids = []int{e.proxyCmd.Process.Pid}
 	default:
-		pids, idle, idleRuns = e.gatewayPIDs(), e.IdleCPU, e.IdleWakeups
+		pids, idle, idleWakeups = e.gatewayPIDs(), e.IdleCPU, e.IdleWakeups
 	}
 	profiled := e.profileCPU(p, use)
 	user0, kernel0 := ticksOf(pids)
-	before, runs0 := cpuAndRunsOf(pids)
-	start := time.Now()
+	woken := wakeupsOf(pids)
+	before, start := cpuOf(pids), time.Now()
 	err := f()
 	after := settle(pids)
 	took := time.Since(start).Seconds()
-	_, runs1 := cpuAndRunsOf(pids)
+	woken = wakeupsOf(pids) - woken
 	user1, kernel1 := ticksOf(pids)
 	u := use[p.Name]
 	u.cpu += after - before - time.Duration(idle*took*float64(time.Second))
 	u.kernel += kernel1 - kernel0
 	u.ticks += user1 + kernel1 - user0 - kernel0
-	u.wakeups += float64(runs1-runs0) - idleRuns*took
+	u.wakeups += float64(woken) - idleWakeups*took
 	use[p.Name] = u
 	if perr := profiled(); err == nil {
 		err = perr
@@ -207,17 +236,18 @@ func (e *Env) profileCPU(p *Path, use map[string]usage) func() error {
 // start of the measurement it covers.
 const CPUProfileFor = 2 * time.Second
 
-// measureIdle sets IdleCPU and IdleWakeups from two quiet seconds.
+// measureIdle sets IdleCPU and IdleWakeups from ten quiet seconds: the
+// idle gateway's work is periodic (leader election every 2 s on each
+// replica, sweeps), and a short window catches it or not.
 func (e *Env) measureIdle() {
 	pids := e.gatewayPIDs()
-	settle(pids)
-	before, runs := cpuAndRunsOf(pids)
-	start := time.Now()
-	time.Sleep(2 * time.Second)
-	after, runs1 := cpuAndRunsOf(pids)
+	before := settle(pids)
+	woken, start := wakeupsOf(pids), time.Now()
+	time.Sleep(10 * time.Second)
+	after, woken1 := cpuOf(pids), wakeupsOf(pids)
 	took := time.Since(start)
 	e.IdleCPU = float64(after-before) / float64(took)
-	e.IdleWakeups = float64(runs1-runs) / took.Seconds()
+	e.IdleWakeups = float64(woken1-woken) / took.Seconds()
 }
 
 // settle waits until the processes use less than 5% of a core over 50 ms
@@ -261,10 +291,13 @@ func cpuScenario(name, unit string, use map[string]usage, path string, units flo
 const minKernelShareOf = time.Second
 
 // split keeps, as column, the wake-ups per unit of a path and the share of
-// its CPU its processes spent in the kernel, when there was enough of it
-// to tell.
+// its CPU its processes spent in the kernel, when there was enough of
+// either to tell.
 func (s *Scenario) split(column string, u usage, units float64) {
-	s.Wakeups[column] = max(0, u.wakeups) / units
+	// Fewer than none: the idle estimate was off, and says nothing.
+	if u.wakeups >= 0 {
+		s.Wakeups[column] = u.wakeups / units
+	}
 	if u.ticks >= minKernelShareOf {
 		s.KernelShare[column] = float64(u.kernel) / float64(u.ticks)
 	}

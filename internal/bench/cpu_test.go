@@ -64,9 +64,9 @@ func TestProcessTicksTellUserFromKernelTime(t *testing.T) {
 	}
 }
 
-// Each time a thread of the process sleeps and wakes counts as a run.
-func TestProcessCPUCountsEveryWakeUp(t *testing.T) {
-	_, before, err := processCPU(os.Getpid())
+// Each time a thread of the process sleeps and is woken counts once.
+func TestProcessWakeupsCountsEveryNap(t *testing.T) {
+	before, err := processWakeups(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,13 +74,25 @@ func TestProcessCPUCountsEveryWakeUp(t *testing.T) {
 	for range naps {
 		time.Sleep(time.Millisecond)
 	}
-	_, after, err := processCPU(os.Getpid())
+	after, err := processWakeups(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A count, not nanoseconds: the process's other threads wake for a
-	// few reasons of their own, not thousands.
+	// The process's other threads wake for a few reasons of their own,
+	// not thousands.
 	if n := after - before; n < naps || n > 50*naps {
-		t.Errorf("%d naps, but the threads were put on a CPU %d times", naps, n)
+		t.Errorf("%d naps, but the threads were woken %d times", naps, n)
+	}
+}
+
+func TestVoluntarySwitchesAreReadFromTheirLine(t *testing.T) {
+	status := "Name:\tsessiongate\nvoluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t99\n"
+	if n, err := voluntarySwitches([]byte(status)); n != 1234 || err != nil {
+		t.Errorf("got %d, %v; want 1234", n, err)
+	}
+	for _, bad := range []string{"", "nonvoluntary_ctxt_switches:\t99\n", "voluntary_ctxt_switches:\tmany\n"} {
+		if _, err := voluntarySwitches([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
 	}
 }

@@ -22,6 +22,10 @@ type Result struct {
 	// IdleGatewayCPU is what the idle gateway processes use, in cores;
 	// it is subtracted from every gateway CPU figure.
 	IdleGatewayCPU float64 `json:"idleGatewayCPU"`
+	// IdleGatewayWakeups is how many times per second the idle gateway
+	// processes' threads are woken; subtracted from every gateway figure
+	// of wake-ups.
+	IdleGatewayWakeups float64 `json:"idleGatewayWakeups,omitempty"`
 }
 
 // Target is a figure the gateway should reach.
@@ -167,11 +171,12 @@ func (r *Result) Markdown() string {
 	fmt.Fprintf(&b, "Versions: %s. Produced by `make bench`.\n\n", strings.Join(vs, ", "))
 	b.WriteString("Ratios are gateway/direct: the median over the interleaved rounds, with the lowest and highest round in brackets where there were rounds. " +
 		"Gateway CPU is the on-CPU time of every gateway process (from /proc/PID/task/*/schedstat) over the gateway path's share of each round and until the processes are quiet again, less what they use idle (")
-	fmt.Fprintf(&b, "%.1f ms per second, all replicas). kubectl proxy's CPU, measured the same way for the same work, is the floor to read it against: "+
+	fmt.Fprintf(&b, "%.1f ms per second and %.0f wake-ups per second, all replicas). kubectl proxy's CPU, measured the same way for the same work, is the floor to read it against: "+
 		"a bare reverse proxy with plain HTTP on the client's side, and no authentication, audit or recording. "+
 		"The kernel's share of each, where the processes used a second of CPU or more (system time over all time in /proc/PID/stat, the idle use included), is spent in system calls, "+
-		"TCP over loopback, page-cache copies and context switches: fewer system calls and wake-ups lower it, faster Go code does not. "+
-		"Wake-ups are how many times per unit the processes' threads were put on a CPU (the third field of schedstat; the gateway's less its idle rate): each is a context switch.\n", r.IdleGatewayCPU*1e3)
+		"TCP over loopback, page-cache copies and context switches: fewer system calls and fewer threads woken lower it, faster Go code does not. "+
+		"Wake-ups are how many times per unit the processes' threads blocked and were woken again (voluntary_ctxt_switches in /proc/PID/task/*/status; the gateway's less its idle rate): "+
+		"each costs a context switch.\n", r.IdleGatewayCPU*1e3, r.IdleGatewayWakeups)
 	var configs []string
 	for _, s := range r.Scenarios {
 		if !slices.Contains(configs, s.Config) {

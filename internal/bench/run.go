@@ -50,7 +50,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Quick {
 		e.Settle = 0
 	}
-	res := &Result{Date: time.Now(), Machine: Machine(), Versions: e.Versions, IdleGatewayCPU: e.IdleCPU}
+	res := &Result{Date: time.Now(), Machine: Machine(), Versions: e.Versions, IdleGatewayCPU: e.IdleCPU, IdleGatewayWakeups: e.IdleWakeups}
 	config := ""
 	add := func(s []Scenario, err error) error {
 		if err != nil {

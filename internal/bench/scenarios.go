@@ -57,8 +57,8 @@ type Scenario struct {
 	// context switches), where they used enough to tell.
 	KernelShare map[string]float64 `json:"kernelShare,omitempty"`
 	// Wakeups is, by path, how many times per unit the processes' threads
-	// were put on a CPU: each costs a context switch, whatever the code
-	// does.
+	// blocked and were woken again: each costs a context switch, whatever
+	// the code does.
 	Wakeups map[string]float64 `json:"wakeups,omitempty"`
 }
 
