@@ -121,14 +121,29 @@ func statTimes(b []byte) (user, kernel time.Duration, err error) {
 	return time.Duration(u) * tick, time.Duration(k) * tick, nil
 }
 
-// ticksOf is the user and kernel CPU time of the processes so far.
-func ticksOf(pids []int) (user, kernel time.Duration) {
+// sample is what processes have used so far: CPU time by schedstat, user
+// and kernel time by /proc/PID/stat's ticks, and their threads' wake-ups.
+type sample struct {
+	cpu, user, kernel time.Duration
+	wakeups           int64
+}
+
+// sampleOf reads a sample of the processes; one that cannot be read (it
+// has just exited) counts nothing.
+func sampleOf(pids []int) sample {
+	var s sample
 	for _, pid := range pids {
+		if d, err := processCPU(pid); err == nil {
+			s.cpu += d
+		}
 		if u, k, err := processTicks(pid); err == nil {
-			user, kernel = user+u, kernel+k
+			s.user, s.kernel = s.user+u, s.kernel+k
+		}
+		if n, err := processWakeups(pid); err == nil {
+			s.wakeups += n
 		}
 	}
-	return user, kernel
+	return s
 }
 
 // usage is what measureCPU adds up for one path over a scenario's rounds.
@@ -164,17 +179,6 @@ func cpuOf(pids []int) time.Duration {
 	return sum
 }
 
-// wakeupsOf is how many times the processes' threads have been woken.
-func wakeupsOf(pids []int) int64 {
-	var sum int64
-	for _, pid := range pids {
-		if n, err := processWakeups(pid); err == nil {
-			sum += n
-		}
-	}
-	return sum
-}
-
 // measureCPU runs f and, when p goes through the gateway or kubectl proxy,
 // adds the CPU time of the processes in the middle during f, and after it
 // until they are quiet, to use[p.Name] (with the kernel's part and the
@@ -197,19 +201,15 @@ func (e *Env) measureCPU(p *Path, use map[string]usage, f func() error) error {
 		pids, idle, idleWakeups = e.gatewayPIDs(), e.IdleCPU, e.IdleWakeups
 	}
 	profiled := e.profileCPU(p, use)
-	user0, kernel0 := ticksOf(pids)
-	woken := wakeupsOf(pids)
-	before, start := cpuOf(pids), time.Now()
+	before, start := sampleOf(pids), time.Now()
 	err := f()
-	after := settle(pids)
-	took := time.Since(start).Seconds()
-	woken = wakeupsOf(pids) - woken
-	user1, kernel1 := ticksOf(pids)
+	settle(pids)
+	after, took := sampleOf(pids), time.Since(start).Seconds()
 	u := use[p.Name]
-	u.cpu += after - before - time.Duration(idle*took*float64(time.Second))
-	u.kernel += kernel1 - kernel0
-	u.ticks += user1 + kernel1 - user0 - kernel0
-	u.wakeups += float64(woken) - idleWakeups*took
+	u.cpu += after.cpu - before.cpu - time.Duration(idle*took*float64(time.Second))
+	u.kernel += after.kernel - before.kernel
+	u.ticks += after.user + after.kernel - before.user - before.kernel
+	u.wakeups += float64(after.wakeups-before.wakeups) - idleWakeups*took
 	use[p.Name] = u
 	if perr := profiled(); err == nil {
 		err = perr
@@ -241,29 +241,27 @@ const CPUProfileFor = 2 * time.Second
 // replica, sweeps), and a short window catches it or not.
 func (e *Env) measureIdle() {
 	pids := e.gatewayPIDs()
-	before := settle(pids)
-	woken, start := wakeupsOf(pids), time.Now()
+	settle(pids)
+	before, start := sampleOf(pids), time.Now()
 	time.Sleep(10 * time.Second)
-	after, woken1 := cpuOf(pids), wakeupsOf(pids)
-	took := time.Since(start)
-	e.IdleCPU = float64(after-before) / float64(took)
-	e.IdleWakeups = float64(woken1-woken) / took.Seconds()
+	after, took := sampleOf(pids), time.Since(start)
+	e.IdleCPU = float64(after.cpu-before.cpu) / float64(took)
+	e.IdleWakeups = float64(after.wakeups-before.wakeups) / took.Seconds()
 }
 
 // settle waits until the processes use less than 5% of a core over 50 ms
-// (at most two minutes), and returns their CPU time then.
-func settle(pids []int) time.Duration {
+// (at most two minutes).
+func settle(pids []int) {
 	const window = 50 * time.Millisecond
 	last := cpuOf(pids)
 	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
-		time.Sleep(window)
+		time.Sleep(window) // the window the use is measured over
 		now := cpuOf(pids)
 		if now-last < window/20 {
-			return now
+			return
 		}
 		last = now
 	}
-	return last
 }
 
 // cpuScenario is the gateway's CPU per unit of work ("request", "event",

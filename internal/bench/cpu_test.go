@@ -3,6 +3,7 @@ package bench
 import (
 	"crypto/sha256"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -64,24 +65,36 @@ func TestProcessTicksTellUserFromKernelTime(t *testing.T) {
 	}
 }
 
-// Each time a thread of the process sleeps and is woken counts once.
-func TestProcessWakeupsCountsEveryNap(t *testing.T) {
+// Each time a thread of the process blocks and is woken counts once: a
+// goroutine locked to its own thread waits on a channel for each of 50
+// pings, so its thread sleeps and is woken for each.
+func TestProcessWakeupsCountsEveryBlockedThread(t *testing.T) {
 	before, err := processWakeups(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	const naps = 50
-	for range naps {
-		time.Sleep(time.Millisecond)
+	const pings = 50
+	ping, pong := make(chan struct{}), make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for range ping {
+			pong <- struct{}{}
+		}
+	}()
+	for range pings {
+		ping <- struct{}{}
+		<-pong
 	}
+	close(ping)
 	after, err := processWakeups(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The process's other threads wake for a few reasons of their own,
 	// not thousands.
-	if n := after - before; n < naps || n > 50*naps {
-		t.Errorf("%d naps, but the threads were woken %d times", naps, n)
+	if n := after - before; n < pings || n > 50*pings {
+		t.Errorf("%d pings, but the threads were woken %d times", pings, n)
 	}
 }
 

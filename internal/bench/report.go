@@ -258,14 +258,14 @@ func (s *Scenario) cpuRow() string {
 	}
 	proxy := "–"
 	if v, ok := s.ByPath[kubectlProxy]; ok {
-		proxy = fmt.Sprintf("%.1f µs per %s%s", v, unit, s.kernel(kubectlProxy))
+		proxy = fmt.Sprintf("%.1f µs per %s%s", v, unit, s.detail(kubectlProxy))
 	}
-	return fmt.Sprintf("| %s | %.1f µs per %s%s | %.0f %s | %s | %s | %s |\n", s.Name, s.ByPath["gateway"], unit, s.kernel("gateway"), s.PerCore, perCore, teleport, times, proxy)
+	return fmt.Sprintf("| %s | %.1f µs per %s%s | %.0f %s | %s | %s | %s |\n", s.Name, s.ByPath["gateway"], unit, s.detail("gateway"), s.PerCore, perCore, teleport, times, proxy)
 }
 
-// kernel says how much of a path's CPU was the kernel's, and how many
+// detail says how much of a path's CPU was the kernel's, and how many
 // times its threads woke, where known.
-func (s *Scenario) kernel(path string) string {
+func (s *Scenario) detail(path string) string {
 	var out string
 	if k, ok := s.KernelShare[path]; ok {
 		out = fmt.Sprintf(", %.0f %% kernel", 100*k)
