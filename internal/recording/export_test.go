@@ -24,3 +24,6 @@ func (r *Recorder) QueueStampedAt(t EventType, data string, at time.Duration) {
 	b := append(appendEvent(nil, at, t, []byte(data)), '\n')
 	r.enqueue(stamped{&b, at})
 }
+
+// WriteBytes is how much of a cast the recorder gathers before it writes.
+const WriteBytes = writeBytes

@@ -1,7 +1,6 @@
 package recording
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -99,34 +98,42 @@ func Start(ctx context.Context, sink Sink, meta Meta, width, height int) (*Recor
 // event, keeps an interactive stream's keystrokes from each costing a write.
 const FlushDelay = 100 * time.Millisecond
 
-// batchBytes (or half of BufferEvents) queued makes the recorder take the
-// queue before its batch closes: a busy stream's events go on to the sink
-// as they come, a few at a time.
-const batchBytes = 64 << 10
-
 // run writes the queued events to the sink in batches. A batch opens with
 // its first event and is flushed to the sink FlushDelay later. While it is
 // open, run does not wait on the queue: a stream's events go into it
 // without waking run, so that keystrokes typed one at a time cost the
 // stream nothing but their own encoding. run takes the queue early only
-// when urgent: batchBytes or half of BufferEvents queued, a stream waiting
-// for room, or Close.
+// when urgent: a write's worth (writeBytes) or half of BufferEvents queued,
+// a stream waiting for room, or Close. A busy stream's cast goes on to the
+// sink a write's worth at a time.
 func (r *Recorder) run(w io.WriteCloser, h Header) {
 	defer close(r.done)
-	bw := bufio.NewWriterSize(w, 64<<10)
-	err := json.NewEncoder(bw).Encode(h)
+	out := newGather(w)
+	header, err := json.Marshal(h)
+	if err == nil {
+		out.add(append(header, '\n'), nil)
+	}
 	used := 0 // bytes of line buffers the open batch took
+	// send writes what out gathered.
+	send := func() {
+		if ferr := out.flush(r.free.put); err == nil && ferr != nil {
+			err = ferr
+			r.fail(fmt.Errorf("writing the recording: %w", err))
+		}
+	}
 	write := func(ev entry) {
 		used += cap(*ev)
 		r.queued.Add(-int64(cap(*ev)))
 		r.taken.Store(r.now().UnixNano())
 		r.signalSpace()
-		if err == nil {
-			if _, err = bw.Write(*ev); err != nil {
-				r.fail(fmt.Errorf("writing the recording: %w", err))
-			}
+		if err != nil {
+			r.free.put(ev)
+			return
 		}
-		r.free.put(ev)
+		out.add(*ev, ev)
+		if out.full() {
+			send()
+		}
 	}
 	// take writes what is queued; false once the queue is closed and empty.
 	take := func() bool {
@@ -174,11 +181,7 @@ events:
 			if !take() {
 				break events
 			}
-			if err == nil {
-				if err = bw.Flush(); err != nil {
-					r.fail(fmt.Errorf("writing the recording: %w", err))
-				}
-			}
+			send()
 			open = false
 			flush.Reset(FlushDelay)
 			// A stream that slowed down keeps no more buffers than its
@@ -187,9 +190,7 @@ events:
 			used = 0
 		}
 	}
-	if err == nil {
-		err = bw.Flush()
-	}
+	send()
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
@@ -389,7 +390,7 @@ func (r *Recorder) enqueue(l stamped) {
 				r.mu.Unlock()
 				// Room is left: another waiter may take it.
 				r.signalSpace()
-				if queued >= batchBytes || len(r.queue) >= BufferEvents/2 {
+				if queued >= writeBytes || len(r.queue) >= BufferEvents/2 {
 					signal(r.urgent)
 				}
 				return

@@ -332,8 +332,9 @@ func TestASlowStorePacesTheStreamAndLosesNothing(t *testing.T) {
 	sink := gate{Dir: recording.Dir(t.TempDir()), open: make(chan struct{})}
 	r, err := recording.Start(context.Background(), sink, recording.Meta{ID: "s-1-ab", Kind: "exec"}, 80, 24)
 	testenv.Must(t, err)
-	// Events of 1 KiB: the recorder's own 64 KiB write buffer holds few.
-	const n = recording.BufferEvents + 200
+	// Events of 1 KiB: more than the queue and the lines the recorder
+	// gathers for one write hold.
+	const n = recording.BufferEvents + recording.WriteBytes/1024 + 200
 	event := func(i int) string { return fmt.Sprintf("%-1023d\n", i) }
 	var calls atomic.Int64
 	done := make(chan struct{})
@@ -522,4 +523,56 @@ func TestEventsReachTheStoreInBatchesWithinFlushDelay(t *testing.T) {
 	if _, writes := sink.seen(); writes >= keys {
 		t.Errorf("%d events took %d writes, want them batched", 2*keys, writes)
 	}
+}
+
+// A busy stream's cast reaches the file in writes of about WriteBytes, not
+// one per line: 8 MiB of NULs make 48 MiB of cast, which a line (192 KiB)
+// at a time took 258 write calls. The calls are the process's own count
+// (/proc/self/io), and the cast is read back whole.
+func TestABusyStreamsCastIsWrittenInFewLargeWrites(t *testing.T) {
+	dir := t.TempDir()
+	r, err := recording.Start(context.Background(), recording.Dir(dir), recording.Meta{ID: "s-1-ab", Kind: "exec"}, 80, 24)
+	testenv.Must(t, err)
+	read := make([]byte, 32<<10)
+	const reads = 256
+	before := writeCalls(t)
+	for range reads {
+		r.Stdout(read)
+	}
+	testenv.Must(t, r.Close())
+	calls := writeCalls(t) - before
+	fi, err := os.Stat(filepath.Join(dir, "s-1-ab.cast"))
+	testenv.Must(t, err)
+	if most := fi.Size()/recording.WriteBytes + 8; calls > most {
+		t.Errorf("%d MiB of cast took %d write calls, want at most %d", fi.Size()>>20, calls, most)
+	}
+	f, err := os.Open(filepath.Join(dir, "s-1-ab.cast"))
+	testenv.Must(t, err)
+	defer f.Close()
+	c, err := recording.Read(f)
+	testenv.Must(t, err)
+	n := 0
+	for _, e := range c.Events {
+		n += len(e.Data)
+	}
+	if len(c.Events) != reads || n != reads*len(read) {
+		t.Errorf("the cast holds %d events of %d bytes, want %d of %d", len(c.Events), n, reads, reads*len(read))
+	}
+}
+
+// writeCalls is how many write system calls this process has made.
+func writeCalls(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/io")
+	testenv.Must(t, err)
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			var n int64
+			_, err := fmt.Sscan(v, &n)
+			testenv.Must(t, err)
+			return n
+		}
+	}
+	t.Fatalf("no syscw in /proc/self/io: %q", b)
+	return 0
 }
