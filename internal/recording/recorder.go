@@ -15,10 +15,11 @@ import (
 	"unicode/utf8"
 )
 
-// BufferEvents and BufferBytes bound what waits for the sink (BufferBytes
-// counts the buffers holding the events' encoded lines). When they are full
-// the stream waits for the sink: a sink slower than the stream paces it,
-// and one that takes nothing for StallLimit loses events and fails the
+// BufferEvents and BufferBytes bound what waits in the queue for the sink
+// (BufferBytes counts the buffers holding the events' encoded lines); the
+// write under way holds up to writeBytes more. When they are full the
+// stream waits for the sink: a sink slower than the stream paces it, and
+// one that takes nothing for StallLimit loses events and fails the
 // recording (which ends a stream whose recording is required).
 const (
 	BufferEvents = 4096
@@ -108,7 +109,8 @@ const FlushDelay = 100 * time.Millisecond
 // sink a write's worth at a time.
 func (r *Recorder) run(w io.WriteCloser, h Header) {
 	defer close(r.done)
-	out := newGather(w)
+	// The store is taking writes as long as some of each gets through.
+	out := newGather(w, func() { r.taken.Store(r.now().UnixNano()) })
 	header, err := json.Marshal(h)
 	if err == nil {
 		out.add(append(header, '\n'), nil)
