@@ -131,11 +131,8 @@ type sample struct {
 // sampleOf reads a sample of the processes; one that cannot be read (it
 // has just exited) counts nothing.
 func sampleOf(pids []int) sample {
-	var s sample
+	s := sample{cpu: cpuOf(pids)}
 	for _, pid := range pids {
-		if d, err := processCPU(pid); err == nil {
-			s.cpu += d
-		}
 		if u, k, err := processTicks(pid); err == nil {
 			s.user, s.kernel = s.user+u, s.kernel+k
 		}

@@ -23,11 +23,12 @@ type gather struct {
 	bw  *bufio.Writer   // the sink, if it is not a file
 	// wrote is called whenever some of the lines were written.
 	wrote func()
-	// lines are waiting to be written; held are their buffers, returned to
-	// the recorder's free lines once written.
+	// held are the lines waiting to be written, in the buffers returned to
+	// the recorder's free lines once they are; size is their length.
+	held []entry
+	size int
+	// lines is flush's list of what held holds, kept for the next.
 	lines [][]byte
-	held  []entry
-	size  int
 }
 
 func newGather(w io.Writer, wrote func()) *gather {
@@ -38,22 +39,22 @@ func newGather(w io.Writer, wrote func()) *gather {
 	return g
 }
 
-// add queues a line; buf, if not nil, is the buffer it is in.
-func (g *gather) add(line []byte, buf entry) {
-	g.lines = append(g.lines, line)
-	if buf != nil {
-		g.held = append(g.held, buf)
-	}
-	g.size += len(line)
+// add queues a line.
+func (g *gather) add(line entry) {
+	g.held = append(g.held, line)
+	g.size += len(*line)
 }
 
 // full says the gathered lines should go now: writeBytes of them, or as
 // many as one writev takes.
-func (g *gather) full() bool { return g.size >= writeBytes || len(g.lines) >= maxIovecs }
+func (g *gather) full() bool { return g.size >= writeBytes || len(g.held) >= maxIovecs }
 
 // flush writes the gathered lines and hands their buffers to release.
 func (g *gather) flush(release func(entry)) error {
 	var err error
+	for _, b := range g.held {
+		g.lines = append(g.lines, *b)
+	}
 	if len(g.lines) > 0 {
 		if g.raw != nil {
 			err = writev(g.raw, g.lines, g.wrote)

@@ -113,7 +113,8 @@ func (r *Recorder) run(w io.WriteCloser, h Header) {
 	out := newGather(w, func() { r.taken.Store(r.now().UnixNano()) })
 	header, err := json.Marshal(h)
 	if err == nil {
-		out.add(append(header, '\n'), nil)
+		header = append(header, '\n')
+		out.add(&header)
 	}
 	used := 0 // bytes of line buffers the open batch took
 	// send writes what out gathered.
@@ -132,7 +133,7 @@ func (r *Recorder) run(w io.WriteCloser, h Header) {
 			r.free.put(ev)
 			return
 		}
-		out.add(*ev, ev)
+		out.add(ev)
 		if out.full() {
 			send()
 		}
