@@ -121,9 +121,14 @@ func (e *Env) ExecEcho(ctx context.Context, keystrokes, rounds int) ([]Scenario,
 	return []Scenario{p50, p99, added}, nil
 }
 
-// echo opens `cat` on p and times n keystrokes after a few to warm up.
+// echo opens a byte-for-byte echo on p and times n keystrokes after a few
+// to warm up. The echo is dd, one byte per read and write as cat would,
+// but it ends once it has echoed them all: kwok never ends a command's
+// stdin (it copies the stream into the process's pipe and does not close
+// it), so a cat would outlive the caller's stdin and have to be cut.
 func echo(ctx context.Context, p *Path, n int) ([]time.Duration, error) {
-	u, err := urlOf(execURL(p, "cat") + "&stdin=true")
+	const warm = 5 // the first few warm the stream up
+	u, err := urlOf(execURL(p, "dd", "bs=1", "count="+strconv.Itoa(n+warm), "status=none") + "&stdin=true")
 	if err != nil {
 		return nil, err
 	}
@@ -136,16 +141,14 @@ func echo(ctx context.Context, p *Path, n int) ([]time.Duration, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	// Ending stdin ends cat, and so the stream, before the context would.
-	defer func() {
-		inW.Close()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-		}
-		outW.Close()
+	go func() {
+		err := ex.StreamWithContext(sctx, remotecommand.StreamOptions{Stdin: inR, Stdout: outW})
+		// A stream that ended early ends the loop below too.
+		inR.Close()
+		outW.CloseWithError(err)
+		done <- err
 	}()
-	go func() { done <- ex.StreamWithContext(sctx, remotecommand.StreamOptions{Stdin: inR, Stdout: outW}) }()
+	defer inW.Close()
 	type result struct {
 		ds  []time.Duration
 		err error
@@ -154,32 +157,46 @@ func echo(ctx context.Context, p *Path, n int) ([]time.Duration, error) {
 	go func() {
 		var ds []time.Duration
 		buf := make([]byte, 1)
-		for i := range n + 5 {
+		for i := range n + warm {
 			t := time.Now()
 			if _, err := inW.Write([]byte("a")); err != nil {
 				loop <- result{err: err}
 				return
 			}
+			if i == n+warm-1 {
+				inW.Close() // the caller's stdin ends with its last keystroke
+			}
 			if _, err := io.ReadFull(outR, buf); err != nil {
 				loop <- result{err: err}
 				return
 			}
-			if i >= 5 { // the first few warm the stream up
+			if i >= warm {
 				ds = append(ds, time.Since(t))
 			}
 		}
 		loop <- result{ds: ds}
 	}()
+	var res result
 	select {
-	case res := <-loop:
-		if res.err != nil {
-			return nil, fmt.Errorf("%s echo: %w", p.Name, res.err)
-		}
-		return res.ds, nil
-	case err := <-done:
-		return nil, fmt.Errorf("%s echo: stream ended early: %v", p.Name, err)
+	case res = <-loop:
 	case <-time.After(60 * time.Second):
 		return nil, fmt.Errorf("%s echo: no echo within 60s", p.Name)
+	}
+	if res.err != nil {
+		if err := <-done; err != nil {
+			return nil, fmt.Errorf("%s echo: the stream ended early: %w", p.Name, err)
+		}
+		return nil, fmt.Errorf("%s echo: the stream ended before %d echoes: %w", p.Name, n+warm, res.err)
+	}
+	// dd has echoed its last byte: it exits, and the stream ends with it.
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, fmt.Errorf("%s echo: the stream ended with %w", p.Name, err)
+		}
+		return res.ds, nil
+	case <-time.After(10 * time.Second):
+		return nil, fmt.Errorf("%s echo: the stream went on after its last echo", p.Name)
 	}
 }
 
