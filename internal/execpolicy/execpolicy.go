@@ -7,8 +7,10 @@
 // (env, nice, timeout, nohup, xargs, busybox, stdbuf, ionice, setsid,
 // taskset, time, command, exec), and a shell's -c string is split into its
 // simple commands. What cannot be decided — a substitution, a variable in
-// command position, eval, a wrapper option it does not know, sudo — is
-// refused whenever the policy has rules, unless it allows the undecidable.
+// command position, eval, a wrapper option it does not know, sudo, and a
+// program that runs what its input gives it (a shell without -c, an
+// interpreter, xargs) where that input may be a pipe — is refused whenever
+// the policy has rules, unless it allows the undecidable.
 //
 // Patterns: "rm" matches argv[0]'s base name; "/usr/bin/rm" (with a slash)
 // the cleaned full path; a pattern with a space ("kubectl get *", "rm -rf *")
@@ -48,12 +50,37 @@ func (d Decision) String() string {
 	return fmt.Sprintf("refused by %s (command: %s)", d.Rule, strings.Join(d.Command, " "))
 }
 
-// Check decides argv.
-func (p Policy) Check(argv []string) Decision {
+// Stdin is what an exec's command reads on its standard input.
+type Stdin int
+
+const (
+	// NoStdin: the caller sends nothing.
+	NoStdin Stdin = iota
+	// Pipe: the caller sends bytes, which a shell or an interpreter would
+	// run as its program (echo 'rm -rf /x' | kubectl exec -i pod -- sh).
+	Pipe
+	// Terminal: the caller types on a TTY, an interactive session that
+	// rules cannot see into (forbidInteractive refuses it).
+	Terminal
+)
+
+// StdinOf is what an exec with those streams gives its command.
+func StdinOf(stdin, tty bool) Stdin {
+	switch {
+	case !stdin:
+		return NoStdin
+	case tty:
+		return Terminal
+	}
+	return Pipe
+}
+
+// Check decides argv, run with in as its standard input.
+func (p Policy) Check(argv []string, in Stdin) Decision {
 	if len(p.Allow) == 0 && len(p.Deny) == 0 {
 		return Decision{Allowed: true}
 	}
-	cmds, undecidable := Resolve(argv)
+	cmds, undecidable := Resolve(argv, in)
 	if undecidable != "" && !p.AllowUndecidable {
 		return Decision{Rule: "undecidable: " + undecidable, Command: argv}
 	}
@@ -131,15 +158,21 @@ func glob(pattern, s string) bool {
 	return px == len(pattern)
 }
 
-// Resolve returns every command argv would run, argv[0] cleaned, or why it
-// cannot tell.
-func Resolve(argv []string) (cmds [][]string, undecidable string) {
-	return resolve(argv, 0)
+// Resolve returns every command argv would run with in as its standard
+// input, argv[0] cleaned, or why it cannot tell.
+func Resolve(argv []string, in Stdin) (cmds [][]string, undecidable string) {
+	return resolve(argv, 0, in == Pipe)
 }
 
 const maxDepth = 8
 
-func resolve(argv []string, depth int) ([][]string, string) {
+// interpreters run a program they are given, from a file, their arguments
+// or their input.
+var interpreters = map[string]bool{"perl": true, "ruby": true, "node": true, "python": true, "python2": true, "python3": true, "php": true, "lua": true, "tclsh": true}
+
+// resolve resolves argv; fed is whether its input may be a pipe that
+// carries what it runs.
+func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 	if depth > maxDepth {
 		return nil, "wrappers nested too deep"
 	}
@@ -151,6 +184,14 @@ func resolve(argv []string, depth int) ([][]string, string) {
 	if strings.Contains(argv[0], "$") || strings.ContainsAny(argv[0], "`*?[") {
 		return nil, "a command name that is not literal: " + argv[0]
 	}
+	if fed {
+		switch {
+		case name == "xargs":
+			return nil, "xargs takes the arguments of what it runs from its input"
+		case interpreters[name]:
+			return nil, name + " can run a program from its input"
+		}
+	}
 	if w, ok := wrappers[name]; ok {
 		rest, why := w(argv[1:])
 		if why != "" {
@@ -161,7 +202,7 @@ func resolve(argv []string, depth int) ([][]string, string) {
 			// the environment).
 			return [][]string{argv}, ""
 		}
-		inner, why := resolve(rest, depth+1)
+		inner, why := resolve(rest, depth+1, fed)
 		return append([][]string{argv}, inner...), why
 	}
 	if shells[name] {
@@ -170,15 +211,20 @@ func resolve(argv []string, depth int) ([][]string, string) {
 			return nil, name + ": " + why
 		}
 		if !ok {
-			return [][]string{argv}, "" // an interactive shell: itself
+			if fed {
+				return nil, name + " reads its commands from its input"
+			}
+			return [][]string{argv}, "" // interactive, or nothing to read: itself
 		}
-		simple, why := splitScript(script)
+		simple, piped, why := splitScript(script)
 		if why != "" {
 			return nil, name + " -c: " + why
 		}
 		out := [][]string{argv}
 		for _, c := range simple {
-			inner, why := resolve(c, depth+1)
+			// A command in a script with a pipe or an input redirection
+			// may read either.
+			inner, why := resolve(c, depth+1, fed || piped)
 			if why != "" {
 				return nil, why
 			}

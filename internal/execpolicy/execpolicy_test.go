@@ -49,7 +49,7 @@ func TestDenyRulesSeeThroughPathsWrappersShellsAndQuotes(t *testing.T) {
 		{"/usr/sbin/shutdown", "-h", "now"},
 	}
 	for _, argv := range refused {
-		if d := p.Check(argv); d.Allowed {
+		if d := p.Check(argv, execpolicy.NoStdin); d.Allowed {
 			t.Errorf("%q was allowed", argv)
 		}
 	}
@@ -74,7 +74,7 @@ func TestDenyRulesSeeThroughPathsWrappersShellsAndQuotes(t *testing.T) {
 		{"sh", "-c", "echo 'unterminated"},
 	}
 	for _, argv := range undecidable {
-		d := p.Check(argv)
+		d := p.Check(argv, execpolicy.NoStdin)
 		if d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
 			t.Errorf("%q: %v, want refused as undecidable", argv, d)
 		}
@@ -82,10 +82,10 @@ func TestDenyRulesSeeThroughPathsWrappersShellsAndQuotes(t *testing.T) {
 	// A policy may let the undecidable through: then only what can be seen
 	// is judged.
 	lenient := execpolicy.Policy{Deny: p.Deny, AllowUndecidable: true}
-	if d := lenient.Check([]string{"sh", "-c", "$(echo rm) x"}); !d.Allowed {
+	if d := lenient.Check([]string{"sh", "-c", "$(echo rm) x"}, execpolicy.NoStdin); !d.Allowed {
 		t.Errorf("allowUndecidable: %v", d)
 	}
-	if d := lenient.Check([]string{"sh", "-c", "rm x"}); d.Allowed {
+	if d := lenient.Check([]string{"sh", "-c", "rm x"}, execpolicy.NoStdin); d.Allowed {
 		t.Errorf("allowUndecidable let a visible rm through")
 	}
 	allowed := [][]string{
@@ -104,21 +104,114 @@ func TestDenyRulesSeeThroughPathsWrappersShellsAndQuotes(t *testing.T) {
 		{"/usr/bin/shutdownx"},
 	}
 	for _, argv := range allowed {
-		if d := p.Check(argv); !d.Allowed {
+		if d := p.Check(argv, execpolicy.NoStdin); !d.Allowed {
 			t.Errorf("%q: %v, want allowed", argv, d)
 		}
 	}
 }
 
+// A program that runs what its input gives it is seen into only when that
+// input cannot carry a program: echo 'rm -rf /x' | kubectl exec -i pod --
+// sh would otherwise run anything past any rule.
+func TestWhatReadsItsProgramFromAPipeIsUndecidable(t *testing.T) {
+	p := execpolicy.Policy{Deny: []string{"rm", "dd"}}
+	fedByTheCaller := [][]string{
+		{"sh"},
+		{"/bin/bash", "-l"},
+		{"sh", "-s"},
+		{"sh", "-s", "--", "arg"},
+		{"bash", "--norc", "-i"},
+		{"env", "sh"},
+		{"busybox", "sh"},
+		{"nice", "-n", "5", "bash"},
+		{"python3"},
+		{"python3", "-W", "ignore"},
+		{"python3", "manage.py", "shell"},
+		{"perl"},
+		{"node", "-"},
+		{"/usr/bin/ruby"},
+		{"xargs", "sh"},
+		{"xargs"},
+		{"xargs", "-0", "rm"},
+		{"env", "xargs", "python3"},
+	}
+	for _, argv := range fedByTheCaller {
+		if d := p.Check(argv, execpolicy.Pipe); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
+			t.Errorf("%q on a pipe: %v, want refused as undecidable", argv, d)
+		}
+	}
+	// Within a script, a pipe or an input redirection feeds a command
+	// whatever the caller sends.
+	fedByTheScript := []string{
+		"echo rm x | sh",
+		"echo rm x | env sh",
+		"echo rm x | busybox sh",
+		"echo rm x | nice bash",
+		"echo rm x |& sh",
+		"echo rm x | (sh)",
+		"echo rm x | { sh; }",
+		"echo -c 'rm x' | xargs sh",
+		"echo 'import os' | python3",
+		"sh < /tmp/script",
+		"< /tmp/script sh",
+		"sh 0<&3",
+		"sh <<< 'rm x'",
+		"python3 <<< 'import os'",
+		"ls; sh < /tmp/script",
+	}
+	for _, script := range fedByTheScript {
+		for _, in := range []execpolicy.Stdin{execpolicy.NoStdin, execpolicy.Pipe, execpolicy.Terminal} {
+			if d := p.Check([]string{"sh", "-c", script}, in); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
+				t.Errorf("sh -c %q (stdin %d): %v, want refused as undecidable", script, in, d)
+			}
+		}
+	}
+	// What reads nothing, or a terminal (an interactive session, which rules
+	// cannot see into and forbidInteractive refuses), is itself; so is a
+	// program that reads only data from a pipe.
+	for _, c := range []struct {
+		argv []string
+		in   execpolicy.Stdin
+	}{
+		{[]string{"sh"}, execpolicy.NoStdin},
+		{[]string{"sh"}, execpolicy.Terminal},
+		{[]string{"bash", "-l"}, execpolicy.Terminal},
+		{[]string{"python3"}, execpolicy.Terminal},
+		{[]string{"python3", "app.py"}, execpolicy.NoStdin},
+		{[]string{"xargs", "echo"}, execpolicy.NoStdin},
+		{[]string{"sh", "-c", "python3 app.py && ls"}, execpolicy.NoStdin},
+		{[]string{"sh", "-c", "sh"}, execpolicy.NoStdin},
+		{[]string{"sh", "-c", "ls -l | grep x > /tmp/out"}, execpolicy.Pipe},
+		{[]string{"tee", "/tmp/out"}, execpolicy.Pipe},
+		{[]string{"cat"}, execpolicy.Pipe},
+		{[]string{"sh", "-c", "cat > /tmp/out"}, execpolicy.Pipe},
+	} {
+		if d := p.Check(c.argv, c.in); !d.Allowed {
+			t.Errorf("%q (stdin %d): %v, want allowed", c.argv, c.in, d)
+		}
+	}
+	// A script with a pipe still has its rules applied where they can be.
+	if d := p.Check([]string{"sh", "-c", "ls | rm x"}, execpolicy.NoStdin); d.Allowed || d.Rule != "deny rm" {
+		t.Errorf("ls | rm x: %v, want refused by deny rm", d)
+	}
+	// With no rules there is nothing to see into.
+	if d := (execpolicy.Policy{}).Check([]string{"sh"}, execpolicy.Pipe); !d.Allowed {
+		t.Errorf("an empty policy refused sh on a pipe: %v", d)
+	}
+	if d := (execpolicy.Policy{Deny: []string{"rm"}, AllowUndecidable: true}).Check([]string{"sh"}, execpolicy.Pipe); !d.Allowed {
+		t.Errorf("allowUndecidable refused sh on a pipe: %v", d)
+	}
+}
+
 func TestARefusalNamesItsRule(t *testing.T) {
 	p := execpolicy.Policy{Deny: []string{"rm -rf *", "dd"}}
-	if d := p.Check([]string{"env", "rm", "-rf", "/"}); d.Allowed || d.Rule != "deny rm -rf *" || strings.Join(d.Command, " ") != "rm -rf /" {
+	if d := p.Check([]string{"env", "rm", "-rf", "/"}, execpolicy.NoStdin); d.Allowed || d.Rule != "deny rm -rf *" || strings.Join(d.Command, " ") != "rm -rf /" {
 		t.Errorf("%+v", d)
 	}
-	if d := p.Check([]string{"rm", "-r", "x"}); !d.Allowed {
+	if d := p.Check([]string{"rm", "-r", "x"}, execpolicy.NoStdin); !d.Allowed {
 		t.Errorf("rm -r is not rm -rf *: %v", d)
 	}
-	if d := p.Check([]string{"/bin/dd", "if=x"}); d.Allowed || d.Rule != "deny dd" {
+	if d := p.Check([]string{"/bin/dd", "if=x"}, execpolicy.NoStdin); d.Allowed || d.Rule != "deny dd" {
 		t.Errorf("%+v", d)
 	}
 }
@@ -141,21 +234,21 @@ func TestAnAllowListCoversEveryCommandRun(t *testing.T) {
 		if strings.Contains(argv, "\x00") {
 			args = strings.Split(argv, "\x00")
 		}
-		if d := p.Check(args); d.Allowed != ok {
+		if d := p.Check(args, execpolicy.NoStdin); d.Allowed != ok {
 			t.Errorf("%q: %v, want allowed=%v", argv, d, ok)
 		}
 	}
 	withShell := execpolicy.Policy{Allow: []string{"sh", "ls", "cat"}}
-	if d := withShell.Check([]string{"sh", "-c", "ls | cat"}); !d.Allowed {
+	if d := withShell.Check([]string{"sh", "-c", "ls | cat"}, execpolicy.NoStdin); !d.Allowed {
 		t.Errorf("sh -c 'ls | cat' with sh, ls and cat allowed: %v", d)
 	}
-	if d := withShell.Check([]string{"sh", "-c", "ls; rm x"}); d.Allowed {
+	if d := withShell.Check([]string{"sh", "-c", "ls; rm x"}, execpolicy.NoStdin); d.Allowed {
 		t.Errorf("sh -c 'ls; rm x' passed an allow list without rm")
 	}
 }
 
 func TestNoRulesAllowEverything(t *testing.T) {
-	if d := (execpolicy.Policy{}).Check([]string{"sh", "-c", "$(anything)"}); !d.Allowed {
+	if d := (execpolicy.Policy{}).Check([]string{"sh", "-c", "$(anything)"}, execpolicy.NoStdin); !d.Allowed {
 		t.Errorf("an empty policy refused: %v", d)
 	}
 }
@@ -181,7 +274,7 @@ func FuzzCheck(f *testing.F) {
 	p := execpolicy.Policy{Deny: []string{"rm"}}
 	f.Fuzz(func(t *testing.T, s string) {
 		argv := strings.Split(s, "\x00")
-		d := p.Check(argv)
+		d := p.Check(argv, execpolicy.NoStdin)
 		if d.Allowed && len(argv) > 0 && (argv[0] == "rm" || strings.HasSuffix(argv[0], "/rm")) {
 			t.Errorf("%q allowed", argv)
 		}

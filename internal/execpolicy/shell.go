@@ -49,11 +49,13 @@ func shellScript(args []string) (script string, ok bool, undecidable string) {
 // splitScript splits a -c string into simple commands, unquoting words as
 // the shell would; anything that runs code it does not show — substitutions,
 // process substitution, compound commands it does not follow — is
-// undecidable.
-func splitScript(script string) ([][]string, string) {
+// undecidable. piped is whether the script has a pipe or an input
+// redirection, through which one of its commands may read what another
+// wrote, or a file, or a string.
+func splitScript(script string) (cmds [][]string, piped bool, undecidable string) {
 	words, why := tokenize(script)
 	if why != "" {
-		return nil, why
+		return nil, false, why
 	}
 	var out [][]string
 	var cur []string
@@ -68,11 +70,17 @@ func splitScript(script string) ([][]string, string) {
 		switch {
 		case w.op != "":
 			switch w.op {
-			case ">", ">>", "<", "<>", ">|", "&>", "&>>", "<<<":
+			case "<", "<>", "<<<":
+				piped = true
 				skipNext = true // the next word is a file (or a string)
+			case ">", ">>", ">|", "&>", "&>>":
+				skipNext = true
 			case "<<", "<<-":
-				return nil, "a here-document"
-			default: // ; & | && || ( ) newline
+				return nil, false, "a here-document"
+			case "|":
+				piped = true
+				flush()
+			default: // ; & && || ( ) newline
 				flush()
 			}
 		case skipNext:
@@ -83,24 +91,16 @@ func splitScript(script string) ([][]string, string) {
 			w.text == "do" || w.text == "done" || w.text == "while" || w.text == "until" || w.text == "!" || w.text == "{" || w.text == "}"):
 			// keywords before a command
 		case len(cur) == 0 && (w.text == "for" || w.text == "case" || w.text == "select" || w.text == "function" || w.text == "coproc"):
-			return nil, "a compound command (" + w.text + ")"
+			return nil, false, "a compound command (" + w.text + ")"
 		default:
 			cur = append(cur, w.text)
 		}
 	}
 	flush()
 	if len(out) == 0 {
-		return nil, "no command in the -c string"
+		return nil, false, "no command in the -c string"
 	}
-	for _, c := range out {
-		// A shell in a pipeline reads what the pipe feeds it.
-		if shells[strings.TrimPrefix(c[0], "/")] || shells[baseName(c[0])] {
-			if _, ok, _ := shellScript(c[1:]); !ok {
-				return nil, "a shell reading commands from its input"
-			}
-		}
-	}
-	return out, ""
+	return out, piped, ""
 }
 
 type word struct {
@@ -187,8 +187,10 @@ func tokenize(s string) ([]word, string) {
 			}
 			i += len(op) - 1
 			switch op {
-			case ">&", "<&":
+			case ">&":
 				op = ">"
+			case "<&":
+				op = "<"
 			case ";;":
 				return nil, "a case statement"
 			}

@@ -50,6 +50,15 @@ func TestExecRulesOfThePolicyHoldForKubectl(t *testing.T) {
 			t.Errorf("kubectl exec %q: %v\n%q", argv, err, out)
 		}
 	}
+	// A shell, an interpreter or xargs on a pipe would run whatever the
+	// caller pipes in, past every rule (and past forbidInteractive, which
+	// refuses only a TTY): kubectl exec -i without -t.
+	for _, argv := range [][]string{{"sh"}, {"env", "sh"}, {"sh", "-s"}, {"python3"}, {"xargs", "sh"}} {
+		out, err := runKubectl(t, kc, nil, "rm -rf /tmp/x\n", append([]string{"exec", "-i", "-n", "demo", "web", "--"}, argv...)...)
+		if err == nil || !strings.Contains(out, "is forbidden") || !strings.Contains(out, "undecidable") {
+			t.Errorf("kubectl exec -i %q with commands on stdin: %v\n%q", argv, err, out)
+		}
+	}
 	if n := len(proxied(rec, "/exec")); n != 0 {
 		t.Errorf("%d refused exec(s) reached the target", n)
 	}

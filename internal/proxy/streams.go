@@ -31,7 +31,7 @@ func checkStream(session string, p *v1alpha1.StreamPolicy, info *request.Request
 			return "forbidInteractive", apierrors.NewForbidden(gr, info.Name, fmt.Errorf("session %s may not open an interactive exec (stdin and a TTY): its policy forbids interactive streams", session))
 		}
 		if r := p.Exec; r != nil {
-			d := execpolicy.Policy{Allow: r.Allow, Deny: r.Deny, AllowUndecidable: r.AllowUndecidable}.Check(q["command"])
+			d := execpolicy.Policy{Allow: r.Allow, Deny: r.Deny, AllowUndecidable: r.AllowUndecidable}.Check(q["command"], execpolicy.StdinOf(opts.Stdin, opts.TTY))
 			if !d.Allowed {
 				return d.Rule, apierrors.NewForbidden(gr, info.Name, fmt.Errorf("session %s: command %s", session, d))
 			}
