@@ -166,6 +166,8 @@ func (h *Handler) debugSession(ctx context.Context, name string, id *authn.Ident
 		return nil, apierrors.NewNotFound(v1alpha1.GroupVersion.WithResource("sessions").GroupResource(), name)
 	case role != authz.Owner && role != authz.Participant:
 		return s, statusError(http.StatusForbidden, metav1.StatusReasonForbidden, fmt.Sprintf("only the owner or a participant of session %s may debug through it", name))
+	case !authz.Admitted(id, role, guestsOf(s)):
+		return s, statusError(http.StatusForbidden, metav1.StatusReasonForbidden, fmt.Sprintf("you were let into session %s, but the policy that granted it does not name you (or a group of yours) among its requesters", name))
 	case s.Status.Phase != v1alpha1.PhaseActive:
 		return s, statusError(http.StatusConflict, metav1.StatusReasonConflict, fmt.Sprintf("session %s is %s, not Active", name, phaseOf(s)))
 	case s.Status.Debug == nil:
@@ -175,6 +177,14 @@ func (h *Handler) debugSession(ctx context.Context, name string, id *authn.Ident
 		return s, debugStatus(err, name)
 	}
 	return s, nil
+}
+
+// guestsOf is who the owner of s may let in, as its policy granted it.
+func guestsOf(s *v1alpha1.Session) *v1alpha1.Subjects {
+	if s.Status.Limits == nil {
+		return nil
+	}
+	return s.Status.Limits.Guests
 }
 
 func phaseOf(s *v1alpha1.Session) v1alpha1.SessionPhase {

@@ -6,6 +6,7 @@ import (
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
 	"sessiongate.dev/sessiongate/internal/authn"
+	"sessiongate.dev/sessiongate/internal/entitlement"
 )
 
 // Owns reports whether id is the session's owner: for a User owner, the
@@ -62,6 +63,21 @@ func RoleOf(id *authn.Identity, owner v1alpha1.Owner, participants []v1alpha1.Pa
 		}
 	}
 	return None
+}
+
+// Admitted reports whether the policy that granted a session lets id use it
+// in role: its owner always; anyone the owner let in only while guests (the
+// policy's requesters) name them or a group of theirs, since sharing grants
+// nothing the policy does not. Nil guests: the session was not granted by
+// a policy (the admin path), and its owner may let in anyone.
+func Admitted(id *authn.Identity, role Role, guests *v1alpha1.Subjects) bool {
+	switch role {
+	case Owner:
+		return true
+	case None:
+		return false
+	}
+	return guests == nil || entitlement.IsSubject(*guests, id.Username, id.Groups)
 }
 
 func (r Role) String() string {

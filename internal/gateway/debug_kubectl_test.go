@@ -393,6 +393,48 @@ func TestDebugEndpointsAndSgctlDebug(t *testing.T) {
 	}
 }
 
+// The debug endpoints let in whom the proxy lets in: a participant the
+// owner added who is not among the granting policy's requesters creates
+// nothing through the session, as they could send it no request.
+func TestDebugEndpointsLetInOnlyThePolicysGuests(t *testing.T) {
+	const owner, guest, outsider = "kd-guests@example.com", "kd-guest@example.com", "kd-outsider@example.com"
+	kdPod(t, "kd-guests")
+	s := kdSession(t, "kd-guests", owner, v1alpha1.ModeKubectlDebug, kdRules(), func(s *v1alpha1.Session) {
+		s.Spec.Participants = []v1alpha1.Participant{{User: guest, Role: v1alpha1.RoleParticipant}, {User: outsider, Role: v1alpha1.RoleParticipant}}
+	})
+	// As the leader records a policy's requesters when it grants a session.
+	cur := &v1alpha1.Session{}
+	testenv.Must(t, mgmt.Client.Get(context.Background(), client.ObjectKeyFromObject(s), cur))
+	patch := client.MergeFrom(cur.DeepCopy())
+	cur.Status.Limits = &v1alpha1.SessionLimits{Guests: &v1alpha1.Subjects{Users: []string{guest}, Groups: []string{"kd-team"}}}
+	testenv.Must(t, mgmt.Client.Status().Patch(context.Background(), cur, patch))
+
+	post := func(who string, groups ...string) response {
+		t.Helper()
+		return call(t, "POST", "/api/v1/sessions/"+s.Name+"/debug/ephemeral", []byte(`{"namespace":"kdebug","pod":"kd-guests","image":"busybox:1.36"}`), bearer(token(t, who, groups...)))
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if r := post(outsider); r.code != 403 || !strings.Contains(r.st.Message, "does not name you") {
+			return fmt.Errorf("a participant outside the policy's requesters: %d %s", r.code, r.body)
+		}
+		return nil
+	})
+	if ecs := kdEphemeral(t, "kd-guests"); len(ecs) != 0 {
+		t.Fatalf("the refused container reached the target: %+v", ecs)
+	}
+	// The policy names the guest; a group of the outsider's it names lets
+	// them in too.
+	if r := post(guest); r.code != 201 {
+		t.Fatalf("a guest the policy names: %d %s", r.code, r.body)
+	}
+	if r := post(outsider, "kd-team"); r.code != 201 {
+		t.Fatalf("a participant in a group the policy names: %d %s", r.code, r.body)
+	}
+	if ecs := kdEphemeral(t, "kd-guests"); len(ecs) != 2 {
+		t.Fatalf("ephemeral containers on the target: %+v", ecs)
+	}
+}
+
 // kdDebugStatus changes the session's status.debug as the leader would,
 // and waits until every replica serves the change.
 func kdDebugStatus(t *testing.T, s *v1alpha1.Session, mutate func(*v1alpha1.DebugStatus)) {

@@ -39,7 +39,6 @@ import (
 	"sessiongate.dev/sessiongate/internal/audit"
 	"sessiongate.dev/sessiongate/internal/authn"
 	"sessiongate.dev/sessiongate/internal/authz"
-	"sessiongate.dev/sessiongate/internal/entitlement"
 	"sessiongate.dev/sessiongate/internal/recording"
 	"sessiongate.dev/sessiongate/internal/registry"
 	"sessiongate.dev/sessiongate/internal/streams"
@@ -153,8 +152,7 @@ func (h *Handler) serve(c *call, r *http.Request) {
 	c.ev.Annotations[audit.AnnotationTargetIdentity] = s.Identity
 	if role != authz.Owner {
 		c.ev.Annotations[audit.AnnotationRole] = role.String()
-		if g := lim.Guests; g != nil && !entitlement.IsSubject(*g, id.Username, id.Groups) {
-			// Sharing grants nothing the policy does not.
+		if !authz.Admitted(id, role, lim.Guests) {
 			c.ev.Annotations[audit.AnnotationRefusedBy] = "guests"
 			apistatus.Write(w, apierrors.NewForbidden(schema.GroupResource{Group: v1alpha1.GroupVersion.Group, Resource: "sessions"}, s.Name,
 				fmt.Errorf("you were let into session %s, but the policy that granted it does not name you (or a group of yours) among its requesters", s.Name)))
