@@ -175,6 +175,7 @@ func TestCallerCannotImpersonateOrSmuggleCredentials(t *testing.T) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Proxy-Authorization", "Basic c211Z2dsZWQ=")
 	h.Set("X-Remote-User", "system:admin")
+	h.Set("Cookie", "sso=the-callers-session")
 	h.Add("X-Remote-Group", "system:masters")
 	h.Set("X-Remote-Extra-Scopes", "everything")
 	h.Set("Connection", "X-Smuggled")
@@ -205,7 +206,7 @@ func TestCallerCannotImpersonateOrSmuggleCredentials(t *testing.T) {
 	if a := sent.Values("Authorization"); len(a) != 1 || a[0] != "Bearer "+sessionToken {
 		t.Errorf("the target got Authorization %q, want the session's token only", a)
 	}
-	for _, k := range []string{"Proxy-Authorization", "X-Remote-User", "X-Remote-Group", "X-Remote-Extra-Scopes", "X-Smuggled"} {
+	for _, k := range []string{"Proxy-Authorization", "Cookie", "X-Remote-User", "X-Remote-Group", "X-Remote-Extra-Scopes", "X-Smuggled"} {
 		if v := sent.Values(k); len(v) > 0 {
 			t.Errorf("the target got %s: %q", k, v)
 		}

@@ -78,7 +78,7 @@ func refuseImpersonation(h http.Header) *apierrors.StatusError {
 
 // asSession makes out, a copy of the caller's headers in, what the target
 // gets on either path: without the caller's credentials (the Authorization
-// header, a bearer token offered as a WebSocket subprotocol), any
+// header, cookies, a bearer token offered as a WebSocket subprotocol), any
 // impersonation or front-proxy identity, any forwarding header, and
 // hop-by-hop headers other than the upgrade itself; with the session's
 // token (if it has one) as the only credential.
@@ -92,7 +92,7 @@ func asSession(out, in http.Header, token string) {
 // scrub is asSession without the token.
 func scrub(out, in http.Header) {
 	for k := range out {
-		if nameIs(k, "authorization") || nameIs(k, "proxy-authorization") || isImpersonation(k) || isRemoteIdentity(k) || isForwarding(k) {
+		if nameIs(k, "authorization") || nameIs(k, "proxy-authorization") || nameIs(k, "cookie") || isImpersonation(k) || isRemoteIdentity(k) || isForwarding(k) {
 			delete(out, k)
 		}
 	}

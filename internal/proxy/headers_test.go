@@ -29,6 +29,8 @@ func TestSanitizeDropsCredentialsIdentityAndHopByHopHeaders(t *testing.T) {
 	in := http.Header{
 		"Authorization":            {"Bearer caller"},
 		"Proxy-Authorization":      {"Basic x"},
+		"Cookie":                   {"sso=caller-session"},
+		"cookie":                   {"lower=case"},
 		"Impersonate-User":         {"system:admin"},
 		"Impersonate-Extra-Scopes": {"all"},
 		"X-Remote-User":            {"system:admin"},
@@ -51,7 +53,7 @@ func TestSanitizeDropsCredentialsIdentityAndHopByHopHeaders(t *testing.T) {
 	out := sanitized(in)
 	for k := range out {
 		switch strings.ToLower(strings.ReplaceAll(k, "_", "-")) {
-		case "authorization", "proxy-authorization", "impersonate-user", "impersonate-extra-scopes",
+		case "authorization", "proxy-authorization", "cookie", "impersonate-user", "impersonate-extra-scopes",
 			"x-remote-user", "x-remote-group", "x-remote-extra-scopes", "x-smuggled",
 			"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "x-real-ip":
 			t.Errorf("%s was forwarded", k)
