@@ -367,7 +367,8 @@ type KubectlDebugRules struct {
 	// +optional
 	AllowedCapabilities []string `json:"allowedCapabilities,omitempty"`
 	// allowHostNamespaces lets a node debug pod use the host's PID,
-	// network and IPC namespaces.
+	// network and IPC namespaces, hostPath volumes and host ports; no other
+	// pod may.
 	// +optional
 	AllowHostNamespaces bool `json:"allowHostNamespaces,omitempty"`
 }

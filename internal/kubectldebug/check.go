@@ -243,7 +243,8 @@ type Origin struct {
 // CheckContainer applies the template's rules to a container (an ephemeral
 // container is one too: (*corev1.Container)(&ec.EphemeralContainerCommon))
 // at fld in a pod of spec: its image (unless copied), privileges,
-// capabilities, user, and, for a container the session adds, what it reads:
+// capabilities, user, host ports and hostPath mounts (node debug pods with
+// allowHostNamespaces only), and, for a container the session adds, what it reads:
 // no Secret or ConfigMap through its env, no volume of the pod but an
 // emptyDir of its own or (where allowed) a hostPath.
 func (c *Checker) CheckContainer(fld *field.Path, ctr *corev1.Container, spec *corev1.PodSpec, o Origin) error {
@@ -281,6 +282,12 @@ func (c *Checker) CheckContainer(fld *field.Path, ctr *corev1.Container, spec *c
 		if v := volume(spec, m.Name); v != nil && v.HostPath != nil && !o.HostPaths {
 			f := fld.Child("volumeMounts").Index(i)
 			return c.refuse(f.String(), RuleAllowHostNamespaces, "%s mounts hostPath volume %q, which %s allows only in node debug pods with allowHostNamespaces", f, m.Name, c.template())
+		}
+	}
+	for i, p := range ctr.Ports {
+		if p.HostPort != 0 && !o.HostPaths {
+			f := fld.Child("ports").Index(i).Child("hostPort")
+			return c.refuse(f.String(), RuleAllowHostNamespaces, "%s %d binds a port of the node, which %s allows only in node debug pods with allowHostNamespaces", f, p.HostPort, c.template())
 		}
 	}
 	if o.Copied {

@@ -154,6 +154,18 @@ func TestContainerRules(t *testing.T) {
 		{name: "the pod's secret with host paths allowed", mounts: []string{"db-password"}, origin: Origin{HostPaths: true}, rule: RuleSecrets},
 		{name: "a copied container keeps its mounts", mounts: []string{"db-password", "config"}, origin: Origin{Copied: true}},
 		{name: "a copied container keeps no hostPath", mounts: []string{"root"}, origin: Origin{Copied: true}, rule: RuleAllowHostNamespaces},
+		{name: "host port", ctr: func(c *corev1.Container) {
+			c.Ports = []corev1.ContainerPort{{ContainerPort: 8080}, {ContainerPort: 10250, HostPort: 10250}}
+		}, rule: RuleAllowHostNamespaces, field: "ports[1].hostPort 10250 binds a port of the node"},
+		{name: "a copied container keeps no host port", ctr: func(c *corev1.Container) {
+			c.Ports = []corev1.ContainerPort{{ContainerPort: 80, HostPort: 80}}
+		}, origin: Origin{Copied: true}, rule: RuleAllowHostNamespaces},
+		{name: "host port where allowed", ctr: func(c *corev1.Container) {
+			c.Ports = []corev1.ContainerPort{{ContainerPort: 80, HostPort: 80}}
+		}, origin: Origin{HostPaths: true}},
+		{name: "container ports alone", ctr: func(c *corev1.Container) {
+			c.Ports = []corev1.ContainerPort{{ContainerPort: 80}}
+		}},
 		{name: "block device", ctr: func(c *corev1.Container) {
 			c.VolumeDevices = []corev1.VolumeDevice{{Name: "data", DevicePath: "/dev/x"}}
 		}, rule: RuleSecrets, field: "volumeDevices[0]"},
@@ -500,6 +512,17 @@ func TestPodCreates(t *testing.T) {
 		{name: "node pods not allowed", pod: node(false), rules: func(r *v1alpha1.KubectlDebugRules) { r.Node = false }, kind: KindNodePod, rule: RuleNode},
 		{name: "node pod with host namespaces", pod: node(true), kind: KindNodePod, rule: RuleAllowHostNamespaces, want: "spec.hostPID"},
 		{name: "node pod with host namespaces allowed", pod: node(true), rules: hostNS, kind: KindNodePod},
+		{name: "node pod binding a node port", pod: node(false, func(p *corev1.Pod) {
+			p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 10250, HostPort: 10250}}
+		}), kind: KindNodePod, rule: RuleAllowHostNamespaces, want: "spec.containers[0].ports[0].hostPort 10250"},
+		{name: "node pod binding a node port with host namespaces allowed", pod: node(true, func(p *corev1.Pod) {
+			p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 10250, HostPort: 10250}}
+		}), rules: hostNS, kind: KindNodePod},
+		{name: "copy binding node ports", pod: copyOf(func(p *corev1.Pod) {
+			for i := range p.Spec.Containers {
+				p.Spec.Containers[i].Ports = []corev1.ContainerPort{{ContainerPort: 80, HostPort: 80}}
+			}
+		}), kind: KindPodCopy, rule: RuleAllowHostNamespaces, want: "ports[0].hostPort 80 binds a port of the node"},
 		{name: "node pod with hostPath only", pod: node(true, func(p *corev1.Pod) { p.Spec.HostPID, p.Spec.HostNetwork, p.Spec.HostIPC = false, false, false }), kind: KindNodePod, rule: RuleAllowHostNamespaces, want: `hostPath volume "host-root"`},
 		{name: "node pod on a denied node", pod: node(false, func(p *corev1.Pod) { p.Spec.NodeName = "control-plane-1" }), kind: KindNodePod, rule: RuleDeniedNodes},
 		{name: "node pod with a refused image", pod: node(false, func(p *corev1.Pod) { p.Spec.Containers[0].Image = "alpine:3" }), kind: KindNodePod, rule: RuleImages},
