@@ -276,7 +276,8 @@ type Decision struct {
 // SessionLimits is what the granting policy allowed, as it was when the
 // session was granted: editing the policy later never widens a session.
 type SessionLimits struct {
-	// maxTTL per request.
+	// maxTTL per request and per renewal: the policy's, or the gateway's
+	// --max-ttl where that is shorter.
 	// +optional
 	MaxTTL metav1.Duration `json:"maxTTL,omitempty"`
 	// approval the request needs; nil when none.

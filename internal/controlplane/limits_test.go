@@ -80,6 +80,41 @@ func TestRenewalsExtendUpToThePolicysLimit(t *testing.T) {
 	}
 }
 
+// A policy's maxTTL longer than the gateway's --max-ttl (8h here) grants
+// no more than the gateway allows: not per renewal, nor in all.
+func TestRenewalsAreHeldToTheGatewaysMaxTTL(t *testing.T) {
+	e := newEnv(t)
+	e.accessPolicy("renewable-long", func(s *v1alpha1.AccessPolicySpec) {
+		s.MaxTTL = metav1.Duration{Duration: 24 * time.Hour}
+		s.Renewal = &v1alpha1.Renewal{Allowed: true, MaxRenewals: 2}
+	})
+	e.request("renew-long", "alice@example.com", "dev")
+	s := e.waitPhase("renew-long", v1alpha1.PhaseActive, 20*time.Second)
+	if s.Status.Limits == nil || s.Status.Limits.MaxTTL.Duration != testPolicy.MaxTTL {
+		t.Fatalf("limits %+v, want maxTTL %s (the gateway's)", s.Status.Limits, testPolicy.MaxTTL)
+	}
+	before := s.Status.ExpiresAt.Time
+	e.askRenewal("renew-long", 20*time.Hour)
+	testenv.Eventually(t, 20*time.Second, func() error {
+		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
+		if s.Status.RenewalRequest != nil || !strings.Contains(e.eventNotes("renew-long"), "at most the session's maximum of 8h0m0s") {
+			return fmt.Errorf("a 20h renewal not refused yet: request %+v", s.Status.RenewalRequest)
+		}
+		return nil
+	})
+	if s.Status.Renewals != 0 || !s.Status.ExpiresAt.Time.Equal(before) {
+		t.Errorf("a refused renewal changed the session: renewals %d, expiresAt %s", s.Status.Renewals, s.Status.ExpiresAt)
+	}
+	e.askRenewal("renew-long", 8*time.Hour)
+	testenv.Eventually(t, 20*time.Second, func() error {
+		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
+		if s.Status.Renewals != 1 || !s.Status.ExpiresAt.Time.Equal(before.Add(8*time.Hour)) {
+			return fmt.Errorf("renewals %d, expiresAt %s (was %s)", s.Status.Renewals, s.Status.ExpiresAt, before)
+		}
+		return nil
+	})
+}
+
 func TestRenewalThatNeedsApprovalWaitsForAnApprover(t *testing.T) {
 	e := newEnv(t)
 	e.accessPolicy("renew-reviewed", func(s *v1alpha1.AccessPolicySpec) {

@@ -375,7 +375,7 @@ func CheckRenewal(l *v1alpha1.SessionLimits, renewals int32, activatedAt, expire
 		return fmt.Errorf("the session was renewed %d time(s), the policy's maximum", renewals)
 	}
 	if ttl <= 0 || ttl > l.MaxTTL.Duration {
-		return fmt.Errorf("ttl %s must be positive and at most the policy's maximum of %s", ttl, l.MaxTTL.Duration)
+		return fmt.Errorf("ttl %s must be positive and at most the session's maximum of %s (its policy's maxTTL, within the gateway's --max-ttl)", ttl, l.MaxTTL.Duration)
 	}
 	total := l.MaxTTL.Duration * time.Duration(1+l.Renewal.MaxRenewals)
 	if lifetime := expiresAt.Add(ttl).Sub(activatedAt); lifetime > total {

@@ -93,7 +93,7 @@ func TestRenewalThroughTheRESTAPI(t *testing.T) {
 	if r := renew(bearer(token(t, "alice@example.com")), `{"ttl":"10m"}`); r.code != http.StatusNotFound {
 		t.Errorf("renewal by a stranger: %d, want 404", r.code)
 	}
-	if r := renew(rita, `{"ttl":"2h"}`); r.code != http.StatusForbidden || !strings.Contains(r.st.Message, "at most the policy's maximum of 1h0m0s") {
+	if r := renew(rita, `{"ttl":"2h"}`); r.code != http.StatusForbidden || !strings.Contains(r.st.Message, "at most the session's maximum of 1h0m0s") {
 		t.Errorf("renewal over maxTTL: %d %q, want 403", r.code, r.st.Message)
 	}
 	if r := renew(rita, `{"ttl":"20m"}`); r.code != http.StatusOK {
