@@ -27,6 +27,23 @@ func (e *env) askRenewal(name string, ttl time.Duration) {
 	testenv.Must(e.t, mgmt.Client.Status().Patch(e.ctx, s, patch))
 }
 
+// renewalRefused waits until the leader refuses s's renewal request with
+// an Event saying why, and checks that the session kept its renewals and
+// expiry.
+func (e *env) renewalRefused(s *v1alpha1.Session, why string, renewals int32, expiresAt time.Time) {
+	e.t.Helper()
+	testenv.Eventually(e.t, 30*time.Second, func() error {
+		testenv.Must(e.t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
+		if s.Status.RenewalRequest != nil || !strings.Contains(e.eventNotes(s.Name), why) {
+			return fmt.Errorf("renewal not refused (%q) yet: request %+v", why, s.Status.RenewalRequest)
+		}
+		return nil
+	})
+	if s.Status.Renewals != renewals || !s.Status.ExpiresAt.Time.Equal(expiresAt) {
+		e.t.Errorf("a refused renewal changed the session: renewals %d, expiresAt %s", s.Status.Renewals, s.Status.ExpiresAt)
+	}
+}
+
 // events are the Events about session name.
 func (e *env) events(name string) []eventsv1.Event {
 	e.t.Helper()
@@ -68,16 +85,7 @@ func TestRenewalsExtendUpToThePolicysLimit(t *testing.T) {
 	})
 	// One renewal is the limit: the next is refused and changes nothing.
 	e.askRenewal("renew-me", 10*time.Minute)
-	testenv.Eventually(t, 30*time.Second, func() error {
-		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
-		if s.Status.RenewalRequest != nil || !strings.Contains(e.eventNotes("renew-me"), "renewed 1 time(s), the policy's maximum") {
-			return fmt.Errorf("second renewal not refused yet: request %+v", s.Status.RenewalRequest)
-		}
-		return nil
-	})
-	if s.Status.Renewals != 1 || !s.Status.ExpiresAt.Time.Equal(before.Add(30*time.Minute)) {
-		t.Errorf("a refused renewal changed the session: renewals %d, expiresAt %s", s.Status.Renewals, s.Status.ExpiresAt)
-	}
+	e.renewalRefused(s, "renewed 1 time(s), the policy's maximum", 1, before.Add(30*time.Minute))
 }
 
 // A policy's maxTTL longer than the gateway's --max-ttl (8h here) grants
@@ -95,16 +103,7 @@ func TestRenewalsAreHeldToTheGatewaysMaxTTL(t *testing.T) {
 	}
 	before := s.Status.ExpiresAt.Time
 	e.askRenewal("renew-long", 20*time.Hour)
-	testenv.Eventually(t, 20*time.Second, func() error {
-		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
-		if s.Status.RenewalRequest != nil || !strings.Contains(e.eventNotes("renew-long"), "at most the session's maximum of 8h0m0s") {
-			return fmt.Errorf("a 20h renewal not refused yet: request %+v", s.Status.RenewalRequest)
-		}
-		return nil
-	})
-	if s.Status.Renewals != 0 || !s.Status.ExpiresAt.Time.Equal(before) {
-		t.Errorf("a refused renewal changed the session: renewals %d, expiresAt %s", s.Status.Renewals, s.Status.ExpiresAt)
-	}
+	e.renewalRefused(s, "at most the session's maximum of 8h0m0s", 0, before)
 	e.askRenewal("renew-long", 8*time.Hour)
 	testenv.Eventually(t, 20*time.Second, func() error {
 		testenv.Must(t, mgmt.Client.Get(e.ctx, client.ObjectKeyFromObject(s), s))
