@@ -275,8 +275,8 @@ type DebugScheduling struct {
 	// +listType=atomic
 	// +optional
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
-	// deniedNodes (globs) never run debug pods, and kubectl debug node is
-	// refused on them.
+	// deniedNodes (globs) never run debug pods, and kubectl debug node, or
+	// an ephemeral container in a pod on one, is refused on them.
 	// +kubebuilder:validation:MaxItems=64
 	// +listType=set
 	// +optional
@@ -468,7 +468,7 @@ type DebugStatus struct {
 	// +optional
 	KubectlDebug *KubectlDebugRules `json:"kubectlDebug,omitempty"`
 	// deniedNodes (globs) of the template's scheduling, snapshotted: no
-	// debug pod, and no kubectl debug node pod, runs on them.
+	// debug pod, kubectl debug node pod or ephemeral container runs on them.
 	// +listType=atomic
 	// +optional
 	DeniedNodes []string `json:"deniedNodes,omitempty"`

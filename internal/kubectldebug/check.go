@@ -442,6 +442,12 @@ func (c *Checker) CheckEphemeral(before, after *corev1.Pod) ([]corev1.EphemeralC
 	if err := c.CheckNamespace(before.Namespace); err != nil {
 		return nil, err
 	}
+	// A container added to a pod runs on the pod's node.
+	if node := before.Spec.NodeName; node != "" {
+		if err := c.CheckNode("spec.nodeName", node); err != nil {
+			return nil, err
+		}
+	}
 	if !c.Rules.Ephemeral {
 		return nil, c.refuse("spec.ephemeralContainers", RuleEphemeral, "ephemeral containers are not allowed by %s", c.template())
 	}

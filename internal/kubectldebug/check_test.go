@@ -306,6 +306,13 @@ func TestEphemeralContainers(t *testing.T) {
 	other.Namespace = "kube-system"
 	_, err := checker().CheckEphemeral(other, add(ec("dbg", "busybox:1")))
 	refusedBy(t, err, RuleNamespace, "kube-system")
+	// A pod on a denied node takes no debug container.
+	onDenied := before.DeepCopy()
+	onDenied.Spec.NodeName = "control-plane-0"
+	joined := add(ec("dbg", "busybox:1"))
+	joined.Spec.NodeName = onDenied.Spec.NodeName
+	_, err = checker().CheckEphemeral(onDenied, joined)
+	refusedBy(t, err, RuleDeniedNodes, `spec.nodeName "control-plane-0" is denied`)
 }
 
 // TestEphemeralContainersReadNothingOfThePods: a pod's volumes (hostPath,
