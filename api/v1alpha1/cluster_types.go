@@ -51,7 +51,10 @@ type ClusterSpec struct {
 	// needs). Only the current context's user is read, and only a token or
 	// an inline client certificate: the server and CA always come from this
 	// spec, and insecure-skip-tls-verify, exec and auth-provider plugins,
-	// file references and impersonation are refused.
+	// file references and impersonation are refused. The Secret must be
+	// meant for this server: its current context names it (and, with
+	// certificate-authority-data, trusts every CA of caBundle), or its
+	// annotation sessiongate.dev/servers lists it.
 	// +required
 	KubeconfigSecretRef SecretKeyRef `json:"kubeconfigSecretRef"`
 
@@ -118,7 +121,8 @@ const (
 	ReasonKubeconfigInvalid = "KubeconfigInvalid"
 	// ReasonKubeconfigUnsafe: the kubeconfig asks for something the gateway
 	// refuses (insecure-skip-tls-verify, exec or auth-provider plugins, file
-	// references, impersonation).
+	// references, impersonation), or the Secret is not meant for this
+	// Cluster's server (another server or CA, and no annotation lists it).
 	ReasonKubeconfigUnsafe = "KubeconfigUnsafe"
 	// ReasonCAInvalid: spec.caBundle holds no PEM certificate, or the signing
 	// CA Secret of the SignedCertificate provider is unusable.

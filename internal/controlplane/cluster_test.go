@@ -1,10 +1,15 @@
 package controlplane_test
 
 import (
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/controlplane"
 	"sessiongate.dev/sessiongate/internal/testenv"
 )
 
@@ -42,6 +48,82 @@ func (e *env) kubeconfigSecret(name, kubeconfig string) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: e.namespace, Name: name},
 		Data:       map[string][]byte{"kubeconfig": []byte(kubeconfig)},
 	}))
+}
+
+// annotateSecret lets the kubeconfig Secret name's credential go to the
+// servers listed.
+func (e *env) annotateSecret(name, servers string) {
+	e.t.Helper()
+	sec := &corev1.Secret{}
+	testenv.Must(e.t, mgmt.Client.Get(e.ctx, client.ObjectKey{Namespace: e.namespace, Name: name}, sec))
+	patch := client.MergeFrom(sec.DeepCopy())
+	metav1.SetMetaDataAnnotation(&sec.ObjectMeta, controlplane.AnnotationServers, servers)
+	testenv.Must(e.t, mgmt.Client.Patch(e.ctx, sec, patch))
+}
+
+// Whoever may write Clusters but not read Secrets must not have a Secret's
+// credential sent to a server of their choosing: a kubeconfig Secret's goes
+// to the server it names, trusted through its own CA, or to a server its
+// annotation lists, whatever the Cluster that names the Secret is called.
+func TestAKubeconfigSecretsCredentialGoesOnlyWhereItSays(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	var sent []string
+	thief := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		sent = append(sent, r.Header.Get("Authorization"))
+		mu.Unlock()
+		http.Error(w, "thanks", http.StatusUnauthorized)
+	}))
+	t.Cleanup(thief.Close)
+	thiefCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: thief.Certificate().Raw})
+	// No current-context: its only context is the one meant.
+	victim := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: victim, cluster: {server: %q, certificate-authority-data: %s}}]
+users: [{name: u, user: {token: the-minters-token}}]
+contexts: [{name: c, context: {cluster: victim, user: u}}]
+`, target.Config.Host, base64.StdEncoding.EncodeToString(target.Config.CAData))
+	e.kubeconfigSecret("victim-kubeconfig", victim)
+	other, err := testenv.NewCA("not-the-target-ca")
+	testenv.Must(t, err)
+
+	e.registerClusterAt("thief", thief.URL, thiefCA, "victim-kubeconfig", v1alpha1.CredentialProvider{})
+	e.registerClusterAt("other-ca", target.Config.Host, other.CertPEM, "victim-kubeconfig", v1alpha1.CredentialProvider{})
+	e.registerClusterAt("victim", strings.TrimSuffix(target.Config.Host, "/"), target.Config.CAData, "victim-kubeconfig", v1alpha1.CredentialProvider{})
+	for name, want := range map[string]string{
+		"thief":    "kubeconfig Secret victim-kubeconfig is for server " + target.Config.Host + ", not " + thief.URL,
+		"other-ca": "trusts another CA for " + target.Config.Host + " than spec.caBundle",
+	} {
+		if r := e.waitClusterReady(name, v1alpha1.ReasonKubeconfigUnsafe); !strings.Contains(r.Message, want) || !strings.Contains(r.Message, "annotation sessiongate.dev/servers") {
+			t.Errorf("cluster %s Ready message %q, want it to say %q and how to allow it", name, r.Message, want)
+		}
+	}
+	// Its own server (spelled otherwise) and CA: the target is asked, and
+	// refuses the made-up token.
+	e.waitClusterReady("victim", v1alpha1.ReasonTargetAuthFailed)
+	mu.Lock()
+	if len(sent) != 0 {
+		t.Errorf("a server the Secret does not name was sent %q", sent)
+	}
+	mu.Unlock()
+
+	// A server its writer lists is asked, whatever the Cluster is called:
+	// which shows the thief's server would have seen the token. Another
+	// server is not, under any Cluster name.
+	e.kubeconfigSecret("listed-kubeconfig", victim)
+	e.annotateSecret("listed-kubeconfig", "https://elsewhere.example:6443, "+thief.URL)
+	e.registerClusterAt("listed", thief.URL, thiefCA, "listed-kubeconfig", v1alpha1.CredentialProvider{})
+	e.registerClusterAt("listed-elsewhere", "https://127.0.0.1:2", thiefCA, "listed-kubeconfig", v1alpha1.CredentialProvider{})
+	e.waitClusterReady("listed", v1alpha1.ReasonTargetAuthFailed)
+	mu.Lock()
+	if len(sent) == 0 || sent[0] != "Bearer the-minters-token" {
+		t.Errorf("the listed server got %q", sent)
+	}
+	mu.Unlock()
+	if r := e.waitClusterReady("listed-elsewhere", v1alpha1.ReasonKubeconfigUnsafe); !strings.Contains(r.Message, "not https://127.0.0.1:2") {
+		t.Errorf("listed-elsewhere Ready message %q", r.Message)
+	}
 }
 
 func TestRegisteredClusterIsReady(t *testing.T) {
@@ -105,6 +187,9 @@ func TestWrongServerOrCAIsAClusterCondition(t *testing.T) {
 	e := newEnv(t)
 	other, err := testenv.NewCA("not-the-target-ca")
 	testenv.Must(t, err)
+	// The Secret's writer lets its credential go to these servers, whatever
+	// the CA, so that what the target answers is what shows.
+	e.annotateSecret("target-kubeconfig", target.Config.Host+", https://127.0.0.1:1")
 	e.registerClusterAt("wrong-ca", target.Config.Host, other.CertPEM, "target-kubeconfig", v1alpha1.CredentialProvider{})
 	e.registerClusterAt("nowhere", "https://127.0.0.1:1", target.Config.CAData, "target-kubeconfig", v1alpha1.CredentialProvider{})
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -120,6 +121,9 @@ func (t *targets) forCluster(ctx context.Context, cluster *v1alpha1.Cluster) (cr
 		if err != nil {
 			return credentials.Target{}, err
 		}
+		if err := bound(cluster, sec, data); err != nil {
+			return credentials.Target{}, err
+		}
 		cs, err := kubernetes.NewForConfig(cfg)
 		if err != nil {
 			return credentials.Target{}, clusterFault(v1alpha1.ReasonKubeconfigInvalid, "cluster %s: building a client: %v", cluster.Name, err)
@@ -191,6 +195,95 @@ func RESTConfig(cluster *v1alpha1.Cluster, kubeconfig []byte) (*rest.Config, err
 		Proxy: func(*http.Request) (*url.URL, error) { return nil, nil },
 	}
 	return cfg, nil
+}
+
+// AnnotationServers on a kubeconfig Secret lists, comma-separated, the
+// servers besides its own that its credential may be sent to.
+const AnnotationServers = "sessiongate.dev/servers"
+
+// bound says why the kubeconfig Secret sec (holding kubeconfig) may not
+// serve cluster, or nil. Whoever may write Clusters need not be able to read
+// Secrets: a Cluster that named another's Secret, with a server and CA of
+// its writer's choosing, would have the gateway hand that credential to
+// them. So the Secret says where its credential may go: to the server its
+// current context names, trusted through its own CA (a cluster entry with
+// certificate-authority-data must hold every certificate of spec.caBundle),
+// or to a server its annotation lists.
+func bound(cluster *v1alpha1.Cluster, sec *corev1.Secret, kubeconfig []byte) error {
+	for _, server := range strings.Split(sec.Annotations[AnnotationServers], ",") {
+		if server = strings.TrimSpace(server); server != "" && sameServer(server, cluster.Spec.Server) {
+			return nil
+		}
+	}
+	unbound := func(format string, args ...any) error {
+		return clusterFault(v1alpha1.ReasonKubeconfigUnsafe, "cluster %s: kubeconfig Secret %s %s; if its credential is meant for %s, add that to the Secret's annotation %s",
+			cluster.Name, sec.Name, fmt.Sprintf(format, args...), cluster.Spec.Server, AnnotationServers)
+	}
+	kc, err := clientcmd.Load(kubeconfig)
+	if err != nil {
+		return clusterFault(v1alpha1.ReasonKubeconfigInvalid, "cluster %s: the kubeconfig Secret does not parse: %v", cluster.Name, err)
+	}
+	entry := currentCluster(kc)
+	switch {
+	case entry == nil || entry.Server == "":
+		return unbound("names no server in its current context")
+	case !sameServer(entry.Server, cluster.Spec.Server):
+		return unbound("is for server %s, not %s", entry.Server, cluster.Spec.Server)
+	}
+	if len(entry.CertificateAuthorityData) == 0 {
+		return nil
+	}
+	theirs, err := certutil.ParseCertsPEM(entry.CertificateAuthorityData)
+	if err != nil {
+		return unbound("holds certificate-authority-data that does not parse")
+	}
+	ours, _ := certutil.ParseCertsPEM(cluster.Spec.CABundle) // parsed by RESTConfig
+	for _, c := range ours {
+		if !slices.ContainsFunc(theirs, c.Equal) {
+			return unbound("trusts another CA for %s than spec.caBundle (%s)", entry.Server, c.Subject)
+		}
+	}
+	return nil
+}
+
+// currentCluster is the cluster of the kubeconfig's current context, or,
+// without one, of its only context, or its only cluster (as currentUser
+// finds the user).
+func currentCluster(kc *clientcmdapi.Config) *clientcmdapi.Cluster {
+	ctx, ok := kc.Contexts[kc.CurrentContext]
+	if !ok && len(kc.Contexts) == 1 {
+		for _, c := range kc.Contexts {
+			ctx, ok = c, true
+		}
+	}
+	if ok {
+		return kc.Clusters[ctx.Cluster]
+	}
+	if len(kc.Clusters) == 1 {
+		for _, c := range kc.Clusters {
+			return c
+		}
+	}
+	return nil
+}
+
+// sameServer: a and b are the same https URL, but for the case of the host,
+// an explicit default port and a trailing slash.
+func sameServer(a, b string) bool {
+	ua, errA := url.Parse(a)
+	ub, errB := url.Parse(b)
+	if errA != nil || errB != nil || ua.Scheme != "https" || ub.Scheme != "https" || ua.User != nil || ub.User != nil ||
+		ua.RawQuery != "" || ub.RawQuery != "" || ua.Fragment != "" || ub.Fragment != "" {
+		return false
+	}
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		return "443"
+	}
+	return strings.EqualFold(ua.Hostname(), ub.Hostname()) && port(ua) == port(ub) &&
+		strings.TrimSuffix(ua.EscapedPath(), "/") == strings.TrimSuffix(ub.EscapedPath(), "/")
 }
 
 // checkKubeconfig refuses everything in any cluster or user entry that would

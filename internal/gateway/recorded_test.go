@@ -7,11 +7,13 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/controlplane"
 	"sessiongate.dev/sessiongate/internal/testenv"
 )
 
@@ -43,6 +45,11 @@ func recordedCluster(t *testing.T) *testenv.Recorder {
 		if recorderErr = mgmt.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: recordedClusterName}, c); recorderErr != nil {
 			return
 		}
+		// The recorder is not the server the kubeconfig names: its Secret
+		// lets its credential go there all the same.
+		if recorderErr = allowServers(ctx, c.Spec.KubeconfigSecretRef.Name, recorder.URL); recorderErr != nil {
+			return
+		}
 		patch := client.MergeFrom(c.DeepCopy())
 		c.Spec.Server, c.Spec.CABundle = recorder.URL, recorder.CAPEM
 		recorderErr = mgmt.Client.Patch(ctx, c, patch)
@@ -60,6 +67,18 @@ func recordedCluster(t *testing.T) *testenv.Recorder {
 		return nil
 	})
 	return recorder
+}
+
+// allowServers lets the credential of the kubeconfig Secret name in the
+// suite's namespace go to the servers listed.
+func allowServers(ctx context.Context, name, servers string) error {
+	sec := &corev1.Secret{}
+	if err := mgmt.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, sec); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(sec.DeepCopy())
+	metav1.SetMetaDataAnnotation(&sec.ObjectMeta, controlplane.AnnotationServers, servers)
+	return mgmt.Client.Patch(ctx, sec, patch)
 }
 
 // onRecorded puts a session on the recorded cluster.
