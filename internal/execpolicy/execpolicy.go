@@ -23,6 +23,7 @@ package execpolicy
 import (
 	"fmt"
 	"path"
+	"regexp"
 	"strings"
 )
 
@@ -166,9 +167,63 @@ func Resolve(argv []string, in Stdin) (cmds [][]string, undecidable string) {
 
 const maxDepth = 8
 
-// interpreters run a program they are given, from a file, their arguments
-// or their input.
-var interpreters = map[string]bool{"perl": true, "ruby": true, "node": true, "python": true, "python2": true, "python3": true, "php": true, "lua": true, "tclsh": true}
+// interpreter matches the programs that run a program they are given, from
+// a file, their arguments or their input, under any version's name
+// (python3.11, perl5.36, nodejs).
+var interpreter = regexp.MustCompile(`^(python|pypy|perl|ruby|irb|node|nodejs|php|lua|luajit|tclsh|wish|Rscript|R|guile|ghci|julia)[0-9.]*$`)
+
+// readers run commands their input gives them (a database client's shell
+// escape, an editor's !, a debugger's shell).
+var readers = map[string]bool{"psql": true, "mysql": true, "mariadb": true, "sqlite3": true, "ed": true, "ex": true, "vi": true, "vim": true, "nvim": true,
+	"gdb": true, "dc": true, "make": true, "ftp": true, "sftp": true, "bc": true, "less": true, "more": true, "man": true}
+
+// readsItsProgram says whether an interpreter with args reads its program
+// from its input: with no program file (or module) named first.
+func readsItsProgram(name string, args []string) bool {
+	if len(args) == 0 {
+		return true
+	}
+	switch a := args[0]; {
+	case a == "-m" && strings.HasPrefix(name, "py") && len(args) > 1:
+		return false // a module
+	case strings.HasPrefix(a, "-"), a == "/dev/stdin", strings.HasPrefix(a, "/dev/fd/"), strings.HasPrefix(a, "/proc/"):
+		return true
+	}
+	return false
+}
+
+// codeFlags are the short options with which an interpreter runs code its
+// arguments hold (python -c, perl -e and -M, node -p, ...), by family.
+var codeFlags = map[string]string{"python": "c", "pypy": "c", "perl": "eEMmx", "ruby": "er", "irb": "er", "node": "epr", "nodejs": "epr",
+	"php": "rBREF", "lua": "el", "luajit": "el", "Rscript": "e", "R": "e", "guile": "ce", "ghci": "e", "julia": "eE"}
+
+// runsCodeInArguments: one of args is an option with which the interpreter
+// name runs code (-e, or -pe, or -e'code', or --eval).
+func runsCodeInArguments(name string, args []string) bool {
+	flags := codeFlags[strings.TrimRight(name, "0123456789.")]
+	for _, a := range args {
+		switch {
+		case strings.HasPrefix(a, "--"):
+			opt, _, _ := strings.Cut(a[2:], "=")
+			switch opt {
+			case "eval", "print", "require", "import", "command", "exec":
+				return true
+			}
+		case strings.HasPrefix(a, "-") && strings.ContainsAny(a[1:], flags+"c"):
+			// perl -ne 'code', python -Bc 'code': in a cluster too (and in
+			// an attached value, which errs on the side of refusing).
+			return true
+		}
+	}
+	return false
+}
+
+// runsWhatItIsGiven: a program whose arguments can name, or hold, what it
+// runs.
+func runsWhatItIsGiven(name string) bool {
+	_, wrapped := wrappers[name]
+	return wrapped || shells[name] || interpreter.MatchString(name) || readers[name] || hidesCommands(name, []string{"-exec", "-e", "-c", "system"}) != ""
+}
 
 // resolve resolves argv; fed is whether its input may be a pipe that
 // carries what it runs.
@@ -186,16 +241,25 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 	}
 	if fed {
 		switch {
-		case name == "xargs":
-			return nil, "xargs takes the arguments of what it runs from its input"
-		case interpreters[name]:
-			return nil, name + " can run a program from its input"
+		case interpreter.MatchString(name) && readsItsProgram(name, argv[1:]):
+			return nil, name + " reads its program from its input"
+		case readers[name]:
+			return nil, name + " runs commands its input gives it"
 		}
 	}
 	if w, ok := wrappers[name]; ok {
 		rest, why := w(argv[1:])
 		if why != "" {
 			return nil, name + ": " + why
+		}
+		if name == "xargs" && fed {
+			// What it runs gets arguments from the input: a program they
+			// can make run anything is undecidable; any other is still
+			// itself (its input is not the caller's).
+			if rest == nil || runsWhatItIsGiven(path.Base(cleanPath(rest[0]))) {
+				return nil, "xargs gives what it reads to a program that runs what it is given"
+			}
+			fed = false
 		}
 		if rest == nil {
 			// The wrapper runs nothing else (env with no command prints
@@ -263,7 +327,14 @@ func hidesCommands(name string, args []string) string {
 		}
 		return false
 	}
+	if interpreter.MatchString(name) && runsCodeInArguments(name, args) {
+		return name + " runs the code its arguments hold"
+	}
 	switch name {
+	case "sed", "gsed":
+		if has("-f", "--file") {
+			return name + " runs a script file"
+		}
 	case "sudo", "su", "doas", "runuser", "chroot", "unshare", "nsenter", "script", "expect", "eval", "source", ".", "ssh", "parallel", "watch", "flock", "strace", "ltrace", "unbuffer", "chrt", "numactl", "cgexec", "systemd-run", "start-stop-daemon", "su-exec", "gosu", "setpriv", "capsh", "prlimit":
 		if len(args) > 0 {
 			return name + " runs what its arguments name"
@@ -272,11 +343,10 @@ func hidesCommands(name string, args []string) string {
 		if has("-exec", "-execdir", "-ok", "-okdir") {
 			return "find -exec runs what its arguments name"
 		}
-	case "perl", "ruby", "node", "python", "python2", "python3", "php", "lua", "tclsh":
-		if has("-e", "-E", "-c", "-r", "--eval") {
-			return name + " runs the code its arguments hold"
-		}
 	case "awk", "gawk", "mawk", "nawk":
+		if has("-f", "--file") {
+			return name + " runs a program file"
+		}
 		for _, a := range args {
 			if strings.Contains(a, "system") || strings.Contains(a, "|") {
 				return name + " can run commands from its program"

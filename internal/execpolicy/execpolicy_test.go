@@ -126,13 +126,22 @@ func TestWhatReadsItsProgramFromAPipeIsUndecidable(t *testing.T) {
 		{"nice", "-n", "5", "bash"},
 		{"python3"},
 		{"python3", "-W", "ignore"},
-		{"python3", "manage.py", "shell"},
+		{"python3", "-"},
+		{"python3", "/dev/stdin"},
+		{"python3.11"},
+		{"nodejs"},
 		{"perl"},
 		{"node", "-"},
 		{"/usr/bin/ruby"},
+		{"psql", "-h", "db"},
+		{"sqlite3", "app.db"},
+		{"busybox", "ed"},
 		{"xargs", "sh"},
-		{"xargs"},
-		{"xargs", "-0", "rm"},
+		{"xargs", "sh", "-c"},
+		{"xargs", "env"},
+		{"xargs", "nice"},
+		{"xargs", "find"},
+		{"xargs", "python3"},
 		{"env", "xargs", "python3"},
 	}
 	for _, argv := range fedByTheCaller {
@@ -185,6 +194,14 @@ func TestWhatReadsItsProgramFromAPipeIsUndecidable(t *testing.T) {
 		{[]string{"tee", "/tmp/out"}, execpolicy.Pipe},
 		{[]string{"cat"}, execpolicy.Pipe},
 		{[]string{"sh", "-c", "cat > /tmp/out"}, execpolicy.Pipe},
+		// Common pipelines: what xargs runs gets arguments, not a program;
+		// an interpreter given its program reads data.
+		{[]string{"xargs"}, execpolicy.Pipe},
+		{[]string{"xargs", "-0", "kill"}, execpolicy.Pipe},
+		{[]string{"sh", "-c", "pgrep x | xargs kill"}, execpolicy.NoStdin},
+		{[]string{"sh", "-c", "curl -s localhost:8080/status | python3 -m json.tool"}, execpolicy.NoStdin},
+		{[]string{"python3", "manage.py", "loaddata", "-"}, execpolicy.Pipe},
+		{[]string{"bash", "-o", "pipefail", "-c", "ls | wc -l"}, execpolicy.NoStdin},
 	} {
 		if d := p.Check(c.argv, c.in); !d.Allowed {
 			t.Errorf("%q (stdin %d): %v, want allowed", c.argv, c.in, d)
@@ -200,6 +217,43 @@ func TestWhatReadsItsProgramFromAPipeIsUndecidable(t *testing.T) {
 	}
 	if d := (execpolicy.Policy{Deny: []string{"rm"}, AllowUndecidable: true}).Check([]string{"sh"}, execpolicy.Pipe); !d.Allowed {
 		t.Errorf("allowUndecidable refused sh on a pipe: %v", d)
+	}
+}
+
+// Ways to run code that no stdin carries but the command line hides: an
+// option's value taken for the script, the environment a program reads its
+// startup code from, a program file, a placeholder filled in from a file.
+func TestCodeOutsideTheCommandLineIsUndecidable(t *testing.T) {
+	p := execpolicy.Policy{Deny: []string{"rm"}}
+	if d := p.Check([]string{"bash", "-co", "pipefail", "rm -rf /x"}, execpolicy.NoStdin); d.Allowed || d.Rule != "deny rm" {
+		t.Errorf("bash -co pipefail 'rm -rf /x': %v, want refused by deny rm", d)
+	}
+	for _, argv := range [][]string{
+		{"env", "BASH_FUNC_ls%%=() { rm -rf /x; }", "bash", "-c", "ls"},
+		{"env", "BASH_ENV=/tmp/x", "bash", "-c", "true"},
+		{"env", "--", "LD_PRELOAD=/tmp/x.so", "ls"},
+		{"env", "PERL5OPT=-Mstrict", "perl", "app.pl"},
+		{"sh", "-c", "BASH_ENV=/tmp/x bash -c true"},
+		{"sh", "-c", "export BASH_ENV=/tmp/x; bash -c true"},
+		{"sh", "-c", "declare -x PS4='$(rm x)'; set -x; ls"},
+		{"bash", "--rcfile", "/tmp/x", "-ic", "true"},
+		{"bash", "--init-file=/tmp/x", "-ic", "true"},
+		{"xargs", "-a", "/tmp/args", "sh"},
+		{"xargs", "-I%", "sh", "-c", "%"},
+		{"xargs", "--replace", "sh", "-c", "{}"},
+		{"awk", "-f", "/tmp/prog.awk"},
+		{"sed", "-f", "/tmp/script.sed", "file"},
+		{"python3.11", "-c", "import os"},
+		{"python3", "-Bc", "import os"},
+		{"perl", "-ne", "unlink 'x'"},
+		{"perl", "-MPOSIX", "app.pl"},
+		{"node", "-p", "require('fs')"},
+		{"node", "--eval=1"},
+		{"php", "-r", "unlink('x');"},
+	} {
+		if d := p.Check(argv, execpolicy.NoStdin); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
+			t.Errorf("%q: %v, want refused as undecidable", argv, d)
+		}
 	}
 }
 
@@ -268,13 +322,15 @@ func TestPatternsAreValidated(t *testing.T) {
 
 // Hostile argv never panics the resolver, and a resolved deny always holds.
 func FuzzCheck(f *testing.F) {
-	for _, s := range []string{"sh\x00-c\x00rm x", "env\x00-u", "timeout\x00-s", "sh\x00-c\x00'", "xargs\x00-I", "busybox"} {
-		f.Add(s)
+	for _, s := range []string{"sh\x00-c\x00rm x", "env\x00-u", "timeout\x00-s", "sh\x00-c\x00'", "xargs\x00-I", "busybox", "xargs\x00rm", "sh\x00-c\x00echo x | rm"} {
+		for in := range 3 {
+			f.Add(s, uint8(in))
+		}
 	}
 	p := execpolicy.Policy{Deny: []string{"rm"}}
-	f.Fuzz(func(t *testing.T, s string) {
+	f.Fuzz(func(t *testing.T, s string, in uint8) {
 		argv := strings.Split(s, "\x00")
-		d := p.Check(argv, execpolicy.NoStdin)
+		d := p.Check(argv, execpolicy.Stdin(in%3))
 		if d.Allowed && len(argv) > 0 && (argv[0] == "rm" || strings.HasSuffix(argv[0], "/rm")) {
 			t.Errorf("%q allowed", argv)
 		}

@@ -22,8 +22,8 @@ func shellScript(args []string) (script string, ok bool, undecidable string) {
 				return "", false, "runs the script file " + args[i+1]
 			}
 			return "", !dashC, ""
-		case a == "-o" || a == "+o" || a == "-O" || a == "+O" || a == "--rcfile" || a == "--init-file":
-			i++
+		case a == "--rcfile" || a == "--init-file" || strings.HasPrefix(a, "--rcfile=") || strings.HasPrefix(a, "--init-file="):
+			return "", false, "runs the startup file it names"
 		case strings.HasPrefix(a, "--"):
 			// --login, --norc, --posix, ...
 		case strings.HasPrefix(a, "-") || strings.HasPrefix(a, "+"):
@@ -33,6 +33,9 @@ func shellScript(args []string) (script string, ok bool, undecidable string) {
 			if strings.ContainsRune(a[1:], 's') {
 				return "", false, "" // reads commands from stdin: interactive
 			}
+			// -o and -O take the next word as their value, in a cluster
+			// too (bash -co pipefail 'cmd').
+			i += strings.Count(a[1:], "o") + strings.Count(a[1:], "O")
 		default:
 			if dashC {
 				return a, true, ""
@@ -86,7 +89,11 @@ func splitScript(script string) (cmds [][]string, piped bool, undecidable string
 		case skipNext:
 			skipNext = false
 		case len(cur) == 0 && isAssignment(w.text):
-			// FOO=bar cmd: the assignment is not the command
+			// FOO=bar cmd: the assignment is not the command, unless it
+			// makes the command run code (BASH_ENV=..., LD_PRELOAD=...).
+			if why := codeInEnvironment(w.text); why != "" {
+				return nil, false, why
+			}
 		case len(cur) == 0 && (w.text == "if" || w.text == "then" || w.text == "else" || w.text == "elif" || w.text == "fi" ||
 			w.text == "do" || w.text == "done" || w.text == "while" || w.text == "until" || w.text == "!" || w.text == "{" || w.text == "}"):
 			// keywords before a command
@@ -99,6 +106,16 @@ func splitScript(script string) (cmds [][]string, piped bool, undecidable string
 	flush()
 	if len(out) == 0 {
 		return nil, false, "no command in the -c string"
+	}
+	for _, c := range out {
+		switch baseName(c[0]) {
+		case "export", "declare", "typeset", "readonly", "local":
+			for _, a := range c[1:] {
+				if why := codeInEnvironment(a); why != "" {
+					return nil, false, why
+				}
+			}
+		}
 	}
 	return out, piped, ""
 }

@@ -109,6 +109,9 @@ func env(args []string) ([]string, string) {
 		case a == "--":
 			i++
 			for i < len(args) && strings.Contains(args[i], "=") {
+				if why := codeInEnvironment(args[i]); why != "" {
+					return nil, why
+				}
 				i++
 			}
 			if i == len(args) {
@@ -124,6 +127,9 @@ func env(args []string) ([]string, string) {
 		case strings.HasPrefix(a, "-"):
 			return nil, "an option it does not know: " + a
 		case strings.Contains(a, "="):
+			if why := codeInEnvironment(a); why != "" {
+				return nil, why
+			}
 		default:
 			return args[i:], ""
 		}
@@ -131,9 +137,30 @@ func env(args []string) ([]string, string) {
 	return nil, ""
 }
 
+// codeInEnvironment says why an assignment NAME=VALUE for a command's
+// environment can make it run code that is not on its command line (bash's
+// startup file and exported functions, the dynamic loader's preloads, an
+// interpreter's startup options), or "".
+func codeInEnvironment(assignment string) string {
+	name, _, _ := strings.Cut(assignment, "=")
+	switch {
+	case strings.HasPrefix(name, "BASH_FUNC_"), strings.HasPrefix(name, "LD_"), strings.HasPrefix(name, "DYLD_"):
+	default:
+		switch name {
+		case "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND",
+			"PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME", "PYTHONINSPECT",
+			"PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS", "NODE_PATH":
+		default:
+			return ""
+		}
+	}
+	return "sets " + name + ", with which a program runs code its command line does not show"
+}
+
 // xargs [options] [COMMAND [ARG]...]: runs COMMAND (default echo) with
 // arguments read from stdin, which are not seen here but cannot change the
-// command.
+// command. Reading them from a file (-a), or putting them in place of a
+// string (-I), can: that is undecidable.
 func xargs(args []string) ([]string, string) {
 	withValue := map[string]bool{"-I": true, "-i": false, "-d": true, "-n": true, "-P": true, "-L": true, "-l": false, "-s": true, "-E": true, "-e": false, "-a": true}
 	i := 0
@@ -147,6 +174,9 @@ func xargs(args []string) ([]string, string) {
 			break
 		}
 		switch {
+		case a == "-a" || a == "-I" || a == "-i" || strings.HasPrefix(a, "-a") || strings.HasPrefix(a, "-I") || strings.HasPrefix(a, "-i") ||
+			strings.HasPrefix(a, "--arg-file") || strings.HasPrefix(a, "--replace"):
+			return nil, a + " puts what it reads into the command"
 		case a == "-0" || a == "-r" || a == "-t" || a == "-p" || a == "-x" || a == "--null" || a == "--no-run-if-empty" || a == "--verbose" || a == "--interactive" || a == "--exit":
 		case len(a) == 2 && withValue[a]:
 			i++
