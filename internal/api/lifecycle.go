@@ -81,13 +81,16 @@ func (h *Handler) checkRenewal(id *authn.Identity, s *v1alpha1.Session, ttlText 
 		return 0, statusError(http.StatusForbidden, metav1.StatusReasonForbidden, "no AccessPolicy granted this session, so none allows its renewal")
 	}
 	ttl := s.Status.Limits.MaxTTL.Duration
+	if m := h.Policy.MaxTTL; m > 0 && m < ttl {
+		ttl = m
+	}
 	if ttlText != "" {
 		var err error
 		if ttl, err = time.ParseDuration(ttlText); err != nil {
 			return 0, statusError(http.StatusBadRequest, metav1.StatusReasonBadRequest, fmt.Sprintf("ttl: Invalid value: %q: must be a duration such as 30m", ttlText))
 		}
 	}
-	if err := entitlement.CheckRenewal(s.Status.Limits, s.Status.Renewals, s.Status.ActivatedAt.Time, s.Status.ExpiresAt.Time, ttl); err != nil {
+	if err := entitlement.CheckRenewal(s.Status.Limits, s.Status.Renewals, s.Status.ActivatedAt.Time, s.Status.ExpiresAt.Time, ttl, h.Policy.MaxTTL); err != nil {
 		return 0, statusError(http.StatusForbidden, metav1.StatusReasonForbidden, err.Error())
 	}
 	return ttl, nil

@@ -218,7 +218,7 @@ func (r *SessionReconciler) renew(s *v1alpha1.Session, now time.Time) (requeue t
 		s.Status.RenewalRequest = nil
 		r.Recorder.Eventf(s, nil, eventType, reason, "Renew", format, args...)
 	}
-	if err := entitlement.CheckRenewal(l, s.Status.Renewals, s.Status.ActivatedAt.Time, s.Status.ExpiresAt.Time, req.TTL.Duration); err != nil {
+	if err := entitlement.CheckRenewal(l, s.Status.Renewals, s.Status.ActivatedAt.Time, s.Status.ExpiresAt.Time, req.TTL.Duration, r.Policy.MaxTTL); err != nil {
 		drop(corev1.EventTypeWarning, "RenewalRefused", "renewal requested by %s refused: %v", req.RequestedBy, err)
 		return time.Time{}
 	}

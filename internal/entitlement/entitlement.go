@@ -366,20 +366,26 @@ func Tally(a *v1alpha1.Approval, requester *v1alpha1.Requester, decisions []v1al
 }
 
 // CheckRenewal says why a renewal of ttl may not be granted under limits, or
-// nil. A session never lasts past maxTTL × (1 + maxRenewals) in all.
-func CheckRenewal(l *v1alpha1.SessionLimits, renewals int32, activatedAt, expiresAt time.Time, ttl time.Duration) error {
+// nil. maxTTL is the gateway's (--max-ttl; 0 for none), which bounds a
+// session granted before its limits were capped by it too. A session never
+// lasts past that maximum × (1 + maxRenewals) in all.
+func CheckRenewal(l *v1alpha1.SessionLimits, renewals int32, activatedAt, expiresAt time.Time, ttl, maxTTL time.Duration) error {
 	if l == nil || l.Renewal == nil || !l.Renewal.Allowed {
 		return fmt.Errorf("the session's policy allows no renewal")
 	}
 	if renewals >= l.Renewal.MaxRenewals {
 		return fmt.Errorf("the session was renewed %d time(s), the policy's maximum", renewals)
 	}
-	if ttl <= 0 || ttl > l.MaxTTL.Duration {
-		return fmt.Errorf("ttl %s must be positive and at most the session's maximum of %s (its policy's maxTTL, within the gateway's --max-ttl)", ttl, l.MaxTTL.Duration)
+	most := l.MaxTTL.Duration
+	if maxTTL > 0 && maxTTL < most {
+		most = maxTTL
 	}
-	total := l.MaxTTL.Duration * time.Duration(1+l.Renewal.MaxRenewals)
+	if ttl <= 0 || ttl > most {
+		return fmt.Errorf("ttl %s must be positive and at most the session's maximum of %s (its policy's maxTTL, within the gateway's --max-ttl)", ttl, most)
+	}
+	total := most * time.Duration(1+l.Renewal.MaxRenewals)
 	if lifetime := expiresAt.Add(ttl).Sub(activatedAt); lifetime > total {
-		return fmt.Errorf("renewing by %s would make the session last %s, past the policy's total of %s", ttl, lifetime.Round(time.Second), total)
+		return fmt.Errorf("renewing by %s would make the session last %s, past the session's total of %s", ttl, lifetime.Round(time.Second), total)
 	}
 	return nil
 }

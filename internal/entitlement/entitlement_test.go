@@ -164,3 +164,30 @@ func TestApprovals(t *testing.T) {
 		t.Errorf("a rejection did not stop the request: %+v", o)
 	}
 }
+
+// A session granted before its limits were capped by the gateway's
+// --max-ttl (limits of 24h under 8h) renews by at most 8h, and lasts at
+// most 8h × (1 + maxRenewals) in all.
+func TestRenewalsAreHeldToTheGatewaysMaxTTLToo(t *testing.T) {
+	l := &v1alpha1.SessionLimits{MaxTTL: dur(24 * time.Hour), Renewal: &v1alpha1.Renewal{Allowed: true, MaxRenewals: 2}}
+	start := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		expires time.Duration // after start
+		ttl     time.Duration
+		want    string
+	}{
+		{expires: 8 * time.Hour, ttl: 8 * time.Hour},
+		{expires: 8 * time.Hour, ttl: 20 * time.Hour, want: "at most the session's maximum of 8h0m0s"},
+		{expires: 20 * time.Hour, ttl: 8 * time.Hour, want: "past the session's total of 24h0m0s"},
+		{expires: 16 * time.Hour, ttl: 8 * time.Hour},
+	} {
+		err := CheckRenewal(l, 0, start, start.Add(c.expires), c.ttl, 8*time.Hour)
+		if (c.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.want) {
+			t.Errorf("renewing by %s at %s: %v, want %q", c.ttl, c.expires, err, c.want)
+		}
+	}
+	// Without a gateway maximum the limits decide alone.
+	if err := CheckRenewal(l, 0, start, start.Add(time.Hour), 20*time.Hour, 0); err != nil {
+		t.Errorf("no gateway maximum: %v", err)
+	}
+}
