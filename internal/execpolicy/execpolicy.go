@@ -23,7 +23,7 @@ package execpolicy
 import (
 	"fmt"
 	"path"
-	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -167,62 +167,11 @@ func Resolve(argv []string, in Stdin) (cmds [][]string, undecidable string) {
 
 const maxDepth = 8
 
-// interpreter matches the programs that run a program they are given, from
-// a file, their arguments or their input, under any version's name
-// (python3.11, perl5.36, nodejs).
-var interpreter = regexp.MustCompile(`^(python|pypy|perl|ruby|irb|node|nodejs|php|lua|luajit|tclsh|wish|Rscript|R|guile|ghci|julia)[0-9.]*$`)
-
-// readers run commands their input gives them (a database client's shell
-// escape, an editor's !, a debugger's shell).
-var readers = map[string]bool{"psql": true, "mysql": true, "mariadb": true, "sqlite3": true, "ed": true, "ex": true, "vi": true, "vim": true, "nvim": true,
-	"gdb": true, "dc": true, "make": true, "ftp": true, "sftp": true, "bc": true, "less": true, "more": true, "man": true}
-
-// readsItsProgram says whether an interpreter with args reads its program
-// from its input: with no program file (or module) named first.
-func readsItsProgram(name string, args []string) bool {
-	if len(args) == 0 {
-		return true
-	}
-	switch a := args[0]; {
-	case a == "-m" && strings.HasPrefix(name, "py") && len(args) > 1:
-		return false // a module
-	case strings.HasPrefix(a, "-"), a == "/dev/stdin", strings.HasPrefix(a, "/dev/fd/"), strings.HasPrefix(a, "/proc/"):
-		return true
-	}
-	return false
-}
-
-// codeFlags are the short options with which an interpreter runs code its
-// arguments hold (python -c, perl -e and -M, node -p, ...), by family.
-var codeFlags = map[string]string{"python": "c", "pypy": "c", "perl": "eEMmx", "ruby": "er", "irb": "er", "node": "epr", "nodejs": "epr",
-	"php": "rBREF", "lua": "el", "luajit": "el", "Rscript": "e", "R": "e", "guile": "ce", "ghci": "e", "julia": "eE"}
-
-// runsCodeInArguments: one of args is an option with which the interpreter
-// name runs code (-e, or -pe, or -e'code', or --eval).
-func runsCodeInArguments(name string, args []string) bool {
-	flags := codeFlags[strings.TrimRight(name, "0123456789.")]
-	for _, a := range args {
-		switch {
-		case strings.HasPrefix(a, "--"):
-			opt, _, _ := strings.Cut(a[2:], "=")
-			switch opt {
-			case "eval", "print", "require", "import", "command", "exec":
-				return true
-			}
-		case strings.HasPrefix(a, "-") && strings.ContainsAny(a[1:], flags+"c"):
-			// perl -ne 'code', python -Bc 'code': in a cluster too (and in
-			// an attached value, which errs on the side of refusing).
-			return true
-		}
-	}
-	return false
-}
-
 // runsWhatItIsGiven: a program whose arguments can name, or hold, what it
 // runs.
 func runsWhatItIsGiven(name string) bool {
 	_, wrapped := wrappers[name]
-	return wrapped || shells[name] || interpreter.MatchString(name) || readers[name] || hidesCommands(name, []string{"-exec", "-e", "-c", "system"}) != ""
+	return wrapped || shells[name] || isInterpreter(name) || readers[name] || hidesCommands(name, []string{"-exec", "-e", "-c", "system"}) != ""
 }
 
 // resolve resolves argv; fed is whether its input may be a pipe that
@@ -236,15 +185,17 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 	}
 	argv = append([]string{cleanPath(argv[0])}, argv[1:]...)
 	name := path.Base(argv[0])
-	if strings.Contains(argv[0], "$") || strings.ContainsAny(argv[0], "`*?[") {
+	if strings.Contains(argv[0], "$") || strings.ContainsAny(argv[0], "`*?[") && argv[0] != "[" && argv[0] != "[[" {
 		return nil, "a command name that is not literal: " + argv[0]
 	}
 	if fed {
 		switch {
-		case interpreter.MatchString(name) && readsItsProgram(name, argv[1:]):
+		case isInterpreter(name) && readsItsProgram(name, argv[1:]):
 			return nil, name + " reads its program from its input"
 		case readers[name]:
 			return nil, name + " runs commands its input gives it"
+		case name == "make" && (has(argv[1:], "-f", "-") || has(argv[1:], "--file", "-") || slices.Contains(argv[1:], "-f-") || slices.Contains(argv[1:], "--file=-")):
+			return nil, "make reads its makefile from its input"
 		}
 	}
 	if w, ok := wrappers[name]; ok {
@@ -270,14 +221,14 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 		return append([][]string{argv}, inner...), why
 	}
 	if shells[name] {
-		script, ok, why := shellScript(argv[1:])
+		script, ok, readsInput, why := shellScript(argv[1:])
 		if why != "" {
 			return nil, name + ": " + why
 		}
+		if readsInput && fed {
+			return nil, name + " reads its commands from its input"
+		}
 		if !ok {
-			if fed {
-				return nil, name + " reads its commands from its input"
-			}
 			return [][]string{argv}, "" // interactive, or nothing to read: itself
 		}
 		simple, piped, why := splitScript(script)
@@ -300,6 +251,29 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 		return nil, why
 	}
 	return [][]string{argv}, ""
+}
+
+// shortOrLong reports whether args hold one of the short options letters,
+// alone, in a cluster or with its value attached (-f FILE, -nf, -fFILE), or
+// a long option that is longs or a prefix of one (GNU takes --fil for
+// --file).
+func shortOrLong(args []string, letters string, longs ...string) bool {
+	for _, a := range args {
+		switch {
+		case a == "--":
+			return false
+		case strings.HasPrefix(a, "--") && len(a) > 2:
+			opt, _, _ := strings.Cut(a[2:], "=")
+			for _, l := range longs {
+				if strings.HasPrefix(l, opt) {
+					return true
+				}
+			}
+		case strings.HasPrefix(a, "-") && strings.ContainsAny(a[1:], letters):
+			return true
+		}
+	}
+	return false
 }
 
 // cleanPath resolves ./rm, //bin//rm and /bin/../bin/rm.
@@ -327,13 +301,17 @@ func hidesCommands(name string, args []string) string {
 		}
 		return false
 	}
-	if interpreter.MatchString(name) && runsCodeInArguments(name, args) {
+	if isInterpreter(name) && runsCodeInArguments(name, args) {
 		return name + " runs the code its arguments hold"
 	}
 	switch name {
 	case "sed", "gsed":
-		if has("-f", "--file") {
+		if shortOrLong(args, "f", "file") {
 			return name + " runs a script file"
+		}
+	case "trap", "alias", "hash", "builtin", "mapfile", "readarray", "enable", "complete", "compgen", "bind", "fc":
+		if len(args) > 0 {
+			return name + " runs, or renames, what its arguments say"
 		}
 	case "sudo", "su", "doas", "runuser", "chroot", "unshare", "nsenter", "script", "expect", "eval", "source", ".", "ssh", "parallel", "watch", "flock", "strace", "ltrace", "unbuffer", "chrt", "numactl", "cgexec", "systemd-run", "start-stop-daemon", "su-exec", "gosu", "setpriv", "capsh", "prlimit":
 		if len(args) > 0 {
@@ -344,7 +322,7 @@ func hidesCommands(name string, args []string) string {
 			return "find -exec runs what its arguments name"
 		}
 	case "awk", "gawk", "mawk", "nawk":
-		if has("-f", "--file") {
+		if shortOrLong(args, "fE", "file", "exec") {
 			return name + " runs a program file"
 		}
 		for _, a := range args {

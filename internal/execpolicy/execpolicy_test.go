@@ -126,6 +126,9 @@ func TestWhatReadsItsProgramFromAPipeIsUndecidable(t *testing.T) {
 		{"nice", "-n", "5", "bash"},
 		{"python3"},
 		{"python3", "-W", "ignore"},
+		{"python3", "-m", "code"},
+		{"dash", "-cs", "true"},
+		{"make", "-f", "-"},
 		{"python3", "-"},
 		{"python3", "/dev/stdin"},
 		{"python3.11"},
@@ -202,6 +205,20 @@ func TestWhatReadsItsProgramFromAPipeIsUndecidable(t *testing.T) {
 		{[]string{"sh", "-c", "curl -s localhost:8080/status | python3 -m json.tool"}, execpolicy.NoStdin},
 		{[]string{"python3", "manage.py", "loaddata", "-"}, execpolicy.Pipe},
 		{[]string{"bash", "-o", "pipefail", "-c", "ls | wc -l"}, execpolicy.NoStdin},
+		{[]string{"python3", "-u", "app.py"}, execpolicy.Pipe},
+		{[]string{"perl", "-I", "lib", "script.pl"}, execpolicy.Pipe},
+		{[]string{"perl", "-I/usr/local/lib", "x.pl"}, execpolicy.NoStdin},
+		{[]string{"node", "--max-old-space-size=4096", "app.js"}, execpolicy.Pipe},
+		{[]string{"node", "app.js", "-p", "8080"}, execpolicy.NoStdin},
+		{[]string{"python3", "app.py", "-c", "conf.yaml"}, execpolicy.NoStdin},
+		{[]string{"python3", "-Wignore::DeprecationWarning", "app.py"}, execpolicy.NoStdin},
+		{[]string{"python3", "-m", "gunicorn", "-c", "conf.py", "app:app"}, execpolicy.NoStdin},
+		{[]string{"xargs", "-0r", "kill"}, execpolicy.Pipe},
+		{[]string{"xargs", "-rn1", "kill"}, execpolicy.Pipe},
+		{[]string{"xargs", "--max-args", "1", "kill"}, execpolicy.Pipe},
+		{[]string{"sh", "-c", "[ -f x ] && cat x"}, execpolicy.NoStdin},
+		{[]string{"less", "/var/log/app.log"}, execpolicy.Pipe},
+		{[]string{"sh", "-s"}, execpolicy.NoStdin},
 	} {
 		if d := p.Check(c.argv, c.in); !d.Allowed {
 			t.Errorf("%q (stdin %d): %v, want allowed", c.argv, c.in, d)
@@ -225,8 +242,15 @@ func TestWhatReadsItsProgramFromAPipeIsUndecidable(t *testing.T) {
 // startup code from, a program file, a placeholder filled in from a file.
 func TestCodeOutsideTheCommandLineIsUndecidable(t *testing.T) {
 	p := execpolicy.Policy{Deny: []string{"rm"}}
-	if d := p.Check([]string{"bash", "-co", "pipefail", "rm -rf /x"}, execpolicy.NoStdin); d.Allowed || d.Rule != "deny rm" {
-		t.Errorf("bash -co pipefail 'rm -rf /x': %v, want refused by deny rm", d)
+	for _, argv := range [][]string{
+		{"bash", "-co", "pipefail", "rm -rf /x"},
+		{"bash", "-sc", "rm -rf /x"}, // -s does not hide the -c string
+		{"bash", "-c", "-s", "rm -rf /x"},
+		{"rbash", "-c", "rm -rf /x"},
+	} {
+		if d := p.Check(argv, execpolicy.NoStdin); d.Allowed || d.Rule != "deny rm" {
+			t.Errorf("%q: %v, want refused by deny rm", argv, d)
+		}
 	}
 	for _, argv := range [][]string{
 		{"env", "BASH_FUNC_ls%%=() { rm -rf /x; }", "bash", "-c", "ls"},
@@ -250,6 +274,26 @@ func TestCodeOutsideTheCommandLineIsUndecidable(t *testing.T) {
 		{"node", "-p", "require('fs')"},
 		{"node", "--eval=1"},
 		{"php", "-r", "unlink('x');"},
+		{"sh", "-c", "trap 'rm -rf /x' EXIT"},
+		{"bash", "-c", "builtin eval 'rm -rf /x'"},
+		{"bash", "-c", "hash -p /bin/rm ls; ls -rf /x"},
+		{"sh", "-c", "alias x=rm\nx -rf /x"},
+		{"bash", "-c", "mapfile -C 'rm -rf /x #' -c1 </etc/hostname"},
+		{"python3", "-m", "timeit", "-n1", "__import__('os').system('rm -rf /x')"},
+		{"python3.7m", "-c", "import os"},
+		{"ipython3", "-c", "import os"},
+		{"luajit-2.1.0-beta3", "-e", "os.execute('rm')"},
+		{"pwsh", "-c", "Remove-Item x"},
+		{"deno", "eval", "Deno.remove('x')"},
+		{"php", "-d", "auto_prepend_file=/tmp/x", "/dev/null"},
+		{"node", "--experimental-loader=data:x", "app.js"},
+		{"awk", "-f/tmp/prog"},
+		{"gawk", "-E", "/tmp/prog"},
+		{"sed", "-nf", "/tmp/s", "f"},
+		{"sed", "-n", "--fil=/tmp/s", "f"},
+		{"env", "PERL5DB=BEGIN{system q(rm)}", "perl", "-d", "/dev/null"},
+		{"env", "LUA_INIT=os.execute'rm'", "lua", "app.lua"},
+		{"env", "PAGER=sh -c 'rm -rf /x'", "git", "log"},
 	} {
 		if d := p.Check(argv, execpolicy.NoStdin); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
 			t.Errorf("%q: %v, want refused as undecidable", argv, d)

@@ -5,25 +5,33 @@ import (
 )
 
 // shells run a -c string, a script file, or what they read.
-var shells = map[string]bool{"sh": true, "bash": true, "dash": true, "zsh": true, "ash": true, "ksh": true, "mksh": true, "yash": true, "fish": true, "csh": true, "tcsh": true}
+var shells = map[string]bool{"sh": true, "bash": true, "rbash": true, "dash": true, "zsh": true, "ash": true, "hush": true, "ksh": true, "ksh93": true,
+	"mksh": true, "lksh": true, "oksh": true, "pdksh": true, "posh": true, "yash": true, "fish": true, "csh": true, "tcsh": true}
 
-// shellScript finds a shell's -c string. ok is false for an interactive
-// shell (no -c, no script file).
-func shellScript(args []string) (script string, ok bool, undecidable string) {
-	dashC := false
+// shellScript finds a shell's -c string. ok is false for a shell that reads
+// its commands from its input (no -c, no script file, or -s); readsInput is
+// whether it reads them from there, after a -c string too (dash -cs).
+func shellScript(args []string) (script string, ok bool, readsInput bool, undecidable string) {
+	dashC, dashS := false, false
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "--":
 			if i+1 < len(args) {
 				if dashC {
-					return args[i+1], true, ""
+					return args[i+1], true, dashS, ""
 				}
-				return "", false, "runs the script file " + args[i+1]
+				if dashS {
+					return "", false, true, ""
+				}
+				return "", false, false, "runs the script file " + args[i+1]
 			}
-			return "", !dashC, ""
+			if dashC {
+				return "", false, false, "-c without a command string"
+			}
+			return "", false, true, ""
 		case a == "--rcfile" || a == "--init-file" || strings.HasPrefix(a, "--rcfile=") || strings.HasPrefix(a, "--init-file="):
-			return "", false, "runs the startup file it names"
+			return "", false, false, "runs the startup file it names"
 		case strings.HasPrefix(a, "--"):
 			// --login, --norc, --posix, ...
 		case strings.HasPrefix(a, "-") || strings.HasPrefix(a, "+"):
@@ -31,22 +39,25 @@ func shellScript(args []string) (script string, ok bool, undecidable string) {
 				dashC = true
 			}
 			if strings.ContainsRune(a[1:], 's') {
-				return "", false, "" // reads commands from stdin: interactive
+				dashS = true // reads commands from its input (after -c's string, for dash)
 			}
 			// -o and -O take the next word as their value, in a cluster
 			// too (bash -co pipefail 'cmd').
 			i += strings.Count(a[1:], "o") + strings.Count(a[1:], "O")
 		default:
 			if dashC {
-				return a, true, ""
+				return a, true, dashS, ""
 			}
-			return "", false, "runs the script file " + a
+			if dashS {
+				return "", false, true, "" // sh -s ARG...: the arguments are $1...
+			}
+			return "", false, false, "runs the script file " + a
 		}
 	}
 	if dashC {
-		return "", false, "-c without a command string"
+		return "", false, false, "-c without a command string"
 	}
-	return "", false, ""
+	return "", false, true, ""
 }
 
 // splitScript splits a -c string into simple commands, unquoting words as

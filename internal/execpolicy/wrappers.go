@@ -144,12 +144,15 @@ func env(args []string) ([]string, string) {
 func codeInEnvironment(assignment string) string {
 	name, _, _ := strings.Cut(assignment, "=")
 	switch {
-	case strings.HasPrefix(name, "BASH_FUNC_"), strings.HasPrefix(name, "LD_"), strings.HasPrefix(name, "DYLD_"):
+	case strings.HasPrefix(name, "BASH_FUNC_"), strings.HasPrefix(name, "LD_"), strings.HasPrefix(name, "DYLD_"), strings.HasPrefix(name, "LUA_INIT"):
 	default:
 		switch name {
 		case "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND",
 			"PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME", "PYTHONINSPECT",
-			"PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS", "NODE_PATH":
+			"PERL5OPT", "PERL5LIB", "PERLLIB", "PERL5DB", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS", "NODE_PATH",
+			"PHPRC", "PHP_INI_SCAN_DIR", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
+			"PAGER", "MANPAGER", "GIT_PAGER", "EDITOR", "VISUAL", "GIT_EDITOR", "LESSOPEN", "LESSCLOSE",
+			"GIT_SSH", "GIT_SSH_COMMAND", "GIT_EXTERNAL_DIFF", "GIT_ASKPASS", "SSH_ASKPASS", "GIT_CONFIG_PARAMETERS":
 		default:
 			return ""
 		}
@@ -162,7 +165,11 @@ func codeInEnvironment(assignment string) string {
 // command. Reading them from a file (-a), or putting them in place of a
 // string (-I), can: that is undecidable.
 func xargs(args []string) ([]string, string) {
-	withValue := map[string]bool{"-I": true, "-i": false, "-d": true, "-n": true, "-P": true, "-L": true, "-l": false, "-s": true, "-E": true, "-e": false, "-a": true}
+	// Short options with a value (-n 1, -n1, -d '\n'), flags, and the long
+	// options with a value.
+	const withValue, flags = "dnPLsE", "0rtpx"
+	longValue := map[string]bool{"delimiter": true, "max-args": true, "max-procs": true, "max-lines": true, "max-chars": true, "eof": true, "process-slot-var": true}
+	longFlag := map[string]bool{"null": true, "no-run-if-empty": true, "verbose": true, "interactive": true, "exit": true, "show-limits": true}
 	i := 0
 	for ; i < len(args); i++ {
 		a := args[i]
@@ -170,20 +177,42 @@ func xargs(args []string) ([]string, string) {
 			i++
 			break
 		}
-		if !strings.HasPrefix(a, "-") {
+		if !strings.HasPrefix(a, "-") || a == "-" {
 			break
 		}
-		switch {
-		case a == "-a" || a == "-I" || a == "-i" || strings.HasPrefix(a, "-a") || strings.HasPrefix(a, "-I") || strings.HasPrefix(a, "-i") ||
-			strings.HasPrefix(a, "--arg-file") || strings.HasPrefix(a, "--replace"):
-			return nil, a + " puts what it reads into the command"
-		case a == "-0" || a == "-r" || a == "-t" || a == "-p" || a == "-x" || a == "--null" || a == "--no-run-if-empty" || a == "--verbose" || a == "--interactive" || a == "--exit":
-		case len(a) == 2 && withValue[a]:
-			i++
-		case len(a) > 2 && withValue[a[:2]] || (len(a) >= 2 && (a[:2] == "-i" || a[:2] == "-l" || a[:2] == "-e")):
-		case strings.HasPrefix(a, "--") && strings.Contains(a, "="):
-		default:
-			return nil, "an option it does not know: " + a
+		if strings.HasPrefix(a, "--") {
+			name, _, hasValue := strings.Cut(a[2:], "=")
+			switch {
+			case name == "arg-file" || name == "replace" || name == "open-tty":
+				return nil, a + " puts what it reads into the command, or gives it a terminal"
+			case longValue[name]:
+				if !hasValue {
+					i++
+				}
+			case longFlag[name]:
+			default:
+				return nil, "an option it does not know: " + a
+			}
+			continue
+		}
+		for j := 1; j < len(a); j++ {
+			c := a[j]
+			switch {
+			case c == 'a' || c == 'I' || c == 'i' || c == 'o':
+				// -a FILE and -I/-i placeholders put what it reads into
+				// the command; -o gives it a terminal.
+				return nil, a + " puts what it reads into the command, or gives it a terminal"
+			case c == 'e' || c == 'l':
+				j = len(a) // an optional value, attached if any
+			case strings.IndexByte(withValue, c) >= 0:
+				if j == len(a)-1 {
+					i++
+				}
+				j = len(a)
+			case strings.IndexByte(flags, c) >= 0:
+			default:
+				return nil, "an option it does not know: " + a
+			}
 		}
 	}
 	if i >= len(args) {
