@@ -52,9 +52,9 @@ type ClusterSpec struct {
 	// an inline client certificate: the server and CA always come from this
 	// spec, and insecure-skip-tls-verify, exec and auth-provider plugins,
 	// file references and impersonation are refused. The Secret must be
-	// meant for this server: its current context names it (and, with
-	// certificate-authority-data, trusts every CA of caBundle), or its
-	// annotation sessiongate.dev/servers lists it.
+	// meant for this server: its current context names it, or its
+	// annotation sessiongate.dev/servers lists it; and with
+	// certificate-authority-data it must trust every CA of caBundle.
 	// +required
 	KubeconfigSecretRef SecretKeyRef `json:"kubeconfigSecretRef"`
 

@@ -91,12 +91,12 @@ contexts: [{name: c, context: {cluster: victim, user: u}}]
 	e.registerClusterAt("thief", thief.URL, thiefCA, "victim-kubeconfig", v1alpha1.CredentialProvider{})
 	e.registerClusterAt("other-ca", target.Config.Host, other.CertPEM, "victim-kubeconfig", v1alpha1.CredentialProvider{})
 	e.registerClusterAt("victim", strings.TrimSuffix(target.Config.Host, "/"), target.Config.CAData, "victim-kubeconfig", v1alpha1.CredentialProvider{})
-	for name, want := range map[string]string{
-		"thief":    "kubeconfig Secret victim-kubeconfig is for server " + target.Config.Host + ", not " + thief.URL,
-		"other-ca": "trusts another CA for " + target.Config.Host + " than spec.caBundle",
+	for name, want := range map[string][]string{
+		"thief":    {"kubeconfig Secret victim-kubeconfig is for server " + target.Config.Host + ", not " + thief.URL, "add that to the Secret's annotation sessiongate.dev/servers"},
+		"other-ca": {"spec.caBundle holds a CA (CN=not-the-target-ca) that kubeconfig Secret victim-kubeconfig does not trust", "add the CA there"},
 	} {
-		if r := e.waitClusterReady(name, v1alpha1.ReasonKubeconfigUnsafe); !strings.Contains(r.Message, want) || !strings.Contains(r.Message, "annotation sessiongate.dev/servers") {
-			t.Errorf("cluster %s Ready message %q, want it to say %q and how to allow it", name, r.Message, want)
+		if r := e.waitClusterReady(name, v1alpha1.ReasonKubeconfigUnsafe); !strings.Contains(r.Message, want[0]) || !strings.Contains(r.Message, want[1]) {
+			t.Errorf("cluster %s Ready message %q, want it to say %q and %q", name, r.Message, want[0], want[1])
 		}
 	}
 	// Its own server (spelled otherwise) and CA: the target is asked, and
@@ -108,10 +108,24 @@ contexts: [{name: c, context: {cluster: victim, user: u}}]
 	}
 	mu.Unlock()
 
-	// A server its writer lists is asked, whatever the Cluster is called:
-	// which shows the thief's server would have seen the token. Another
-	// server is not, under any Cluster name.
-	e.kubeconfigSecret("listed-kubeconfig", victim)
+	// A server its writer lists, through a CA it trusts, is asked, whatever
+	// the Cluster is called: which shows the thief's server would have seen
+	// the token. Another server is not, under any Cluster name, nor a listed
+	// one through a CA the Secret does not trust.
+	e.kubeconfigSecret("listed-untrusted-kubeconfig", victim)
+	e.annotateSecret("listed-untrusted-kubeconfig", thief.URL)
+	e.registerClusterAt("listed-untrusted", thief.URL, thiefCA, "listed-untrusted-kubeconfig", v1alpha1.CredentialProvider{})
+	if r := e.waitClusterReady("listed-untrusted", v1alpha1.ReasonKubeconfigUnsafe); !strings.Contains(r.Message, "that kubeconfig Secret listed-untrusted-kubeconfig does not trust") {
+		t.Errorf("listed-untrusted Ready message %q", r.Message)
+	}
+	mu.Lock()
+	if len(sent) != 0 {
+		t.Errorf("a CA the Secret does not trust was used: the server got %q", sent)
+	}
+	mu.Unlock()
+	trusting, err := testenv.TrustAlso([]byte(victim), thiefCA)
+	testenv.Must(t, err)
+	e.kubeconfigSecret("listed-kubeconfig", string(trusting))
 	e.annotateSecret("listed-kubeconfig", "https://elsewhere.example:6443, "+thief.URL)
 	e.registerClusterAt("listed", thief.URL, thiefCA, "listed-kubeconfig", v1alpha1.CredentialProvider{})
 	e.registerClusterAt("listed-elsewhere", "https://127.0.0.1:2", thiefCA, "listed-kubeconfig", v1alpha1.CredentialProvider{})
@@ -187,10 +201,15 @@ func TestWrongServerOrCAIsAClusterCondition(t *testing.T) {
 	e := newEnv(t)
 	other, err := testenv.NewCA("not-the-target-ca")
 	testenv.Must(t, err)
-	// The Secret's writer lets its credential go to these servers, whatever
-	// the CA, so that what the target answers is what shows.
-	e.annotateSecret("target-kubeconfig", target.Config.Host+", https://127.0.0.1:1")
-	e.registerClusterAt("wrong-ca", target.Config.Host, other.CertPEM, "target-kubeconfig", v1alpha1.CredentialProvider{})
+	// The Secret's writer lets its credential go to these servers, and
+	// through the other CA, so that what the target answers is what shows.
+	e.annotateSecret("target-kubeconfig", "https://127.0.0.1:1")
+	kc, err := target.MinterKubeconfig(e.ctx)
+	testenv.Must(t, err)
+	kc, err = testenv.TrustAlso(kc, other.CertPEM)
+	testenv.Must(t, err)
+	e.kubeconfigSecret("wrong-ca-kubeconfig", string(kc))
+	e.registerClusterAt("wrong-ca", target.Config.Host, other.CertPEM, "wrong-ca-kubeconfig", v1alpha1.CredentialProvider{})
 	e.registerClusterAt("nowhere", "https://127.0.0.1:1", target.Config.CAData, "target-kubeconfig", v1alpha1.CredentialProvider{})
 
 	if r := e.waitClusterReady("wrong-ca", v1alpha1.ReasonTargetTLSFailed); !strings.Contains(r.Message, "does not verify against spec.caBundle") {

@@ -206,41 +206,45 @@ const AnnotationServers = "sessiongate.dev/servers"
 // Secrets: a Cluster that named another's Secret, with a server and CA of
 // its writer's choosing, would have the gateway hand that credential to
 // them. So the Secret says where its credential may go: to the server its
-// current context names, trusted through its own CA (a cluster entry with
-// certificate-authority-data must hold every certificate of spec.caBundle),
-// or to a server its annotation lists.
+// current context names, or to a server its annotation lists; and, when it
+// carries certificate-authority-data, through no CA but those (spec.caBundle
+// may hold no other).
 func bound(cluster *v1alpha1.Cluster, sec *corev1.Secret, kubeconfig []byte) error {
-	for _, server := range strings.Split(sec.Annotations[AnnotationServers], ",") {
-		if server = strings.TrimSpace(server); server != "" && sameServer(server, cluster.Spec.Server) {
-			return nil
-		}
-	}
-	unbound := func(format string, args ...any) error {
-		return clusterFault(v1alpha1.ReasonKubeconfigUnsafe, "cluster %s: kubeconfig Secret %s %s; if its credential is meant for %s, add that to the Secret's annotation %s",
-			cluster.Name, sec.Name, fmt.Sprintf(format, args...), cluster.Spec.Server, AnnotationServers)
-	}
 	kc, err := clientcmd.Load(kubeconfig)
 	if err != nil {
 		return clusterFault(v1alpha1.ReasonKubeconfigInvalid, "cluster %s: the kubeconfig Secret does not parse: %v", cluster.Name, err)
 	}
 	entry := currentCluster(kc)
-	switch {
-	case entry == nil || entry.Server == "":
-		return unbound("names no server in its current context")
-	case !sameServer(entry.Server, cluster.Spec.Server):
-		return unbound("is for server %s, not %s", entry.Server, cluster.Spec.Server)
+	listed := false
+	for _, server := range strings.Split(sec.Annotations[AnnotationServers], ",") {
+		if server = strings.TrimSpace(server); server != "" && sameServer(server, cluster.Spec.Server) {
+			listed = true
+		}
 	}
-	if len(entry.CertificateAuthorityData) == 0 {
+	if !listed {
+		unbound := func(format string, args ...any) error {
+			return clusterFault(v1alpha1.ReasonKubeconfigUnsafe, "cluster %s: kubeconfig Secret %s %s; if its credential is meant for %s, add that to the Secret's annotation %s",
+				cluster.Name, sec.Name, fmt.Sprintf(format, args...), cluster.Spec.Server, AnnotationServers)
+		}
+		switch {
+		case entry == nil || entry.Server == "":
+			return unbound("names no server in its current context")
+		case !sameServer(entry.Server, cluster.Spec.Server):
+			return unbound("is for server %s, not %s", entry.Server, cluster.Spec.Server)
+		}
+	}
+	if entry == nil || len(entry.CertificateAuthorityData) == 0 {
 		return nil
 	}
 	theirs, err := certutil.ParseCertsPEM(entry.CertificateAuthorityData)
 	if err != nil {
-		return unbound("holds certificate-authority-data that does not parse")
+		return clusterFault(v1alpha1.ReasonKubeconfigInvalid, "cluster %s: kubeconfig Secret %s: certificate-authority-data does not parse: %v", cluster.Name, sec.Name, err)
 	}
 	ours, _ := certutil.ParseCertsPEM(cluster.Spec.CABundle) // parsed by RESTConfig
 	for _, c := range ours {
 		if !slices.ContainsFunc(theirs, c.Equal) {
-			return unbound("trusts another CA for %s than spec.caBundle (%s)", entry.Server, c.Subject)
+			return clusterFault(v1alpha1.ReasonKubeconfigUnsafe, "cluster %s: spec.caBundle holds a CA (%s) that kubeconfig Secret %s does not trust: its credential is sent through no CA but those of its certificate-authority-data; add the CA there",
+				cluster.Name, c.Subject, sec.Name)
 		}
 	}
 	return nil

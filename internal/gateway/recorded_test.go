@@ -46,8 +46,9 @@ func recordedCluster(t *testing.T) *testenv.Recorder {
 			return
 		}
 		// The recorder is not the server the kubeconfig names: its Secret
-		// lets its credential go there all the same.
-		if recorderErr = allowServers(ctx, c.Spec.KubeconfigSecretRef.Name, recorder.URL); recorderErr != nil {
+		// lets its credential go there, through the recorder's CA, all the
+		// same.
+		if recorderErr = allowServers(ctx, c.Spec.KubeconfigSecretRef.Name, recorder.URL, recorder.CAPEM); recorderErr != nil {
 			return
 		}
 		patch := client.MergeFrom(c.DeepCopy())
@@ -70,14 +71,19 @@ func recordedCluster(t *testing.T) *testenv.Recorder {
 }
 
 // allowServers lets the credential of the kubeconfig Secret name in the
-// suite's namespace go to the servers listed.
-func allowServers(ctx context.Context, name, servers string) error {
+// suite's namespace go to the servers listed, through ca too.
+func allowServers(ctx context.Context, name, servers string, ca []byte) error {
 	sec := &corev1.Secret{}
 	if err := mgmt.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, sec); err != nil {
 		return err
 	}
 	patch := client.MergeFrom(sec.DeepCopy())
 	metav1.SetMetaDataAnnotation(&sec.ObjectMeta, controlplane.AnnotationServers, servers)
+	kc, err := testenv.TrustAlso(sec.Data[controlplane.DefaultKubeconfigKey], ca)
+	if err != nil {
+		return err
+	}
+	sec.Data[controlplane.DefaultKubeconfigKey] = kc
 	return mgmt.Client.Patch(ctx, sec, patch)
 }
 

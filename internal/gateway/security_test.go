@@ -351,9 +351,9 @@ func TestTargetTLSIsAlwaysVerified(t *testing.T) {
 	testenv.Must(t, mgmt.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "target"}, c))
 	wrong := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "wrong-ca"}, Spec: c.Spec}
 	wrong.Spec.CABundle = other.CertPEM
-	// Its kubeconfig Secret lets it try (the CA of a listed server is the
-	// Cluster's to say): what the target's TLS says shows.
-	testenv.Must(t, allowServers(ctx, c.Spec.KubeconfigSecretRef.Name, c.Spec.Server))
+	// Its kubeconfig Secret lets it try, through the other CA too: what
+	// the target's TLS says shows.
+	testenv.Must(t, allowServers(ctx, c.Spec.KubeconfigSecretRef.Name, c.Spec.Server, other.CertPEM))
 	testenv.Must(t, mgmt.Client.Create(ctx, wrong))
 	t.Cleanup(func() { _ = mgmt.Client.Delete(context.Background(), wrong) })
 

@@ -1,11 +1,14 @@
 package localkube
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
 )
@@ -36,4 +39,29 @@ func RegisterTarget(ctx context.Context, mgmt, target *Cluster, namespace, name 
 			KubeconfigSecretRef: v1alpha1.SecretKeyRef{Name: secret},
 		},
 	})
+}
+
+// TrustAlso returns kubeconfig with ca (PEM) added to its current cluster's
+// certificate-authority-data: what an operator does to let the credential be
+// sent through that CA too.
+func TrustAlso(kubeconfig, ca []byte) ([]byte, error) {
+	kc, err := clientcmd.Load(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	name := ""
+	if ctx, ok := kc.Contexts[kc.CurrentContext]; ok {
+		name = ctx.Cluster
+	}
+	c, ok := kc.Clusters[name]
+	if !ok && len(kc.Clusters) == 1 {
+		for _, only := range kc.Clusters {
+			c, ok = only, true
+		}
+	}
+	if !ok {
+		return nil, fmt.Errorf("kubeconfig has no current cluster")
+	}
+	c.CertificateAuthorityData = append(append(bytes.TrimSpace(c.CertificateAuthorityData), '\n'), ca...)
+	return clientcmd.Write(*kc)
 }

@@ -28,6 +28,7 @@ var (
 	StartKwok              = localkube.StartKwok
 	RunningPod             = localkube.RunningPod
 	RegisterTarget         = localkube.RegisterTarget
+	TrustAlso              = localkube.TrustAlso
 	AggregateClusterRoles  = localkube.AggregateClusterRoles
 	NewCA                  = localkube.NewCA
 	FreePort               = localkube.FreePort
