@@ -30,7 +30,7 @@ var readers = map[string]bool{"psql": true, "mysql": true, "mariadb": true, "sql
 var (
 	codeFlags = map[string]string{"python": "c", "pypy": "c", "ipython": "c", "perl": "eEMmx", "ruby": "er", "irb": "er", "node": "epr", "nodejs": "epr",
 		"bun": "epr", "php": "rBREFd", "lua": "el", "luajit": "elj", "Rscript": "e", "R": "e", "guile": "ce", "ghci": "e", "julia": "eE", "pwsh": "cCeE", "powershell": "cCeE"}
-	valueFlags = map[string]string{"python": "WXQ", "pypy": "WXQ", "ipython": "", "perl": "Il", "ruby": "IC", "irb": "I", "node": "", "nodejs": "",
+	valueFlags = map[string]string{"python": "WXQ", "pypy": "WXQ", "ipython": "", "perl": "I", "ruby": "IC", "irb": "I", "node": "", "nodejs": "",
 		"php": "cz", "lua": "", "luajit": "", "julia": "JLp"}
 )
 
