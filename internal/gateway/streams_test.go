@@ -385,8 +385,8 @@ func streamsSession(t *testing.T, user string, limits v1alpha1.StreamPolicy) str
 
 // A stream through which nothing passes is closed at the policy's idle
 // limit, one that keeps talking at its maximum lifetime; exec says why on
-// the caller's stderr and exits non-zero, and a watch and a port-forward are
-// closed too.
+// the caller's stderr and exits non-zero, and a watch, a followed log and a
+// port-forward are closed too.
 func TestStreamLifetimesOfThePolicyCloseStreams(t *testing.T) {
 	name := streamsSession(t, "lifetimes@example.com", v1alpha1.StreamPolicy{
 		StreamIdleTimeout: &metav1.Duration{Duration: 2 * time.Second},
@@ -401,6 +401,7 @@ func TestStreamLifetimesOfThePolicyCloseStreams(t *testing.T) {
 	w, err := clientset(t, 1, name, tok).CoreV1().ConfigMaps("demo").Watch(context.Background(), metav1.ListOptions{})
 	testenv.Must(t, err)
 	defer w.Stop()
+	logs := startKubectl(t, kc, nil, "GET / 200", "logs", "-f", "-n", "demo", "web")
 
 	code, out := idle.wait(t)
 	if code == 0 || !strings.Contains(out, "sessiongate: session "+`"`+name+`"`+": stream idle for 2s, closed") {
@@ -409,6 +410,12 @@ func TestStreamLifetimesOfThePolicyCloseStreams(t *testing.T) {
 	code, out = busy.wait(t)
 	if d := time.Since(start); code == 0 || !strings.Contains(out, "stream open for its maximum of 5s, closed") || d < 5*time.Second {
 		t.Errorf("busy exec exited %d after %s:\n%s", code, d, out)
+	}
+	// A followed log says why it ended (idle, or at its maximum if kwok
+	// keeps writing), and kubectl does not take the end for the log's.
+	code, out = logs.wait(t)
+	if code == 0 || !strings.Contains(out, "web started") || !strings.Contains(out, "sessiongate: session "+`"`+name+`"`+": stream ") || !strings.Contains(out, ", closed") {
+		t.Errorf("kubectl logs -f exited %d:\n%s", code, out)
 	}
 	var last watch.Event
 	for ev := range w.ResultChan() {
@@ -434,8 +441,8 @@ func TestStreamLifetimesOfThePolicyCloseStreams(t *testing.T) {
 			}
 		}
 	}
-	if len(ends) < 4 {
-		t.Errorf("audit records say why %d streams were closed, want 4: %q", len(ends), ends)
+	if len(ends) < 5 {
+		t.Errorf("audit records say why %d streams were closed, want 5: %q", len(ends), ends)
 	}
 }
 

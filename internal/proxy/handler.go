@@ -206,7 +206,7 @@ func (h *Handler) serve(c *call, r *http.Request) {
 		w.ResponseWriter = rw
 		defer rw.finish()
 	}
-	h.forward(c, r, s, lim, isWatch(info), apiPath)
+	h.forward(c, r, s, lim, isWatch(info), isFollow(info, r.URL.Query()), apiPath)
 }
 
 // describe fills the audit record with what the request does, parsed by
@@ -245,7 +245,7 @@ func (h *Handler) describe(ev *auditv1.Event, r *http.Request, apiPath string) *
 // forward sends the request to the target as the session's identity. The
 // request lives only as long as the session: when it leaves the registry the
 // upstream request is cancelled and a hijacked stream is closed.
-func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim registry.Limits, watch bool, apiPath string) {
+func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim registry.Limits, watch, follow bool, apiPath string) {
 	w := c.w
 	b := s.Backend()
 	ctx, cancel := context.WithCancelCause(r.Context())
@@ -253,7 +253,7 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 	// A watch the gateway cuts gives the caller streams.CloseGrace to take the
 	// final event; one that stops reading cannot hold it open.
 	cut := func(err error) {
-		if watch {
+		if watch || follow {
 			_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(streams.CloseGrace))
 		}
 		cancel(err)
@@ -267,11 +267,11 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 
 	loc := targetURL(b, apiPath, r.URL.RawQuery)
 	upgrade := httpstream.IsUpgradeRequest(r)
-	if upgrade || watch {
+	if upgrade || watch || follow {
 		openStreams.Inc()
 		defer openStreams.Dec()
-		// A port-forward or a watch is held to the session's stream
-		// lifetimes; activity is what it carries, either way.
+		// A port-forward, a watch or a followed log is held to the
+		// session's stream lifetimes; activity is what it carries.
 		w.limits = streamLimits(lim.Streams)
 		w.act = streams.NewActivity(h.clock(), s.Touch)
 		w.clock = h.clock()
@@ -294,6 +294,19 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler && ctx.Err() != nil && r.Context().Err() == nil && endWatch(w, context.Cause(ctx).Error()) {
 					return
+				}
+				panic(p)
+			}
+		}()
+	}
+	if follow && !upgrade {
+		// A followed log the gateway cuts ends with a line that says why,
+		// and then, as before, with its stream reset: the caller knows it
+		// did not end by itself (kubectl exits non-zero).
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler && ctx.Err() != nil && r.Context().Err() == nil {
+					endLog(w, context.Cause(ctx).Error())
 				}
 				panic(p)
 			}
@@ -387,6 +400,27 @@ func (h *Handler) clock() clock.Clock {
 // isWatch: the API server's own reading, whatever spelling of watch=
 // (or /watch/ path) the caller chose.
 func isWatch(info *request.RequestInfo) bool { return info != nil && info.Verb == "watch" }
+
+// isFollow: a pod's log followed, which stays open as a watch does. The API
+// server takes any follow value but "0" and "false" (in any case) as true.
+func isFollow(info *request.RequestInfo, q url.Values) bool {
+	if info == nil || info.Resource != "pods" || info.Subresource != "log" || len(q["follow"]) == 0 {
+		return false
+	}
+	v := q["follow"][0]
+	return v != "0" && !strings.EqualFold(v, "false")
+}
+
+// endLog gives a followed log the gateway cut a last line that says why
+// (msg), once its status was sent.
+func endLog(w *responseWriter, msg string) {
+	if w.code != http.StatusOK {
+		return
+	}
+	if _, err := io.WriteString(w.ResponseWriter, "\n"+msg+"\n"); err == nil {
+		_ = http.NewResponseController(w.ResponseWriter).Flush()
+	}
+}
 
 func (h *Handler) finish(c *call) {
 	code := c.w.code

@@ -1,6 +1,11 @@
 package proxy
 
-import "testing"
+import (
+	"net/url"
+	"testing"
+
+	"k8s.io/apiserver/pkg/endpoints/request"
+)
 
 func TestFramesFollowEventBoundaries(t *testing.T) {
 	json := &frames{atLineEnd: true}
@@ -32,5 +37,24 @@ func TestFramesFollowEventBoundaries(t *testing.T) {
 		if proto.atBoundary() != c.at {
 			t.Errorf("protobuf after %v: at boundary %v, want %v", c.write, !c.at, c.at)
 		}
+	}
+}
+
+// A log is followed whenever the API server would follow it: any follow
+// value but "0" and "false" (in any case).
+func TestIsFollowReadsFollowAsTheAPIServerDoes(t *testing.T) {
+	log := &request.RequestInfo{IsResourceRequest: true, Resource: "pods", Subresource: "log", Verb: "get"}
+	for q, want := range map[string]bool{
+		"follow=true": true, "follow=1": true, "follow=": true, "follow=yes": true, "follow=True&follow=false": true,
+		"follow=false": false, "follow=FALSE": false, "follow=0": false, "": false, "tailLines=5": false,
+	} {
+		v, _ := url.ParseQuery(q)
+		if got := isFollow(log, v); got != want {
+			t.Errorf("%q: followed %v, want %v", q, got, want)
+		}
+	}
+	exec := &request.RequestInfo{IsResourceRequest: true, Resource: "pods", Subresource: "exec"}
+	if isFollow(exec, url.Values{"follow": {"true"}}) || isFollow(nil, url.Values{"follow": {"true"}}) {
+		t.Error("only a pod's log is followed")
 	}
 }
