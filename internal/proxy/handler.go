@@ -206,7 +206,7 @@ func (h *Handler) serve(c *call, r *http.Request) {
 		w.ResponseWriter = rw
 		defer rw.finish()
 	}
-	h.forward(c, r, s, lim, isWatch(info), isFollow(info, r.URL.Query()), apiPath)
+	h.forward(c, r, s, lim, isWatch(info), isFollow(info, r.URL), apiPath)
 }
 
 // describe fills the audit record with what the request does, parsed by
@@ -403,12 +403,12 @@ func isWatch(info *request.RequestInfo) bool { return info != nil && info.Verb =
 
 // isFollow: a pod's log followed, which stays open as a watch does. The API
 // server takes any follow value but "0" and "false" (in any case) as true.
-func isFollow(info *request.RequestInfo, q url.Values) bool {
-	if info == nil || info.Resource != "pods" || info.Subresource != "log" || len(q["follow"]) == 0 {
-		return false
+func isFollow(info *request.RequestInfo, u *url.URL) bool {
+	if info == nil || info.Resource != "pods" || info.Subresource != "log" {
+		return false // before the query is parsed: every GET comes here
 	}
-	v := q["follow"][0]
-	return v != "0" && !strings.EqualFold(v, "false")
+	v, ok := u.Query()["follow"]
+	return ok && v[0] != "0" && !strings.EqualFold(v[0], "false")
 }
 
 // endLog gives a followed log the gateway cut a last line that says why

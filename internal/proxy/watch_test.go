@@ -48,13 +48,12 @@ func TestIsFollowReadsFollowAsTheAPIServerDoes(t *testing.T) {
 		"follow=true": true, "follow=1": true, "follow=": true, "follow=yes": true, "follow=True&follow=false": true,
 		"follow=false": false, "follow=FALSE": false, "follow=0": false, "": false, "tailLines=5": false,
 	} {
-		v, _ := url.ParseQuery(q)
-		if got := isFollow(log, v); got != want {
+		if got := isFollow(log, &url.URL{RawQuery: q}); got != want {
 			t.Errorf("%q: followed %v, want %v", q, got, want)
 		}
 	}
 	exec := &request.RequestInfo{IsResourceRequest: true, Resource: "pods", Subresource: "exec"}
-	if isFollow(exec, url.Values{"follow": {"true"}}) || isFollow(nil, url.Values{"follow": {"true"}}) {
+	if isFollow(exec, &url.URL{RawQuery: "follow=true"}) || isFollow(nil, &url.URL{RawQuery: "follow=true"}) {
 		t.Error("only a pod's log is followed")
 	}
 }
