@@ -206,7 +206,8 @@ func (h *Handler) serve(c *call, r *http.Request) {
 		w.ResponseWriter = rw
 		defer rw.finish()
 	}
-	h.forward(c, r, s, lim, isWatch(info), isFollow(info, r.URL), apiPath)
+	watch := isWatch(info)
+	h.forward(c, r, s, lim, watch, !watch && isFollow(info, r.URL), apiPath)
 }
 
 // describe fills the audit record with what the request does, parsed by
