@@ -251,10 +251,12 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 	b := s.Backend()
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	// A watch the gateway cuts gives the caller streams.CloseGrace to take the
-	// final event; one that stops reading cannot hold it open.
+	// A watch or followed log the gateway cuts gives the caller
+	// streams.CloseGrace to take its last word; one that stops reading
+	// cannot hold it open.
+	long := watch || follow
 	cut := func(err error) {
-		if watch || follow {
+		if long {
 			_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(streams.CloseGrace))
 		}
 		cancel(err)
@@ -268,7 +270,7 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 
 	loc := targetURL(b, apiPath, r.URL.RawQuery)
 	upgrade := httpstream.IsUpgradeRequest(r)
-	if upgrade || watch || follow {
+	if upgrade || long {
 		openStreams.Inc()
 		defer openStreams.Dec()
 		// A port-forward, a watch or a followed log is held to the
@@ -286,28 +288,14 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 			w.onHijack = func() { h.logStarted(c) }
 		}
 	}
-	if watch && !upgrade {
-		// A watch the gateway cuts ends with an ERROR event that says why,
-		// not a reset stream (the proxy panics with ErrAbortHandler when
-		// the upstream body is cut).
-		w.watch = true
+	if long && !upgrade {
+		// The proxy panics with ErrAbortHandler when the gateway cuts the
+		// upstream body: the caller is told why first (lastWord).
+		w.watch = watch
 		defer func() {
 			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler && ctx.Err() != nil && r.Context().Err() == nil && endWatch(w, context.Cause(ctx).Error()) {
+				if p == http.ErrAbortHandler && ctx.Err() != nil && r.Context().Err() == nil && lastWord(w, context.Cause(ctx).Error()) {
 					return
-				}
-				panic(p)
-			}
-		}()
-	}
-	if follow && !upgrade {
-		// A followed log the gateway cuts ends with a line that says why,
-		// and then, as before, with its stream reset: the caller knows it
-		// did not end by itself (kubectl exits non-zero).
-		defer func() {
-			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler && ctx.Err() != nil && r.Context().Err() == nil {
-					endLog(w, context.Cause(ctx).Error())
 				}
 				panic(p)
 			}
@@ -400,29 +388,6 @@ func (h *Handler) clock() clock.Clock {
 
 // isWatch: the API server's own reading, whatever spelling of watch=
 // (or /watch/ path) the caller chose.
-func isWatch(info *request.RequestInfo) bool { return info != nil && info.Verb == "watch" }
-
-// isFollow: a pod's log followed, which stays open as a watch does. The API
-// server takes any follow value but "0" and "false" (in any case) as true.
-func isFollow(info *request.RequestInfo, u *url.URL) bool {
-	if info == nil || info.Resource != "pods" || info.Subresource != "log" {
-		return false // before the query is parsed: every GET comes here
-	}
-	v, ok := u.Query()["follow"]
-	return ok && v[0] != "0" && !strings.EqualFold(v[0], "false")
-}
-
-// endLog gives a followed log the gateway cut a last line that says why
-// (msg), once its status was sent.
-func endLog(w *responseWriter, msg string) {
-	if w.code != http.StatusOK {
-		return
-	}
-	if _, err := io.WriteString(w.ResponseWriter, "\n"+msg+"\n"); err == nil {
-		_ = http.NewResponseController(w.ResponseWriter).Flush()
-	}
-}
-
 func (h *Handler) finish(c *call) {
 	code := c.w.code
 	if c.w.hijacked {

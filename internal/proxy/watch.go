@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"encoding/binary"
+	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -11,7 +14,47 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/runtime/serializer/streaming"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/apiserver/pkg/endpoints/request"
 )
+
+// Watches and followed logs stay open: both are held to the session's
+// stream lifetimes, and both are told why when the gateway cuts them.
+
+func isWatch(info *request.RequestInfo) bool { return info != nil && info.Verb == "watch" }
+
+// isFollow: a pod's log followed, which stays open as a watch does. The API
+// server takes any follow value but "0" and "false" (in any case) as true.
+func isFollow(info *request.RequestInfo, u *url.URL) bool {
+	if info == nil || info.Resource != "pods" || info.Subresource != "log" {
+		return false // before the query is parsed: every GET comes here
+	}
+	v, ok := u.Query()["follow"]
+	return ok && v[0] != "0" && !strings.EqualFold(v[0], "false")
+}
+
+// endLog gives a followed log the gateway cut a last line that says why
+// (msg), once its status was sent.
+func endLog(w *responseWriter, msg string) {
+	if w.code != http.StatusOK {
+		return
+	}
+	if _, err := io.WriteString(w.ResponseWriter, "\n"+msg+"\n"); err == nil {
+		_ = http.NewResponseController(w.ResponseWriter).Flush()
+	}
+}
+
+// lastWord tells the caller of a watch or followed log the gateway cut why
+// (msg), once its status was sent: a watch ends with an ERROR event and
+// then cleanly (true); a log with a last line and then, as the proxy would,
+// with its stream reset, so the caller knows it did not end by itself
+// (kubectl exits non-zero).
+func lastWord(w *responseWriter, msg string) (ended bool) {
+	if w.watch {
+		return endWatch(w, msg)
+	}
+	endLog(w, msg)
+	return false
+}
 
 // watchCodecs encode the one event the gateway adds to a watch: an ERROR
 // carrying a Status, as kube-apiserver ends a watch it cannot go on with.
