@@ -51,14 +51,12 @@ func (e *env) kubeconfigSecret(name, kubeconfig string) {
 }
 
 // annotateSecret lets the kubeconfig Secret name's credential go to the
-// servers listed.
+// servers listed, as the docs tell an operator to: kubectl annotate.
 func (e *env) annotateSecret(name, servers string) {
 	e.t.Helper()
-	sec := &corev1.Secret{}
-	testenv.Must(e.t, mgmt.Client.Get(e.ctx, client.ObjectKey{Namespace: e.namespace, Name: name}, sec))
-	patch := client.MergeFrom(sec.DeepCopy())
-	metav1.SetMetaDataAnnotation(&sec.ObjectMeta, controlplane.AnnotationServers, servers)
-	testenv.Must(e.t, mgmt.Client.Patch(e.ctx, sec, patch))
+	if _, err := kubectl(e.ctx, adminKubeconfig(e.t), "", "-n", e.namespace, "annotate", "--overwrite", "secret", name, controlplane.AnnotationServers+"="+servers); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // Whoever may write Clusters but not read Secrets must not have a Secret's

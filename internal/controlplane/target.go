@@ -117,11 +117,8 @@ func (t *targets) forCluster(ctx context.Context, cluster *v1alpha1.Cluster) (cr
 		if !ok {
 			return credentials.Target{}, clusterFault(v1alpha1.ReasonKubeconfigInvalid, "cluster %s: kubeconfig Secret %s has no key %q", cluster.Name, ref.Name, key)
 		}
-		cfg, err := RESTConfig(cluster, data)
+		cfg, err := RESTConfig(cluster, sec, data)
 		if err != nil {
-			return credentials.Target{}, err
-		}
-		if err := bound(cluster, sec, data); err != nil {
 			return credentials.Target{}, err
 		}
 		cs, err := kubernetes.NewForConfig(cfg)
@@ -164,8 +161,9 @@ func (t *targets) forCluster(ctx context.Context, cluster *v1alpha1.Cluster) (cr
 // only an inline token or client certificate: whoever can write that Secret
 // must not be able to run code in the gateway (exec, auth-provider), read
 // its files (tokenFile, client-certificate, ...), turn off TLS verification or
-// impersonate.
-func RESTConfig(cluster *v1alpha1.Cluster, kubeconfig []byte) (*rest.Config, error) {
+// impersonate; nor may whoever can write the Cluster send the credential
+// where the Secret sec (holding kubeconfig) does not say (bound).
+func RESTConfig(cluster *v1alpha1.Cluster, sec *corev1.Secret, kubeconfig []byte) (*rest.Config, error) {
 	if !strings.HasPrefix(cluster.Spec.Server, "https://") {
 		return nil, clusterFault(v1alpha1.ReasonCAInvalid, "cluster %s: spec.server must be an https:// URL", cluster.Name)
 	}
@@ -182,6 +180,9 @@ func RESTConfig(cluster *v1alpha1.Cluster, kubeconfig []byte) (*rest.Config, err
 	user, err := currentUser(kc)
 	if err != nil {
 		return nil, clusterFault(v1alpha1.ReasonKubeconfigInvalid, "cluster %s: kubeconfig Secret %s: %v", cluster.Name, cluster.Spec.KubeconfigSecretRef.Name, err)
+	}
+	if err := bound(cluster, sec, kc); err != nil {
+		return nil, err
 	}
 	cfg := &rest.Config{
 		Host:            cluster.Spec.Server,
@@ -201,20 +202,20 @@ func RESTConfig(cluster *v1alpha1.Cluster, kubeconfig []byte) (*rest.Config, err
 // servers besides its own that its credential may be sent to.
 const AnnotationServers = "sessiongate.dev/servers"
 
-// bound says why the kubeconfig Secret sec (holding kubeconfig) may not
-// serve cluster, or nil. Whoever may write Clusters need not be able to read
+// bound says why the kubeconfig Secret sec (holding kc) may not serve
+// cluster, or nil. Whoever may write Clusters need not be able to read
 // Secrets: a Cluster that named another's Secret, with a server and CA of
 // its writer's choosing, would have the gateway hand that credential to
 // them. So the Secret says where its credential may go: to the server its
 // current context names, or to a server its annotation lists; and, when it
 // carries certificate-authority-data, through no CA but those (spec.caBundle
 // may hold no other).
-func bound(cluster *v1alpha1.Cluster, sec *corev1.Secret, kubeconfig []byte) error {
-	kc, err := clientcmd.Load(kubeconfig)
-	if err != nil {
-		return clusterFault(v1alpha1.ReasonKubeconfigInvalid, "cluster %s: the kubeconfig Secret does not parse: %v", cluster.Name, err)
+func bound(cluster *v1alpha1.Cluster, sec *corev1.Secret, kc *clientcmdapi.Config) error {
+	name := only(kc.Clusters)
+	if ctx := currentContext(kc); ctx != nil {
+		name = ctx.Cluster
 	}
-	entry := currentCluster(kc)
+	entry := kc.Clusters[name]
 	listed := false
 	for _, server := range strings.Split(sec.Annotations[AnnotationServers], ",") {
 		if server = strings.TrimSpace(server); server != "" && sameServer(server, cluster.Spec.Server) {
@@ -250,25 +251,23 @@ func bound(cluster *v1alpha1.Cluster, sec *corev1.Secret, kubeconfig []byte) err
 	return nil
 }
 
-// currentCluster is the cluster of the kubeconfig's current context, or,
-// without one, of its only context, or its only cluster (as currentUser
-// finds the user).
-func currentCluster(kc *clientcmdapi.Config) *clientcmdapi.Cluster {
-	ctx, ok := kc.Contexts[kc.CurrentContext]
-	if !ok && len(kc.Contexts) == 1 {
-		for _, c := range kc.Contexts {
-			ctx, ok = c, true
+// currentContext is the kubeconfig's current context or, without one, its
+// only context; nil if neither.
+func currentContext(kc *clientcmdapi.Config) *clientcmdapi.Context {
+	if ctx, ok := kc.Contexts[kc.CurrentContext]; ok {
+		return ctx
+	}
+	return kc.Contexts[only(kc.Contexts)]
+}
+
+// only is m's one key, or "".
+func only[T any](m map[string]T) string {
+	if len(m) == 1 {
+		for k := range m {
+			return k
 		}
 	}
-	if ok {
-		return kc.Clusters[ctx.Cluster]
-	}
-	if len(kc.Clusters) == 1 {
-		for _, c := range kc.Clusters {
-			return c
-		}
-	}
-	return nil
+	return ""
 }
 
 // sameServer: a and b are the same https URL, but for the case of the host,
@@ -328,19 +327,15 @@ func checkKubeconfig(kc *clientcmdapi.Config) error {
 	return nil
 }
 
-// currentUser is the user of the kubeconfig's current context, or its only
-// user when there is no current context.
+// currentUser is the user of the kubeconfig's current context (or of its
+// only context), or its only user when it has no context.
 func currentUser(kc *clientcmdapi.Config) (*clientcmdapi.AuthInfo, error) {
-	name := ""
-	if ctx, ok := kc.Contexts[kc.CurrentContext]; ok {
+	name := only(kc.AuthInfos)
+	if ctx := currentContext(kc); ctx != nil {
 		name = ctx.AuthInfo
-	} else if len(kc.AuthInfos) == 1 {
-		for n := range kc.AuthInfos {
-			name = n
-		}
 	}
 	u, ok := kc.AuthInfos[name]
-	if !ok {
+	if !ok || u == nil {
 		return nil, errors.New("no user: set current-context to a context whose user holds a token or an inline client certificate")
 	}
 	hasCert := len(u.ClientCertificateData) > 0 || len(u.ClientKeyData) > 0
