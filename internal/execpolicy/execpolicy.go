@@ -23,7 +23,6 @@ package execpolicy
 import (
 	"fmt"
 	"path"
-	"slices"
 	"strings"
 )
 
@@ -168,10 +167,12 @@ func Resolve(argv []string, in Stdin) (cmds [][]string, undecidable string) {
 const maxDepth = 8
 
 // runsWhatItIsGiven: a program whose arguments can name, or hold, what it
-// runs.
+// runs (find's -exec and awk's system() among them).
 func runsWhatItIsGiven(name string) bool {
 	_, wrapped := wrappers[name]
-	return wrapped || shells[name] || isInterpreter(name) || readers[name] || hidesCommands(name, []string{"-exec", "-e", "-c", "system"}) != ""
+	_, runs := runsArguments[name]
+	return wrapped || runs || shells[name] || isInterpreter(name) || readers[name] ||
+		name == "find" || name == "awk" || name == "gawk" || name == "mawk" || name == "nawk"
 }
 
 // resolve resolves argv; fed is whether its input may be a pipe that
@@ -194,7 +195,7 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 			return nil, name + " reads its program from its input"
 		case readers[name]:
 			return nil, name + " runs commands its input gives it"
-		case name == "make" && (has(argv[1:], "-f", "-") || has(argv[1:], "--file", "-") || slices.Contains(argv[1:], "-f-") || slices.Contains(argv[1:], "--file=-")):
+		case name == "make" && makefileFromInput(argv[1:]):
 			return nil, "make reads its makefile from its input"
 		}
 	}
@@ -288,6 +289,19 @@ func cleanPath(p string) string {
 	return c
 }
 
+// runsArguments run, or rename, what their arguments say.
+var runsArguments = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{"sudo", "su", "doas", "runuser", "chroot", "unshare", "nsenter", "script", "expect", "eval", "source", ".", "ssh", "parallel", "watch", "flock", "strace", "ltrace", "unbuffer", "chrt", "numactl", "cgexec", "systemd-run", "start-stop-daemon", "su-exec", "gosu", "setpriv", "capsh", "prlimit"} {
+		m[n] = "runs what its arguments name"
+	}
+	// Shell builtins.
+	for _, n := range []string{"trap", "alias", "hash", "builtin", "mapfile", "readarray", "enable", "complete", "compgen", "bind", "fc"} {
+		m[n] = "runs, or renames, what its arguments say"
+	}
+	return m
+}()
+
 // hidesCommands says why a program whose arguments can name a command to run
 // cannot be decided here.
 func hidesCommands(name string, args []string) string {
@@ -304,18 +318,13 @@ func hidesCommands(name string, args []string) string {
 	if isInterpreter(name) && runsCodeInArguments(name, args) {
 		return name + " runs the code its arguments hold"
 	}
+	if why, ok := runsArguments[name]; ok && len(args) > 0 {
+		return name + " " + why
+	}
 	switch name {
 	case "sed", "gsed":
 		if shortOrLong(args, "f", "file") {
 			return name + " runs a script file"
-		}
-	case "trap", "alias", "hash", "builtin", "mapfile", "readarray", "enable", "complete", "compgen", "bind", "fc":
-		if len(args) > 0 {
-			return name + " runs, or renames, what its arguments say"
-		}
-	case "sudo", "su", "doas", "runuser", "chroot", "unshare", "nsenter", "script", "expect", "eval", "source", ".", "ssh", "parallel", "watch", "flock", "strace", "ltrace", "unbuffer", "chrt", "numactl", "cgexec", "systemd-run", "start-stop-daemon", "su-exec", "gosu", "setpriv", "capsh", "prlimit":
-		if len(args) > 0 {
-			return name + " runs what its arguments name"
 		}
 	case "find":
 		if has("-exec", "-execdir", "-ok", "-okdir") {

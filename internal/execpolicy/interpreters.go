@@ -2,7 +2,6 @@ package execpolicy
 
 import (
 	"regexp"
-	"slices"
 	"strings"
 )
 
@@ -106,8 +105,12 @@ func readsItsProgram(name string, args []string) bool {
 	return program == "" || program == "-" || program == "/dev/stdin" || strings.HasPrefix(program, "/dev/fd/") || strings.HasPrefix(program, "/proc/")
 }
 
-// has reports whether args hold flag followed by value.
-func has(args []string, flag, value string) bool {
-	i := slices.Index(args, flag)
-	return i >= 0 && i+1 < len(args) && args[i+1] == value
+// makefileFromInput: make's arguments name its input as the makefile (-f -).
+func makefileFromInput(args []string) bool {
+	for i, a := range args {
+		if a == "-f-" || a == "--file=-" || (a == "-f" || a == "--file") && i+1 < len(args) && args[i+1] == "-" {
+			return true
+		}
+	}
+	return false
 }
