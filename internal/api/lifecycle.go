@@ -80,10 +80,7 @@ func (h *Handler) checkRenewal(id *authn.Identity, s *v1alpha1.Session, ttlText 
 	case s.Status.Limits == nil:
 		return 0, statusError(http.StatusForbidden, metav1.StatusReasonForbidden, "no AccessPolicy granted this session, so none allows its renewal")
 	}
-	ttl := s.Status.Limits.MaxTTL.Duration
-	if m := h.Policy.MaxTTL; m > 0 && m < ttl {
-		ttl = m
-	}
+	ttl := entitlement.MaxRenewal(s.Status.Limits, h.Policy.MaxTTL)
 	if ttlText != "" {
 		var err error
 		if ttl, err = time.ParseDuration(ttlText); err != nil {

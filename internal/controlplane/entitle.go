@@ -53,9 +53,7 @@ func (r *SessionReconciler) entitle(ctx context.Context, s *v1alpha1.Session, cl
 		}
 		// No policy grants longer than the gateway allows (--max-ttl),
 		// and the limit bounds each renewal and the session's total.
-		if max := r.Policy.MaxTTL; max > 0 && g.Limits.MaxTTL.Duration > max {
-			g.Limits.MaxTTL.Duration = max
-		}
+		g.Limits.MaxTTL.Duration = entitlement.MaxRenewal(&g.Limits, r.Policy.MaxTTL)
 		s.Status.Limits = &g.Limits
 		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, "Granted", "Entitle",
 			"requested by %s; granted by %s%s", s.Spec.Requester.User, grantedBy(s), approvalNote(g.Limits.Approval))

@@ -365,6 +365,15 @@ func Tally(a *v1alpha1.Approval, requester *v1alpha1.Requester, decisions []v1al
 	return o
 }
 
+// MaxRenewal is the longest a session under l may be renewed by at once:
+// its maxTTL, or the gateway's maxTTL (--max-ttl; 0 for none) if shorter.
+func MaxRenewal(l *v1alpha1.SessionLimits, maxTTL time.Duration) time.Duration {
+	if most := l.MaxTTL.Duration; maxTTL <= 0 || most < maxTTL {
+		return most
+	}
+	return maxTTL
+}
+
 // CheckRenewal says why a renewal of ttl may not be granted under limits, or
 // nil. maxTTL is the gateway's (--max-ttl; 0 for none), which bounds a
 // session granted before its limits were capped by it too. A session never
@@ -376,10 +385,7 @@ func CheckRenewal(l *v1alpha1.SessionLimits, renewals int32, activatedAt, expire
 	if renewals >= l.Renewal.MaxRenewals {
 		return fmt.Errorf("the session was renewed %d time(s), the policy's maximum", renewals)
 	}
-	most := l.MaxTTL.Duration
-	if maxTTL > 0 && maxTTL < most {
-		most = maxTTL
-	}
+	most := MaxRenewal(l, maxTTL)
 	if ttl <= 0 || ttl > most {
 		return fmt.Errorf("ttl %s must be positive and at most the session's maximum of %s (its policy's maxTTL, within the gateway's --max-ttl)", ttl, most)
 	}
