@@ -271,6 +271,12 @@ func TestKubectlDebugNodeAndCopyAreLabelledForTheSession(t *testing.T) {
 	kdMustFail(t, out, err, `spec.containers[0].image "example.invalid/other:1" is not allowed`)
 	out, err = runKubectl(t, kc, nil, "", "run", "miner", "-n", kdNamespace, "--image", "evil.io/miner:1")
 	kdMustFail(t, out, err, `spec.containers[0].image "evil.io/miner:1" is not allowed`)
+	// Nor may a copy's debug container bind a port of the node (the
+	// kubelet's, say): kubectl debug --custom adds it.
+	custom := filepath.Join(t.TempDir(), "ports.yaml")
+	testenv.Must(t, os.WriteFile(custom, []byte("ports: [{containerPort: 10250, hostPort: 10250}]\n"), 0o600))
+	out, err = runKubectl(t, kc, nil, "", "debug", "kd-src", "-n", kdNamespace, "--image", "busybox:1.36", "--copy-to", "kd-src-porter", "--custom", custom, "--", "true")
+	kdMustFail(t, out, err, "hostPort 10250 binds a port of the node")
 
 	pods := kdSessionPods(t, s.Name)
 	kinds := map[string]string{}
