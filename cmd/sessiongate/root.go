@@ -45,6 +45,7 @@ func newServeCommand() *cobra.Command {
 		recDir       string
 		s3           recording.S3Config
 		s3CAFile     string
+		http2        bool
 	)
 	def := policy.Default()
 	cmd := &cobra.Command{
@@ -61,6 +62,7 @@ func newServeCommand() *cobra.Command {
 				return err
 			}
 			serve.Recordings = sink
+			serve.HTTP1Only = !http2
 			if istio {
 				sel, err := labels.ConvertSelectorToLabelsMap(istioSel)
 				if err != nil || len(sel) == 0 {
@@ -113,6 +115,7 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&serve.Listen, "listen", ":8443", "Address of the HTTPS server that serves session endpoints.")
 	f.StringVar(&serve.TLSCertFile, "tls-cert-file", "", "Serving certificate (PEM); reloaded when it changes.")
 	f.StringVar(&serve.TLSKeyFile, "tls-key-file", "", "Key of the serving certificate (PEM).")
+	f.BoolVar(&http2, "http2", true, "Offer callers HTTP/2. With --http2=false every caller speaks HTTP/1.1: a small request costs the gateway less CPU, but each request in flight and each watch takes a connection of its own (exec, attach and port-forward use HTTP/1.1 either way).")
 	f.StringVar(&serve.OIDC.IssuerURL, "oidc-issuer-url", "", "https:// URL of the OIDC issuer whose tokens callers present.")
 	f.StringSliceVar(&serve.OIDC.Audiences, "oidc-audience", nil, "Audiences accepted in callers' tokens (at least one).")
 	f.StringVar(&serve.OIDC.CAFile, "oidc-ca-file", "", "CA that verifies the issuer's TLS certificate (default: system roots).")

@@ -89,7 +89,10 @@ type Env struct {
 	// GatewayUnrecorded is the gateway with a session whose policy turns
 	// recording off; Gateway's session is recorded (best-effort).
 	GatewayUnrecorded *Path
-	Versions          map[string]string
+	// GatewayHTTP1 is Gateway's session with a caller that offers only
+	// HTTP/1.1, as every caller speaks to a gateway run with --http2=false.
+	GatewayHTTP1 *Path
+	Versions     map[string]string
 	// IdleCPU is the gateway processes' CPU use when idle, in cores, and
 	// IdleWakeups their threads' wake-ups per second.
 	IdleCPU, IdleWakeups float64
@@ -104,9 +107,11 @@ type Env struct {
 	Settle time.Duration
 }
 
-// Names of paths in results: GatewayUnrecorded, and KubectlProxy.
+// Names of paths in results: GatewayUnrecorded, GatewayHTTP1 and
+// KubectlProxy.
 const (
 	unrecorded   = "gateway, unrecorded"
+	http1        = "gateway, HTTP/1.1 callers"
 	kubectlProxy = "kubectl proxy"
 )
 
@@ -216,6 +221,9 @@ func Start(ctx context.Context, binDir string, n int) (*Env, error) {
 	e.Direct = newPath("direct", &rest.Config{Host: e.target.Config.Host, BearerToken: string(sec.Data[credentials.KeyToken]),
 		TLSClientConfig: rest.TLSClientConfig{CAData: e.target.Config.CAData}})
 	e.Gateway = e.GatewayPath(0, "bench")
+	h1 := rest.CopyConfig(e.Gateway.Config)
+	h1.NextProtos = []string{"http/1.1"}
+	e.GatewayHTTP1 = newPath(http1, h1)
 	if err := e.unrecordedSession(ctx); err != nil {
 		return e, err
 	}

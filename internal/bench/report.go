@@ -93,12 +93,12 @@ func (r *Result) Evaluate() {
 		s := &r.Scenarios[i]
 		g := s.ByPath["gateway"]
 		switch {
-		case s.Name == "GET one object, 1 client(s)" && s.Metric == "p50":
-			ratio(s, "GET p50 ratio gateway/direct, 1 client", 1.15, true)
-		case s.Name == "GET one object, 32 client(s)" && s.Metric == "p50":
-			ratio(s, "GET p50 ratio gateway/direct, 32 clients", 1.15, true)
-		case s.Name == "GET one object, 1 client(s)" && s.Metric == metricCPU:
-			add(s.Config, "gateway CPU per small GET", g, 170, true, " µs")
+		case strings.HasPrefix(s.Name, "GET one object, 1 client(s)") && s.Metric == "p50":
+			ratio(s, "GET p50 ratio gateway/direct, 1 client"+callersOf(s.Name), 1.15, true)
+		case strings.HasPrefix(s.Name, "GET one object, 32 client(s)") && s.Metric == "p50":
+			ratio(s, "GET p50 ratio gateway/direct, 32 clients"+callersOf(s.Name), 1.15, true)
+		case strings.HasPrefix(s.Name, "GET one object, 1 client(s)") && s.Metric == metricCPU:
+			add(s.Config, "gateway CPU per small GET"+callersOf(s.Name), g, 170, true, " µs")
 		case strings.HasPrefix(s.Name, "LIST") && s.Metric == "throughput":
 			ratio(s, "LIST throughput ratio gateway/direct", 0.90, false)
 		case strings.HasPrefix(s.Name, "WATCH fan-out") && s.Metric == "p50":
@@ -133,6 +133,15 @@ func payloadOf(name string) string {
 		return Text
 	}
 	return Zeros
+}
+
+// callersOf is the ", HTTP/1.1 callers" suffix of a GET scenario whose
+// callers spoke HTTP/1.1 to the gateway.
+func callersOf(name string) string {
+	if i := strings.Index(name, ", HTTP/1.1 callers"); i >= 0 {
+		return name[i:]
+	}
+	return ""
 }
 
 // scaleOf is the ", at …" suffix of a scenario measured at scale.

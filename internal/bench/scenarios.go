@@ -112,7 +112,7 @@ func (e *Env) GetLatency(ctx context.Context, clients, rounds int, perRound time
 	busy := map[string]time.Duration{}
 	cpu := map[string]usage{}
 	for r := range rounds {
-		for _, p := range e.paths(r) {
+		for _, p := range rotate(r, e.Direct, e.Gateway, e.GatewayHTTP1, e.KubectlProxy) {
 			var mu sync.Mutex
 			var wg sync.WaitGroup
 			var firstErr error
@@ -152,21 +152,31 @@ func (e *Env) GetLatency(ctx context.Context, clients, rounds int, perRound time
 		}
 	}
 	name := fmt.Sprintf("GET one object, %d client(s)", clients)
-	p50 := Scenario{Name: name, Unit: "ms", Metric: "p50", ByPath: map[string]float64{},
-		Spread: spreadOf(roundP50["gateway"], roundP50["direct"])}
-	p99 := Scenario{Name: name, Unit: "ms", Metric: "p99", ByPath: map[string]float64{}}
-	rps := Scenario{Name: name, Unit: "req/s", Metric: "throughput", ByPath: map[string]float64{}}
-	for name, ds := range lat {
-		p50.ByPath[name] = ms(percentile(ds, 50))
-		p99.ByPath[name] = ms(percentile(ds, 99))
-		rps.ByPath[name] = float64(count[name]) / busy[name].Seconds()
+	// The gateway's callers over HTTP/2 (kubectl's default), then over
+	// HTTP/1.1, each against the same direct and kubectl proxy rounds.
+	var out []Scenario
+	for _, gw := range []struct{ path, suffix string }{{"gateway", ""}, {http1, ", HTTP/1.1 callers"}} {
+		p50 := Scenario{Name: name + gw.suffix, Unit: "ms", Metric: "p50", ByPath: map[string]float64{},
+			Spread: spreadOf(roundP50[gw.path], roundP50["direct"])}
+		p99 := Scenario{Name: p50.Name, Unit: "ms", Metric: "p99", ByPath: map[string]float64{}}
+		rps := Scenario{Name: p50.Name, Unit: "req/s", Metric: "throughput", ByPath: map[string]float64{}}
+		for _, path := range []string{"direct", gw.path, kubectlProxy} {
+			col := path
+			if path == gw.path {
+				col = "gateway"
+			}
+			p50.ByPath[col] = ms(percentile(lat[path], 50))
+			p99.ByPath[col] = ms(percentile(lat[path], 99))
+			rps.ByPath[col] = float64(count[path]) / busy[path].Seconds()
+		}
+		out = append(out, p50, p99)
+		if clients > 1 {
+			out = append(out, rps)
+		}
+		out = append(out, cpuScenario(p50.Name, "request", cpu, gw.path, float64(count[gw.path])).
+			withProxy(cpu, float64(count[kubectlProxy])))
 	}
-	out := []Scenario{p50, p99}
-	if clients > 1 {
-		out = append(out, rps)
-	}
-	return append(out, cpuScenario(name, "request", cpu, "gateway", float64(count["gateway"])).
-		withProxy(cpu, float64(count[kubectlProxy]))), nil
+	return out, nil
 }
 
 // List measures LIST of the seeded ConfigMaps.

@@ -37,6 +37,7 @@ var reach = map[string]struct{ values, want string }{
 	"listen":                       {"ports: {https: 9443}", ":9443"},
 	"tls-cert-file":                {"tls: {secretName: other}", "/etc/sessiongate/tls/tls.crt"},
 	"tls-key-file":                 {"tls: {secretName: other}", "/etc/sessiongate/tls/tls.key"},
+	"http2":                        {"http2: false", "false"},
 	"oidc-issuer-url":              {"oidc: {issuerURL: https://login.example.org}", "https://login.example.org"},
 	"oidc-audience":                {"oidc: {audiences: [a, b]}", "a,b"},
 	"oidc-ca-file":                 {"oidc: {caSecret: oidc-ca}", "/etc/sessiongate/oidc-ca/ca.crt"},

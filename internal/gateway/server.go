@@ -42,6 +42,10 @@ type ServeOptions struct {
 	Recordings recording.Sink
 	// AuditorGroups may list and fetch every session's recordings.
 	AuditorGroups []string
+	// HTTP1Only serves callers HTTP/1.1 only, never HTTP/2: a small request
+	// costs the gateway less CPU, but each request in flight and each watch
+	// takes a connection of its own.
+	HTTP1Only bool
 }
 
 // server is the HTTPS front door of one replica.
@@ -50,6 +54,8 @@ type server struct {
 	handler  http.Handler
 	certs    *certwatcher.CertWatcher
 	closer   io.Closer
+	// protocols are what callers may speak; nil: HTTP/1.1 and HTTP/2.
+	protocols *http.Protocols
 }
 
 func newServer(opts *ServeOptions, h http.Handler) (*server, error) {
@@ -62,7 +68,12 @@ func newServer(opts *ServeOptions, h http.Handler) (*server, error) {
 		return nil, fmt.Errorf("listening on --listen %s: %w", opts.Listen, err)
 	}
 	// The exec relay gathers each message's TLS records into one write.
-	return &server{listener: streams.GatherListener(ln), handler: h, certs: certs}, nil
+	srv := &server{listener: streams.GatherListener(ln), handler: h, certs: certs}
+	if opts.HTTP1Only {
+		srv.protocols = new(http.Protocols)
+		srv.protocols.SetHTTP1(true)
+	}
+	return srv, nil
 }
 
 // routes sends session paths to the proxy before any mux can clean (and so
@@ -88,6 +99,7 @@ func (s *server) Start(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.certs.GetCertificate, NextProtos: []string{"h2", "http/1.1"}},
 		ErrorLog:          nil,
+		Protocols:         s.protocols,
 	}
 	done := make(chan struct{})
 	go func() {

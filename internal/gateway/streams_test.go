@@ -450,7 +450,14 @@ func TestStreamLifetimesOfThePolicyCloseStreams(t *testing.T) {
 // recording store, and returns it once it serves the session.
 func startReplica(t *testing.T, sink recording.Sink, session string) *gateway.Gateway {
 	t.Helper()
-	gw, err := gateway.New(gwConfig, replicaOptions("0", sink))
+	return startReplicaWith(t, session, replicaOptions("0", sink))
+}
+
+// startReplicaWith starts a replica with opts and waits until it serves
+// session.
+func startReplicaWith(t *testing.T, session string, opts gateway.Options) *gateway.Gateway {
+	t.Helper()
+	gw, err := gateway.New(gwConfig, opts)
 	testenv.Must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
