@@ -22,8 +22,8 @@ import (
 // A replica started with HTTP1Only (--http2=false) speaks HTTP/1.1 to
 // callers whatever they offer, and serves them as well through it: kubectl,
 // and a client-go watch that carries the target's events and is cut within
-// a second of the session's end. The suite's replicas, as shipped, speak
-// HTTP/2.
+// a second of the session's end, with the Status that says why. The
+// suite's replicas, as shipped, speak HTTP/2.
 func TestHTTP1OnlyReplicaServesKubectlAndCutsItsWatches(t *testing.T) {
 	const name = "http1-only"
 	s := session(t, name, "alice@example.com")
@@ -70,7 +70,7 @@ func TestHTTP1OnlyReplicaServesKubectlAndCutsItsWatches(t *testing.T) {
 	testenv.Must(t, err)
 	w, err := cs.CoreV1().ConfigMaps("demo").Watch(context.Background(), metav1.ListOptions{FieldSelector: "metadata.name=http1-only"})
 	testenv.Must(t, err)
-	defer w.Stop()
+	t.Cleanup(w.Stop)
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "http1-only"}}
 	testenv.Must(t, target.Client.Create(context.Background(), cm))
 	t.Cleanup(func() { _ = target.Client.Delete(context.Background(), cm) })
@@ -83,6 +83,9 @@ func TestHTTP1OnlyReplicaServesKubectlAndCutsItsWatches(t *testing.T) {
 		t.Fatal("the target's ConfigMap did not reach the watch")
 	}
 	mu.Lock()
+	if len(protos) == 0 {
+		t.Error("client-go's requests were not seen")
+	}
 	for _, p := range protos {
 		if p != "HTTP/1.1" {
 			t.Errorf("client-go's requests went over %s, want HTTP/1.1 only", p)
@@ -90,23 +93,29 @@ func TestHTTP1OnlyReplicaServesKubectlAndCutsItsWatches(t *testing.T) {
 	}
 	mu.Unlock()
 
+	// The session's end reaches the watch as kube-apiserver would end it,
+	// an ERROR event with a Status, over HTTP/1.1's chunks as over HTTP/2.
 	patch := client.MergeFrom(s.DeepCopy())
 	s.Spec.Terminated = true
 	endedAt := time.Now()
 	testenv.Must(t, mgmt.Client.Patch(context.Background(), s, patch))
-	for {
+	var last watch.Event
+	deadline := time.After(10 * time.Second)
+	for open := true; open; {
 		select {
-		case _, open := <-w.ResultChan():
-			if open {
-				continue
+		case ev, ok := <-w.ResultChan():
+			if open = ok; ok {
+				last = ev
 			}
-			if d := time.Since(endedAt); d > time.Second {
-				t.Errorf("the watch was cut %s after the session ended, want within 1s", d)
-			}
-			return
-		case <-time.After(10 * time.Second):
+		case <-deadline:
 			t.Fatal("the watch was still open 10s after the session ended")
 		}
+	}
+	if d := time.Since(endedAt); d > time.Second {
+		t.Errorf("the watch was cut %s after the session ended, want within 1s", d)
+	}
+	if st, ok := last.Object.(*metav1.Status); last.Type != watch.Error || !ok || !strings.Contains(st.Message, `session "http1-only" ended: Terminated`) {
+		t.Errorf("the watch ended with %s %#v, want an ERROR event naming the session and reason", last.Type, last.Object)
 	}
 }
 

@@ -97,9 +97,14 @@ func (s *server) Start(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.certs.GetCertificate, NextProtos: []string{"h2", "http/1.1"}},
-		ErrorLog:          nil,
-		Protocols:         s.protocols,
+		// A keep-alive connection with nothing in flight is closed after
+		// this, as kube-apiserver closes its own: with HTTP/1.1 a client
+		// keeps many (client-go up to 25 per host).
+		IdleTimeout: 90 * time.Second,
+		// ALPN offers what Protocols allows (net/http adds h2 and http/1.1).
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.certs.GetCertificate},
+		ErrorLog:  nil,
+		Protocols: s.protocols,
 	}
 	done := make(chan struct{})
 	go func() {
