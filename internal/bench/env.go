@@ -113,6 +113,8 @@ const (
 	unrecorded   = "gateway, unrecorded"
 	http1        = "gateway, HTTP/1.1 callers"
 	kubectlProxy = "kubectl proxy"
+	// http1Callers ends the names of GET scenarios on GatewayHTTP1.
+	http1Callers = ", HTTP/1.1 callers"
 )
 
 // Start brings up a target with kwok, a management cluster, an OIDC issuer,

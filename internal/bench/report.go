@@ -94,11 +94,11 @@ func (r *Result) Evaluate() {
 		g := s.ByPath["gateway"]
 		switch {
 		case strings.HasPrefix(s.Name, "GET one object, 1 client(s)") && s.Metric == "p50":
-			ratio(s, "GET p50 ratio gateway/direct, 1 client"+callersOf(s.Name), 1.15, true)
+			ratio(s, "GET p50 ratio gateway/direct, 1 client"+suffixFrom(s.Name, http1Callers), 1.15, true)
 		case strings.HasPrefix(s.Name, "GET one object, 32 client(s)") && s.Metric == "p50":
-			ratio(s, "GET p50 ratio gateway/direct, 32 clients"+callersOf(s.Name), 1.15, true)
+			ratio(s, "GET p50 ratio gateway/direct, 32 clients"+suffixFrom(s.Name, http1Callers), 1.15, true)
 		case strings.HasPrefix(s.Name, "GET one object, 1 client(s)") && s.Metric == metricCPU:
-			add(s.Config, "gateway CPU per small GET"+callersOf(s.Name), g, 170, true, " µs")
+			add(s.Config, "gateway CPU per small GET"+suffixFrom(s.Name, http1Callers), g, 170, true, " µs")
 		case strings.HasPrefix(s.Name, "LIST") && s.Metric == "throughput":
 			ratio(s, "LIST throughput ratio gateway/direct", 0.90, false)
 		case strings.HasPrefix(s.Name, "WATCH fan-out") && s.Metric == "p50":
@@ -116,7 +116,7 @@ func (r *Result) Evaluate() {
 		case s.Name == "exec keystroke echo" && s.Metric == "recorded/unrecorded p50":
 			ratio(s, "keystroke echo p50, recorded/unrecorded", 1.05, true)
 		case strings.HasPrefix(s.Name, "Session create → first proxied request"):
-			add(s.Config, "create → first request p50"+scaleOf(s.Name), g, 1000, true, " ms")
+			add(s.Config, "create → first request p50"+suffixFrom(s.Name, ", at "), g, 1000, true, " ms")
 		case strings.HasPrefix(s.Name, "Revocation"):
 			add(s.Config, "revocation p99: "+strings.TrimPrefix(s.Name, "Revocation on "), s.ByPath["gateway p99"], 1000, true, " ms")
 		case strings.HasPrefix(s.Name, "Gateway heap per idle registered session, "):
@@ -135,18 +135,11 @@ func payloadOf(name string) string {
 	return Zeros
 }
 
-// callersOf is the ", HTTP/1.1 callers" suffix of a GET scenario whose
-// callers spoke HTTP/1.1 to the gateway.
-func callersOf(name string) string {
-	if i := strings.Index(name, ", HTTP/1.1 callers"); i >= 0 {
-		return name[i:]
-	}
-	return ""
-}
-
-// scaleOf is the ", at …" suffix of a scenario measured at scale.
-func scaleOf(name string) string {
-	if i := strings.Index(name, ", at "); i >= 0 {
+// suffixFrom is the part of a scenario's name from marker on (", at …"
+// of one measured at scale, http1Callers of a GET from HTTP/1.1 callers),
+// or "".
+func suffixFrom(name, marker string) string {
+	if i := strings.Index(name, marker); i >= 0 {
 		return name[i:]
 	}
 	return ""

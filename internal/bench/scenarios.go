@@ -155,7 +155,7 @@ func (e *Env) GetLatency(ctx context.Context, clients, rounds int, perRound time
 	// The gateway's callers over HTTP/2 (kubectl's default), then over
 	// HTTP/1.1, each against the same direct and kubectl proxy rounds.
 	var out []Scenario
-	for _, gw := range []struct{ path, suffix string }{{"gateway", ""}, {http1, ", HTTP/1.1 callers"}} {
+	for _, gw := range []struct{ path, suffix string }{{"gateway", ""}, {http1, http1Callers}} {
 		p50 := Scenario{Name: name + gw.suffix, Unit: "ms", Metric: "p50", ByPath: map[string]float64{},
 			Spread: spreadOf(roundP50[gw.path], roundP50["direct"])}
 		p99 := Scenario{Name: p50.Name, Unit: "ms", Metric: "p99", ByPath: map[string]float64{}}
