@@ -3,6 +3,7 @@ package chart_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -88,10 +89,14 @@ func installValues(t *testing.T) map[string]any {
 // server, runs the replicas its Deployment describes with nothing but its
 // ServiceAccount's token, and uses them: their probes pass, one leads, a
 // Session becomes Active and is served by every replica, and a scraper
-// bound to the chart's metrics-reader ClusterRole reads the metrics.
+// bound to the chart's metrics-reader ClusterRole reads the metrics. It
+// runs with http2: false, so the replicas speak HTTP/1.1 to every caller
+// (the gateway's suite covers HTTP/2, the default).
 func TestInstalledChartServesSessions(t *testing.T) {
 	ctx := context.Background()
-	d := install(t, "sessiongate", installValues(t), nil)
+	vals := installValues(t)
+	vals["http2"] = false
+	d := install(t, "sessiongate", vals, nil)
 	ns := d.Namespace
 	testenv.Must(t, testenv.RegisterTarget(ctx, mgmt, target, ns, "target"))
 
@@ -144,7 +149,15 @@ func TestInstalledChartServesSessions(t *testing.T) {
 	})
 	tok, err := issuer.Token("alice@example.com", nil, audience, time.Hour)
 	testenv.Must(t, err)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(gwCA.CertPEM)
 	for i, p := range pods {
+		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.port(t, "https")), &tls.Config{RootCAs: roots, NextProtos: []string{"h2", "http/1.1"}})
+		testenv.Must(t, err)
+		if got := conn.ConnectionState().NegotiatedProtocol; got != "http/1.1" {
+			t.Errorf("replica %d agreed to %q with a caller offering h2 and http/1.1, want http/1.1 (http2: false)", i, got)
+		}
+		conn.Close()
 		kube, err := kubernetes.NewForConfig(&rest.Config{
 			Host:            fmt.Sprintf("https://127.0.0.1:%d/sessiongate/%s/kas", p.port(t, "https"), s.Name),
 			BearerToken:     tok,
