@@ -167,7 +167,7 @@ func (h *Handler) debugSession(ctx context.Context, name string, id *authn.Ident
 	case role != authz.Owner && role != authz.Participant:
 		return s, statusError(http.StatusForbidden, metav1.StatusReasonForbidden, fmt.Sprintf("only the owner or a participant of session %s may debug through it", name))
 	case !authz.Admitted(id, role, guestsOf(s)):
-		return s, statusError(http.StatusForbidden, metav1.StatusReasonForbidden, fmt.Sprintf("you were let into session %s, but the policy that granted it does not name you (or a group of yours) among its requesters", name))
+		return s, statusError(http.StatusForbidden, metav1.StatusReasonForbidden, authz.NotAdmitted(name).Error())
 	case s.Status.Phase != v1alpha1.PhaseActive:
 		return s, statusError(http.StatusConflict, metav1.StatusReasonConflict, fmt.Sprintf("session %s is %s, not Active", name, phaseOf(s)))
 	case s.Status.Debug == nil:

@@ -2,6 +2,7 @@
 package authz
 
 import (
+	"fmt"
 	"slices"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
@@ -78,6 +79,12 @@ func Admitted(id *authn.Identity, role Role, guests *v1alpha1.Subjects) bool {
 		return false
 	}
 	return guests == nil || entitlement.IsSubject(*guests, id.Username, id.Groups)
+}
+
+// NotAdmitted says why someone the owner let into session is refused where
+// Admitted is false: the proxy and the debug API say it alike.
+func NotAdmitted(session string) error {
+	return fmt.Errorf("you were let into session %s, but the policy that granted it does not name you (or a group of yours) among its requesters", session)
 }
 
 func (r Role) String() string {

@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -155,7 +154,7 @@ func (h *Handler) serve(c *call, r *http.Request) {
 		if !authz.Admitted(id, role, lim.Guests) {
 			c.ev.Annotations[audit.AnnotationRefusedBy] = "guests"
 			apistatus.Write(w, apierrors.NewForbidden(schema.GroupResource{Group: v1alpha1.GroupVersion.Group, Resource: "sessions"}, s.Name,
-				fmt.Errorf("you were let into session %s, but the policy that granted it does not name you (or a group of yours) among its requesters", s.Name)))
+				authz.NotAdmitted(s.Name)))
 			return
 		}
 	}
@@ -386,8 +385,6 @@ func (h *Handler) clock() clock.Clock {
 	return h.Clock
 }
 
-// isWatch: the API server's own reading, whatever spelling of watch=
-// (or /watch/ path) the caller chose.
 func (h *Handler) finish(c *call) {
 	code := c.w.code
 	if c.w.hijacked {

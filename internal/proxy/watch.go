@@ -20,6 +20,8 @@ import (
 // Watches and followed logs stay open: both are held to the session's
 // stream lifetimes, and both are told why when the gateway cuts them.
 
+// isWatch: the API server's own reading, whatever spelling of watch=
+// (or /watch/ path) the caller chose.
 func isWatch(info *request.RequestInfo) bool { return info != nil && info.Verb == "watch" }
 
 // isFollow: a pod's log followed, which stays open as a watch does. The API
