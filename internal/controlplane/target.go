@@ -167,7 +167,8 @@ func RESTConfig(cluster *v1alpha1.Cluster, sec *corev1.Secret, kubeconfig []byte
 	if !strings.HasPrefix(cluster.Spec.Server, "https://") {
 		return nil, clusterFault(v1alpha1.ReasonCAInvalid, "cluster %s: spec.server must be an https:// URL", cluster.Name)
 	}
-	if _, err := certutil.ParseCertsPEM(cluster.Spec.CABundle); err != nil {
+	ours, err := certutil.ParseCertsPEM(cluster.Spec.CABundle)
+	if err != nil {
 		return nil, clusterFault(v1alpha1.ReasonCAInvalid, "cluster %s: spec.caBundle holds no PEM certificate", cluster.Name)
 	}
 	kc, err := clientcmd.Load(kubeconfig)
@@ -181,7 +182,7 @@ func RESTConfig(cluster *v1alpha1.Cluster, sec *corev1.Secret, kubeconfig []byte
 	if err != nil {
 		return nil, clusterFault(v1alpha1.ReasonKubeconfigInvalid, "cluster %s: kubeconfig Secret %s: %v", cluster.Name, cluster.Spec.KubeconfigSecretRef.Name, err)
 	}
-	if err := bound(cluster, sec, kc); err != nil {
+	if err := bound(cluster, ours, sec, kc); err != nil {
 		return nil, err
 	}
 	cfg := &rest.Config{
@@ -203,14 +204,14 @@ func RESTConfig(cluster *v1alpha1.Cluster, sec *corev1.Secret, kubeconfig []byte
 const AnnotationServers = "sessiongate.dev/servers"
 
 // bound says why the kubeconfig Secret sec (holding kc) may not serve
-// cluster, or nil. Whoever may write Clusters need not be able to read
+// cluster, whose spec.caBundle holds ours, or nil. Whoever may write Clusters need not be able to read
 // Secrets: a Cluster that named another's Secret, with a server and CA of
 // its writer's choosing, would have the gateway hand that credential to
 // them. So the Secret says where its credential may go: to the server its
 // current context names, or to a server its annotation lists; and, when it
 // carries certificate-authority-data, through no CA but those (spec.caBundle
 // may hold no other).
-func bound(cluster *v1alpha1.Cluster, sec *corev1.Secret, kc *clientcmdapi.Config) error {
+func bound(cluster *v1alpha1.Cluster, ours []*x509.Certificate, sec *corev1.Secret, kc *clientcmdapi.Config) error {
 	name := only(kc.Clusters)
 	if ctx := currentContext(kc); ctx != nil {
 		name = ctx.Cluster
@@ -241,7 +242,6 @@ func bound(cluster *v1alpha1.Cluster, sec *corev1.Secret, kc *clientcmdapi.Confi
 	if err != nil {
 		return clusterFault(v1alpha1.ReasonKubeconfigInvalid, "cluster %s: kubeconfig Secret %s: certificate-authority-data does not parse: %v", cluster.Name, sec.Name, err)
 	}
-	ours, _ := certutil.ParseCertsPEM(cluster.Spec.CABundle) // parsed by RESTConfig
 	for _, c := range ours {
 		if !slices.ContainsFunc(theirs, c.Equal) {
 			return clusterFault(v1alpha1.ReasonKubeconfigUnsafe, "cluster %s: spec.caBundle holds a CA (%s) that kubeconfig Secret %s does not trust: its credential is sent through no CA but those of its certificate-authority-data; add the CA there",
