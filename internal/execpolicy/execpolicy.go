@@ -5,9 +5,10 @@
 // resolving what can be resolved: the path of argv[0] is cleaned
 // (/bin/../bin/rm, //bin//rm and ./rm are rm), wrappers are looked through
 // (env, nice, timeout, nohup, xargs, busybox, stdbuf, ionice, setsid,
-// taskset, time, command, exec), and a shell's -c string is split into its
-// simple commands. What cannot be decided — a substitution, a variable in
-// command position, eval, a wrapper option it does not know, sudo, and a
+// taskset, time, command, exec), a shell's -c string is split into its
+// simple commands, and a sed script is read as GNU sed reads it (sed.go).
+// What cannot be decided — a substitution, a variable in command position,
+// eval, a wrapper option it does not know, sudo, sed's e command, and a
 // program that runs what its input gives it (a shell without -c, an
 // interpreter, xargs) where that input may be a pipe — is refused whenever
 // the policy has rules, unless it allows the undecidable.
@@ -85,6 +86,7 @@ func (p Policy) Check(argv []string, in Stdin) Decision {
 		return Decision{Rule: "undecidable: " + undecidable, Command: argv}
 	}
 	for _, c := range cmds {
+		c = plain(c)
 		for _, pat := range p.Deny {
 			if matches(pat, c) {
 				return Decision{Rule: "deny " + pat, Command: c}
@@ -167,12 +169,12 @@ func Resolve(argv []string, in Stdin) (cmds [][]string, undecidable string) {
 const maxDepth = 8
 
 // runsWhatItIsGiven: a program whose arguments can name, or hold, what it
-// runs (find's -exec and awk's system() among them).
+// runs (find's -exec, awk's system() and sed's e among them).
 func runsWhatItIsGiven(name string) bool {
 	_, wrapped := wrappers[name]
 	_, runs := runsArguments[name]
 	return wrapped || runs || shells[name] || isInterpreter(name) || readers[name] ||
-		name == "find" || name == "awk" || name == "gawk" || name == "mawk" || name == "nawk"
+		name == "find" || name == "awk" || name == "gawk" || name == "mawk" || name == "nawk" || isSed(name)
 }
 
 // resolve resolves argv; fed is whether its input may be a pipe that
@@ -184,10 +186,18 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 	if len(argv) == 0 || argv[0] == "" {
 		return nil, "an empty command"
 	}
+	if strings.HasPrefix(argv[0], expands) {
+		return nil, "a command name that is not literal: " + unmarked(argv[0])
+	}
 	argv = append([]string{cleanPath(argv[0])}, argv[1:]...)
 	name := path.Base(argv[0])
 	if strings.Contains(argv[0], "$") || strings.ContainsAny(argv[0], "`*?[") && argv[0] != "[" && argv[0] != "[[" {
 		return nil, "a command name that is not literal: " + argv[0]
+	}
+	if runsWhatItIsGiven(name) && !isSed(name) && anyExpands(argv[1:]) {
+		// Its arguments name or hold what it runs, and the shell may
+		// turn one word into any number of them.
+		return nil, name + " given an argument the shell expands ($var, a glob, {a,b})"
 	}
 	if fed {
 		switch {
@@ -208,7 +218,16 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 			// What it runs gets arguments from the input: a program they
 			// can make run anything is undecidable; any other is still
 			// itself (its input is not the caller's).
-			if rest == nil || runsWhatItIsGiven(path.Base(cleanPath(rest[0]))) {
+			switch {
+			case rest == nil:
+				return nil, "xargs gives what it reads to a program that runs what it is given"
+			case isSed(path.Base(cleanPath(rest[0]))):
+				// Decidable when its script is fixed and what xargs adds
+				// follows --.
+				if !sedTakesOnlyFiles(rest[1:]) {
+					return nil, "xargs gives what it reads to sed, which can take it as options or as its script (give sed its script, then --)"
+				}
+			case runsWhatItIsGiven(path.Base(cleanPath(rest[0]))):
 				return nil, "xargs gives what it reads to a program that runs what it is given"
 			}
 			fed = false
@@ -277,6 +296,19 @@ func shortOrLong(args []string, letters string, longs ...string) bool {
 	return false
 }
 
+// plain is argv as the rules match and show it: without the marks of
+// words the shell expands.
+func plain(argv []string) []string {
+	if !anyExpands(argv) {
+		return argv
+	}
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		out[i] = unmarked(a)
+	}
+	return out
+}
+
 // cleanPath resolves ./rm, //bin//rm and /bin/../bin/rm.
 func cleanPath(p string) string {
 	if !strings.Contains(p, "/") {
@@ -323,9 +355,7 @@ func hidesCommands(name string, args []string) string {
 	}
 	switch name {
 	case "sed", "gsed":
-		if shortOrLong(args, "f", "file") {
-			return name + " runs a script file"
-		}
+		return sedRunsCommands(name, args)
 	case "find":
 		if has("-exec", "-execdir", "-ok", "-okdir") {
 			return "find -exec runs what its arguments name"

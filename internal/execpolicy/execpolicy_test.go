@@ -383,3 +383,130 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// GNU sed runs commands from its script (the e command, s///e): every
+// script on the command line is read, wherever sed finds it, and what could
+// be a script is treated as one.
+func TestSedThatRunsCommandsIsUndecidable(t *testing.T) {
+	p := execpolicy.Policy{Deny: []string{"rm"}}
+	for _, argv := range [][]string{
+		{"sed", "-n", "1e rm -rf /x", "/etc/hostname"},
+		{"sed", "s/.*/rm -rf \\/x/e", "/etc/hostname"},
+		{"/bin/sed", "-e", "p", "-e", "1e rm -rf /x", "f"},
+		{"sed", "-ne", "1e rm -rf /x", "f"},
+		{"sed", "-ne1e rm -rf /x", "f"},
+		{"sed", "--expression=1e rm -rf /x", "f"},
+		{"sed", "--expr", "1e rm -rf /x", "f"},
+		{"sed", "-E", "-s", "-u", "-z", "-l", "5", "1e rm", "f"},
+		{"sed", "-l5", "--line-length", "5", "1e rm", "f"},
+		{"sed", "-ie", "1e rm", "f"},           // -i with backup suffix "e": the script is the operand
+		{"sed", "--", "1e rm", "f"},            // the first operand after --
+		{"sed", "-n", "p", "-e", "1e rm", "f"}, // -e after an operand is still an option
+		{"sed", "1e rm", "-e", "p", "f"},       // with POSIXLY_CORRECT, the operand is the script
+		{"sed", "-e", "1e rm", "--sandbox", "f"},
+		{"sed", "s/[/]/w/;e rm -rf /x", "f"}, // a '/' in a bracket expression does not end the regex
+		{"sed", "-n", "a\\", "-e", "p", "-f", "/tmp/s"},
+		{"sed", "-V", "x", "p"},
+		{"sed", "--s", "p"}, // ambiguous: --silent, --separate or --sandbox
+		{"sed", "--posix=1", "p"},
+		{"sed", "-e"},
+		{"sed", "s/ä/a/", "f"},
+		{"busybox", "sed", "1e rm", "f"},
+		{"gsed", "1e rm", "f"},
+		{"sh", "-c", "sed -n '1e rm -rf /x' /etc/hostname"},
+		{"sh", "-c", "ls | xargs sed -n p"},
+		{"sh", "-c", "ls | xargs sed -e p"},
+		{"sh", "-c", "ls | xargs sed --"},
+		{"sh", "-c", "ls | xargs sed -l -- -e p"},   // -- is -l's value: options go on
+		{"sed", "s/.*\\c[*/rm -rf \\/x/e#]//", "f"}, // sed 4.10 reads \c[ as one character
+		// What the shell expands is not what sed gets.
+		{"sh", "-c", `p="1e rm -rf /x"; sed "$p" /etc/hostname`},
+		{"bash", "-c", `sed $'#\ne rm -rf /x' f`},
+		{"bash", "-c", `sed -e p {-n,'-e1e rm -rf /x'} f`},
+		{"sh", "-c", "sed -n p *"},
+		{"sh", "-c", `sed -n "s/x/$V/p" f`},
+	} {
+		if d := p.Check(argv, execpolicy.NoStdin); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
+			t.Errorf("%q: %v, want refused as undecidable", argv, d)
+		}
+	}
+	for _, argv := range [][]string{
+		{"sed", "-n", "1p", "/etc/hostname"},
+		{"sed", "-i.bak", "s/a/b/g", "f"},
+		{"sed", "-E", "s/[0-9]+/N/g;/^$/d", "f"},
+		{"sed", ":a;N;$!ba;s/\\n/ /g", "f"},
+		{"sed", "-e", "s/e/E/g", "errors.log"},
+		{"sed", "/error/d", "f"},
+		{"sed", "$a end; e is text", "f"},
+		{"sed", "y/abc/xyz/", "f"},
+		{"sed", "s/[/]/x/", "f"},
+		{"sed", "-n", "--", "p", "f"},
+		{"sed", "--sandbox", "-e", "1e rm", "f"}, // sed refuses to start: nothing runs
+		{"sed", "--sandbox", "-f", "/tmp/s", "f"},
+		{"sed", "--sandbox", "1e rm", "f"},
+		{"sed", "--version"},
+		{"sh", "-c", "grep -l x . | xargs sed -i 's/a/b/' --"},
+		{"sh", "-c", "ls | xargs sed -n -e p --"},
+		{"sh", "-c", "sed -n p -- *.log"},
+		{"sh", "-c", `sed -i 's/a/b/' -- "$F"`},
+	} {
+		if d := p.Check(argv, execpolicy.NoStdin); !d.Allowed {
+			t.Errorf("%q: %v, want allowed", argv, d)
+		}
+	}
+	// The refusal says what sed would do.
+	d := p.Check([]string{"sed", "s/.*/rm -rf \\/x/e", "f"}, execpolicy.NoStdin)
+	if !strings.Contains(d.Rule, "sed's s///e runs what it substituted as a command") {
+		t.Errorf("refusal: %q", d.Rule)
+	}
+	d = p.Check([]string{"sh", "-c", "ls | xargs sed -n p"}, execpolicy.NoStdin)
+	if !strings.Contains(d.Rule, "give sed its script, then --") {
+		t.Errorf("refusal: %q", d.Rule)
+	}
+}
+
+// A word the shell expands ($v, a glob, {a,b}) is not what the command
+// gets, nor necessarily one argument: it cannot be the command's name, nor
+// an argument of a program whose arguments say what it runs.
+func TestWhatTheShellExpandsIsUndecidableWhereItCouldRunCode(t *testing.T) {
+	p := execpolicy.Policy{Deny: []string{"rm"}}
+	for _, script := range []string{
+		"{rm,-rf,/x}",
+		"r{m,} -rf /x",
+		"$CMD -rf /x",
+		"python3 $S",
+		`python3 "$S"`,
+		"nice -n $N ls",
+		"env $V ls",
+		"xargs -a $F echo",
+		"sh $F",
+		"bash -c \"$C\"",
+		"export $V; bash -c true",
+		"awk $P f",
+		"find . $X",
+	} {
+		if d := p.Check([]string{"sh", "-c", script}, execpolicy.NoStdin); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
+			t.Errorf("sh -c %q: %v, want refused as undecidable", script, d)
+		}
+	}
+	for _, script := range []string{
+		"ls $HOME",
+		`echo "$HOME" '$x'`,
+		"FOO=$HOME ls",
+		"cat /var/log/*.log | grep x",
+		"[ -f x ] && cat x",
+		"[[ -f x ]] && cat x",
+		"{ ls; }",
+		"grep -c x /tmp/[ab]*",
+		"echo \\$HOME",
+	} {
+		if d := p.Check([]string{"sh", "-c", script}, execpolicy.NoStdin); !d.Allowed {
+			t.Errorf("sh -c %q: %v, want allowed", script, d)
+		}
+	}
+	// A denied command is matched and shown as written, without the mark.
+	d := p.Check([]string{"sh", "-c", "rm -rf $X"}, execpolicy.NoStdin)
+	if d.Allowed || d.Rule != "deny rm" || strings.Join(d.Command, " ") != "rm -rf $X" {
+		t.Errorf("sh -c 'rm -rf $X': %+v", d)
+	}
+}

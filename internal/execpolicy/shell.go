@@ -121,6 +121,9 @@ func splitScript(script string) (cmds [][]string, piped bool, undecidable string
 	for _, c := range out {
 		switch baseName(c[0]) {
 		case "export", "declare", "typeset", "readonly", "local":
+			if anyExpands(c[1:]) {
+				return nil, false, c[0] + " of what the shell expands"
+			}
 			for _, a := range c[1:] {
 				if why := codeInEnvironment(a); why != "" {
 					return nil, false, why
@@ -136,16 +139,49 @@ type word struct {
 	op   string
 }
 
+// expands marks a word the shell expands before the command sees it — a
+// parameter ($v, ${v}, $'...'), a glob, a brace expansion ({a,b}) — whose
+// text is therefore not what the command gets, nor necessarily one
+// argument. No argument can hold a NUL, so the mark cannot be forged.
+const expands = "\x00"
+
+// unmarked is a word's text without the mark.
+func unmarked(w string) string { return strings.TrimPrefix(w, expands) }
+
+// anyExpands reports whether one of words is marked.
+func anyExpands(words []string) bool {
+	for _, w := range words {
+		if strings.HasPrefix(w, expands) {
+			return true
+		}
+	}
+	return false
+}
+
+// expansion reports whether s[i], a '$' outside single quotes, starts a
+// parameter expansion or a $'...' string.
+func expansion(s string, i int) bool {
+	if i+1 == len(s) {
+		return false
+	}
+	c := s[i+1]
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("{@*#?!$-'\"", c) >= 0
+}
+
 // tokenize splits a POSIX shell string into words and operators.
 func tokenize(s string) ([]word, string) {
 	var out []word
 	var b strings.Builder
-	inWord := false
+	inWord, expanded, bracket, braces := false, false, false, false
 	end := func() {
 		if inWord {
-			out = append(out, word{text: b.String()})
+			t := b.String()
+			if expanded || braces && t != "{" && t != "}" {
+				t = expands + t
+			}
+			out = append(out, word{text: t})
 			b.Reset()
-			inWord = false
+			inWord, expanded, bracket, braces = false, false, false, false
 		}
 	}
 	for i := 0; i < len(s); i++ {
@@ -177,6 +213,7 @@ func tokenize(s string) ([]word, string) {
 				case s[i] == '`' || (s[i] == '$' && i+1 < len(s) && s[i+1] == '('):
 					return nil, "a command substitution"
 				default:
+					expanded = expanded || s[i] == '$' && expansion(s, i)
 					b.WriteByte(s[i])
 				}
 			}
@@ -224,6 +261,10 @@ func tokenize(s string) ([]word, string) {
 			}
 			out = append(out, word{op: op})
 		default:
+			// A '[' is a glob only with a ']' after it: [ and [[ are commands.
+			expanded = expanded || c == '$' && expansion(s, i) || c == '*' || c == '?' || c == ']' && bracket
+			bracket = bracket || c == '['
+			braces = braces || c == '{' || c == '}'
 			b.WriteByte(c)
 			inWord = true
 		}
@@ -245,7 +286,7 @@ func isDigits(s string) bool {
 }
 
 func isAssignment(w string) bool {
-	name, _, ok := strings.Cut(w, "=")
+	name, _, ok := strings.Cut(unmarked(w), "=")
 	if !ok || name == "" {
 		return false
 	}

@@ -142,7 +142,7 @@ func env(args []string) ([]string, string) {
 // startup file and exported functions, the dynamic loader's preloads, an
 // interpreter's startup options), or "".
 func codeInEnvironment(assignment string) string {
-	name, _, _ := strings.Cut(assignment, "=")
+	name, _, _ := strings.Cut(unmarked(assignment), "=")
 	switch {
 	case strings.HasPrefix(name, "BASH_FUNC_"), strings.HasPrefix(name, "LD_"), strings.HasPrefix(name, "DYLD_"), strings.HasPrefix(name, "LUA_INIT"):
 	default:

@@ -44,6 +44,8 @@ func TestExecRulesOfThePolicyHoldForKubectl(t *testing.T) {
 		{"env", "nice", "dd", "if=/dev/zero"},
 		{"sh", "-c", "ls; 'r'm x"},
 		{"sh", "-c", "$(echo rm) x"},
+		// GNU sed's e command runs its argument.
+		{"sed", "-n", "1e rm -rf /tmp/x", "/etc/hostname"},
 	} {
 		out, err := runKubectl(t, kc, nil, "", append([]string{"exec", "-n", "demo", "web", "--"}, argv...)...)
 		if err == nil || !strings.Contains(out, "is forbidden") || !strings.Contains(out, "refused by") {
@@ -69,6 +71,11 @@ func TestExecRulesOfThePolicyHoldForKubectl(t *testing.T) {
 	out, err := runKubectl(t, kc, nil, "", "exec", "-n", "demo", "web", "--", "echo", "allowed")
 	if err != nil || !strings.Contains(out, "allowed") {
 		t.Errorf("an allowed command: %v\n%s", err, out)
+	}
+	// sed whose script runs nothing runs.
+	out, err = runKubectl(t, kc, nil, "", "exec", "-n", "demo", "web", "--", "sed", "-n", "s/^/sed ran: /p", "/etc/hostname")
+	if err != nil || !strings.Contains(out, "sed ran: ") {
+		t.Errorf("sed with a script that runs nothing: %v\n%s", err, out)
 	}
 
 	// Interactive streams are forbidden: exec with stdin and a TTY, and attach.
