@@ -13,6 +13,7 @@ func TestTargetsNameTheCallersAndTheScaleTheyWereMeasuredAt(t *testing.T) {
 		{Name: get, Metric: "p50", ByPath: map[string]float64{"direct": 1, "gateway": 1.2}},
 		{Name: get + http1Callers, Metric: "p50", ByPath: map[string]float64{"direct": 1, "gateway": 1.1}},
 		{Name: get + http1Callers, Metric: metricCPU, ByPath: map[string]float64{"gateway": 160}, Config: "pinned"},
+		{Name: "GET one object, 32 client(s)", Metric: metricCPU, ByPath: map[string]float64{"gateway": 180}},
 		{Name: "Session create → first proxied request (20 sessions), at 10000 sessions", ByPath: map[string]float64{"gateway": 70}},
 	}}
 	r.Evaluate()
@@ -23,7 +24,8 @@ func TestTargetsNameTheCallersAndTheScaleTheyWereMeasuredAt(t *testing.T) {
 	want := []string{
 		"GET p50 ratio gateway/direct, 1 client",
 		"GET p50 ratio gateway/direct, 1 client, HTTP/1.1 callers",
-		"gateway CPU per small GET, HTTP/1.1 callers (pinned)",
+		"gateway CPU per small GET, 1 client, HTTP/1.1 callers (pinned)",
+		"gateway CPU per small GET, 32 clients",
 		"create → first request p50, at 10000 sessions",
 	}
 	if !slices.Equal(got, want) {
@@ -31,5 +33,8 @@ func TestTargetsNameTheCallersAndTheScaleTheyWereMeasuredAt(t *testing.T) {
 	}
 	if h := r.Targets[1]; h.Value != 1.1 || !h.Held {
 		t.Errorf("HTTP/1.1 callers' ratio: %+v, want 1.1 and held", h)
+	}
+	if c := r.Targets[3]; c.Value != 180 || c.Held {
+		t.Errorf("CPU per GET with 32 clients: %+v, want 180 and not held", c)
 	}
 }
