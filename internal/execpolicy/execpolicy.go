@@ -24,6 +24,7 @@ package execpolicy
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -81,11 +82,21 @@ func (p Policy) Check(argv []string, in Stdin) Decision {
 	if len(p.Allow) == 0 && len(p.Deny) == 0 {
 		return Decision{Allowed: true}
 	}
+	for _, a := range argv {
+		if strings.Contains(a, "\x00") {
+			// No process can be given it; and inside a -c string it marks
+			// what the shell expands.
+			return Decision{Rule: "undecidable: a NUL byte in the command", Command: plain(argv)}
+		}
+	}
 	cmds, undecidable := Resolve(argv, in)
 	if undecidable != "" && !p.AllowUndecidable {
 		return Decision{Rule: "undecidable: " + undecidable, Command: argv}
 	}
 	for _, c := range cmds {
+		if anyExpands(c) && p.linePatterns() && !p.AllowUndecidable {
+			return Decision{Rule: "undecidable: a word the shell expands, which a pattern with a space cannot judge", Command: plain(c)}
+		}
 		c = plain(c)
 		for _, pat := range p.Deny {
 			if matches(pat, c) {
@@ -107,6 +118,16 @@ func (p Policy) Check(argv []string, in Stdin) Decision {
 		}
 	}
 	return Decision{Allowed: true}
+}
+
+// linePatterns reports whether a pattern matches whole command lines.
+func (p Policy) linePatterns() bool {
+	for _, pat := range append(p.Allow[:len(p.Allow):len(p.Allow)], p.Deny...) {
+		if strings.Contains(pat, " ") {
+			return true
+		}
+	}
+	return false
 }
 
 // Validate refuses patterns that could never match as meant.
@@ -194,7 +215,8 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 	if strings.Contains(argv[0], "$") || strings.ContainsAny(argv[0], "`*?[") && argv[0] != "[" && argv[0] != "[[" {
 		return nil, "a command name that is not literal: " + argv[0]
 	}
-	if runsWhatItIsGiven(name) && !isSed(name) && anyExpands(argv[1:]) {
+	_, wrapped := wrappers[name]
+	if runsWhatItIsGiven(name) && !wrapped && !isSed(name) && anyExpands(argv[1:]) {
 		// Its arguments name or hold what it runs, and the shell may
 		// turn one word into any number of them.
 		return nil, name + " given an argument the shell expands ($var, a glob, {a,b})"
@@ -213,6 +235,15 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 		rest, why := w(argv[1:])
 		if why != "" {
 			return nil, name + ": " + why
+		}
+		// Its own options and operands, and the command it runs, must be
+		// what they read as; the command's arguments are the command's.
+		own := argv[1:]
+		if n := len(argv) - len(rest); n >= 1 && slices.Equal(argv[n:], rest) {
+			own = argv[1:n]
+		}
+		if anyExpands(own) || len(rest) > 0 && strings.HasPrefix(rest[0], expands) {
+			return nil, name + " given an argument the shell expands ($var, a glob, {a,b}) among its own"
 		}
 		if name == "xargs" && fed {
 			// What it runs gets arguments from the input: a program they
@@ -250,6 +281,9 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 		}
 		if !ok {
 			return [][]string{argv}, "" // interactive, or nothing to read: itself
+		}
+		if notPOSIX[name] {
+			return nil, name + " -c: a grammar other than the POSIX shell's"
 		}
 		simple, piped, why := splitScript(script)
 		if why != "" {
@@ -331,6 +365,7 @@ var runsArguments = func() map[string]string {
 	for _, n := range []string{"trap", "alias", "hash", "builtin", "mapfile", "readarray", "enable", "complete", "compgen", "bind", "fc"} {
 		m[n] = "runs, or renames, what its arguments say"
 	}
+	m["let"] = "evaluates arithmetic, in which an array subscript runs $(...)"
 	return m
 }()
 
@@ -352,6 +387,9 @@ func hidesCommands(name string, args []string) string {
 	}
 	if why, ok := runsArguments[name]; ok && len(args) > 0 {
 		return name + " " + why
+	}
+	if why := builtinEvaluates(name, args); why != "" {
+		return why
 	}
 	switch name {
 	case "sed", "gsed":

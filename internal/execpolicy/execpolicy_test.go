@@ -504,6 +504,59 @@ func TestWhatTheShellExpandsIsUndecidableWhereItCouldRunCode(t *testing.T) {
 			t.Errorf("sh -c %q: %v, want allowed", script, d)
 		}
 	}
+	// What bash evaluates, or splits, past what a tokenizer follows: a line
+	// continuation, quotes nested in ${...}, a tilde, arithmetic (an array
+	// subscript in it runs $(...) held in a variable), ${x@P}, a variable
+	// that makes programs run code set by read, an extglob pattern.
+	for _, c := range [][]string{
+		{"sh", "-c", "echo \"$\\\n(rm -rf /x)\""},
+		{"sh", "-c", "\"r\\\nm\" -rf /x"},
+		{"sh", "-c", "IFS=,; x='1e rm -rf /x'; sed -n $\\\nx f"},
+		{"sh", "-c", `echo "${x:-"'"}"; rm -rf /x #'`},
+		{"sh", "-c", "HOME=/usr/bin/rm; ~ -rf /x"},
+		{"bash", "-c", "OLDPWD=/usr/bin/rm; ~- -rf /x"},
+		{"bash", "-c", "x='a[$(rm -rf /x)]'; ((x))"},
+		{"bash", "-c", "x='a[$(rm -rf /x)]'; [[ x -eq 0 ]]"},
+		{"bash", "-c", "x='a[$(rm -rf /x)]'; echo $[x]"},
+		{"bash", "-c", "x='a[$(rm -rf /x)]'; let x"},
+		{"bash", "-c", "x='a[$(rm -rf /x)]'; declare -i y; y=$x"},
+		{"bash", "-c", "x='a[$(rm -rf /x)]'; unset \"$x\""},
+		{"bash", "-c", "x='a[$(rm -rf /x)]'; echo ${!x}"},
+		{"bash", "-c", "x='a[$(rm -rf /x)]'; echo ${s:x}"},
+		{"bash", "-c", "x='$(rm -rf /x)'; echo ${a[$x]}"},
+		{"bash", "-c", "[ -v 'a[$(rm -rf /x)]' ]"},
+		{"bash", "-c", "printf -v 'a[$(rm -rf /x)]' %s 1"},
+		{"bash", "-c", "x='$(rm -rf /x)'; echo ${x@P}"},
+		{"bash", "-c", "read -r PS4 <<< '$(rm -rf /x)'; set -x; :"},
+		{"bash", "-c", "set -a; read BASH_ENV <<< /tmp/x; bash -c :"},
+		{"sh", "-c", "command export BASH_ENV=/tmp/x; bash -c :"},
+		{"bash", "-O", "extglob", "-c", "cd /usr/bin; @(r)m -rf /x"},
+		{"zsh", "-c", "=rm -rf /x"},
+		{"zsh", "-c", "ls *(e:'rm -rf /x':)"},
+		{"sh\x00", "-c", "rm -rf /x"},
+	} {
+		if d := p.Check(c, execpolicy.NoStdin); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
+			t.Errorf("%q: %v, want refused as undecidable", c, d)
+		}
+	}
+	for _, script := range []string{
+		`timeout 10 curl -s "$URL"`,
+		`nice -n 5 ls "$HOME"`,
+		`echo "${HOME:-/root}" ${#HOME} ${1} $@`,
+		"[[ -f x ]] && test -f y && [ \"$a\" = b ]",
+		"read -r line < /etc/hostname; echo \"$line\"",
+		"printf '%s\\n' x; export FOO=bar",
+	} {
+		if d := p.Check([]string{"bash", "-c", script}, execpolicy.NoStdin); !d.Allowed {
+			t.Errorf("bash -c %q: %v, want allowed", script, d)
+		}
+	}
+	// Against a pattern with a space, what the shell expands cannot be
+	// judged: a glob may turn into a file named --checkpoint-action=exec=...
+	tar := execpolicy.Policy{Allow: []string{"sh", "tar -czf /b.tgz /data/*"}}
+	if d := tar.Check([]string{"sh", "-c", "tar -czf /b.tgz /data/*"}, execpolicy.NoStdin); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
+		t.Errorf("a glob against a whole-line pattern: %v, want refused as undecidable", d)
+	}
 	// A denied command is matched and shown as written, without the mark.
 	d := p.Check([]string{"sh", "-c", "rm -rf $X"}, execpolicy.NoStdin)
 	if d.Allowed || d.Rule != "deny rm" || strings.Join(d.Command, " ") != "rm -rf $X" {

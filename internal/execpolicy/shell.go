@@ -1,12 +1,17 @@
 package execpolicy
 
 import (
+	"regexp"
 	"strings"
 )
 
 // shells run a -c string, a script file, or what they read.
 var shells = map[string]bool{"sh": true, "bash": true, "rbash": true, "dash": true, "zsh": true, "ash": true, "hush": true, "ksh": true, "ksh93": true,
 	"mksh": true, "lksh": true, "oksh": true, "pdksh": true, "posh": true, "yash": true, "fish": true, "csh": true, "tcsh": true}
+
+// notPOSIX are shells whose -c strings follow a grammar of their own (zsh
+// expands =cmd to a path and runs code from glob qualifiers; fish, csh).
+var notPOSIX = map[string]bool{"zsh": true, "fish": true, "csh": true, "tcsh": true}
 
 // shellScript finds a shell's -c string. ok is false for a shell that reads
 // its commands from its input (no -c, no script file, or -s); readsInput is
@@ -118,19 +123,6 @@ func splitScript(script string) (cmds [][]string, piped bool, undecidable string
 	if len(out) == 0 {
 		return nil, false, "no command in the -c string"
 	}
-	for _, c := range out {
-		switch baseName(c[0]) {
-		case "export", "declare", "typeset", "readonly", "local":
-			if anyExpands(c[1:]) {
-				return nil, false, c[0] + " of what the shell expands"
-			}
-			for _, a := range c[1:] {
-				if why := codeInEnvironment(a); why != "" {
-					return nil, false, why
-				}
-			}
-		}
-	}
 	return out, piped, ""
 }
 
@@ -168,6 +160,35 @@ func expansion(s string, i int) bool {
 	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("{@*#?!$-'\"", c) >= 0
 }
 
+// plainParameter is a ${...} whose reading is plain: a name, a positional
+// or special parameter, its length, or a default, assignment, alternative,
+// error or prefix/suffix removal with a word that holds no quote, escape,
+// expansion or bracket. Anything else — an array subscript, ${!x},
+// ${s:offset}, nested quotes — bash evaluates or nests past what the
+// tokenizer follows (a subscript or an offset is arithmetic, which runs
+// $(...) held in a variable).
+var plainParameter = regexp.MustCompile(`^#?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])((:?[-=+?]|##?|%%?)[^'"` + "`" + `\\${}\[\]()]*)?$`)
+
+// parameter reads the '$' at s[i]: how many bytes it takes (all of a
+// ${...}, else one), or why it cannot be read ($[...], a ${...} that is not
+// plain).
+func parameter(s string, i int) (int, string) {
+	if i+1 == len(s) {
+		return 1, ""
+	}
+	switch s[i+1] {
+	case '[':
+		return 0, "arithmetic ($[...]), in which an array subscript runs $(...)"
+	case '{':
+		j := strings.IndexByte(s[i+2:], '}')
+		if j < 0 || !plainParameter.MatchString(s[i+2:i+2+j]) {
+			return 0, "a parameter expansion it does not read: " + s[i:min(len(s), i+2+max(j, 0)+1)]
+		}
+		return j + 3, ""
+	}
+	return 1, ""
+}
+
 // tokenize splits a POSIX shell string into words and operators.
 func tokenize(s string) ([]word, string) {
 	var out []word
@@ -184,16 +205,28 @@ func tokenize(s string) ([]word, string) {
 			inWord, expanded, bracket, braces = false, false, false, false
 		}
 	}
+	// dollar copies the parameter at s[i] into the word, and returns
+	// where it ends.
+	dollar := func(i int) (int, string) {
+		n, why := parameter(s, i)
+		if why != "" {
+			return i, why
+		}
+		expanded = expanded || n > 1 || expansion(s, i)
+		b.WriteString(s[i : i+n])
+		return i + n - 1, ""
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '\\':
 			if i+1 < len(s) {
 				i++
-				if s[i] != '\n' {
-					b.WriteByte(s[i])
-					inWord = true
+				if s[i] == '\n' {
+					return nil, "a line continuation (a backslash before a newline)"
 				}
+				b.WriteByte(s[i])
+				inWord = true
 			}
 		case c == '\'':
 			j := strings.IndexByte(s[i+1:], '\'')
@@ -207,13 +240,19 @@ func tokenize(s string) ([]word, string) {
 			i++
 			for ; i < len(s) && s[i] != '"'; i++ {
 				switch {
-				case s[i] == '\\' && i+1 < len(s) && strings.IndexByte("$`\"\\\n", s[i+1]) >= 0:
+				case s[i] == '\\' && i+1 < len(s) && s[i+1] == '\n':
+					return nil, "a line continuation (a backslash before a newline)"
+				case s[i] == '\\' && i+1 < len(s) && strings.IndexByte("$`\"\\", s[i+1]) >= 0:
 					i++
 					b.WriteByte(s[i])
 				case s[i] == '`' || (s[i] == '$' && i+1 < len(s) && s[i+1] == '('):
 					return nil, "a command substitution"
+				case s[i] == '$':
+					var why string
+					if i, why = dollar(i); why != "" {
+						return nil, why
+					}
 				default:
-					expanded = expanded || s[i] == '$' && expansion(s, i)
 					b.WriteByte(s[i])
 				}
 			}
@@ -232,6 +271,10 @@ func tokenize(s string) ([]word, string) {
 				i++
 			}
 			i--
+		case c == '(' && inWord:
+			return nil, "a word before ( (a function definition, or a pattern such as @(...))"
+		case c == '(' && i+1 < len(s) && s[i+1] == '(':
+			return nil, "arithmetic ((...)), in which an array subscript runs $(...)"
 		case strings.IndexByte(";&|()<>\n", c) >= 0:
 			// A redirection's file descriptor (2>, 1>&2) belongs to it.
 			if (c == '<' || c == '>') && inWord && isDigits(b.String()) {
@@ -260,9 +303,16 @@ func tokenize(s string) ([]word, string) {
 				return nil, "a case statement"
 			}
 			out = append(out, word{op: op})
+		case c == '$':
+			var why string
+			if i, why = dollar(i); why != "" {
+				return nil, why
+			}
+			inWord = true
 		default:
 			// A '[' is a glob only with a ']' after it: [ and [[ are commands.
-			expanded = expanded || c == '$' && expansion(s, i) || c == '*' || c == '?' || c == ']' && bracket
+			// A '~' starting a word is a home directory ($HOME for ~).
+			expanded = expanded || c == '*' || c == '?' || c == ']' && bracket || c == '~' && !inWord
 			bracket = bracket || c == '['
 			braces = braces || c == '{' || c == '}'
 			b.WriteByte(c)
@@ -303,4 +353,59 @@ func baseName(p string) string {
 		return p[i+1:]
 	}
 	return p
+}
+
+// builtinEvaluates says why a shell builtin may run code held in its
+// arguments or in a variable, or "": bash evaluates an array subscript as
+// arithmetic, and arithmetic runs a $(...) in a variable's value
+// (x='a[$(rm -rf /x)]'; [[ x -eq 0 ]]); a variable it sets may be one a
+// program runs code from (read PS4; set -x).
+func builtinEvaluates(name string, args []string) string {
+	subscript := func(a string) bool { return strings.HasPrefix(a, expands) || strings.Contains(a, "[") }
+	switch name {
+	case "export", "declare", "typeset", "readonly", "local":
+		for _, a := range args {
+			switch {
+			case subscript(a):
+				return name + " of an array element or of what the shell expands"
+			case strings.HasPrefix(a, "-") && strings.ContainsAny(a, "inaA"):
+				// Integers, name references and arrays: later assignments
+				// are evaluated.
+				return name + " " + a + ", whose variables evaluate what is assigned to them"
+			}
+			if why := codeInEnvironment(a); why != "" {
+				return why
+			}
+		}
+	case "read", "unset", "printf":
+		names := args
+		if name == "printf" {
+			names = nil // only printf -v NAME sets a variable
+			for i, a := range args {
+				if a == "-v" && i+1 < len(args) {
+					names = args[i+1 : i+2]
+				} else if strings.HasPrefix(a, "-v") {
+					names = []string{a[2:]}
+				}
+			}
+		}
+		for _, a := range names {
+			if subscript(a) {
+				return name + " of an array element or of what the shell expands"
+			}
+			if why := codeInEnvironment(a + "="); why != "" && !strings.HasPrefix(a, "-") {
+				return name + " sets " + a + ", which makes programs run code"
+			}
+		}
+	case "[[", "[", "test":
+		for _, a := range args {
+			switch a {
+			case "-v", "-eq", "-ne", "-lt", "-le", "-gt", "-ge":
+				if a == "-v" || name == "[[" {
+					return name + " " + a + ", which evaluates its operands as arithmetic"
+				}
+			}
+		}
+	}
+	return ""
 }
