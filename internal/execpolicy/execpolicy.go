@@ -210,6 +210,11 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 	if strings.HasPrefix(argv[0], expands) {
 		return nil, "a command name that is not literal: " + unmarked(argv[0])
 	}
+	if (argv[0] == "!" || argv[0] == "{") && len(argv) > 1 {
+		// A keyword before a command, where a wrapper (bash's time) left
+		// it: time ! rm, time { rm; }.
+		return resolve(argv[1:], depth+1, fed)
+	}
 	argv = append([]string{cleanPath(argv[0])}, argv[1:]...)
 	name := path.Base(argv[0])
 	if strings.Contains(argv[0], "$") || strings.ContainsAny(argv[0], "`*?[") && argv[0] != "[" && argv[0] != "[[" {
@@ -358,7 +363,8 @@ func cleanPath(p string) string {
 // runsArguments run, or rename, what their arguments say.
 var runsArguments = func() map[string]string {
 	m := map[string]string{}
-	for _, n := range []string{"sudo", "su", "doas", "runuser", "chroot", "unshare", "nsenter", "script", "expect", "eval", "source", ".", "ssh", "parallel", "watch", "flock", "strace", "ltrace", "unbuffer", "chrt", "numactl", "cgexec", "systemd-run", "start-stop-daemon", "su-exec", "gosu", "setpriv", "capsh", "prlimit"} {
+	for _, n := range []string{"sudo", "su", "doas", "runuser", "chroot", "unshare", "nsenter", "script", "expect", "eval", "source", ".", "ssh", "parallel", "watch", "flock", "strace", "ltrace", "unbuffer", "chrt", "numactl", "cgexec", "systemd-run", "start-stop-daemon", "su-exec", "gosu", "setpriv", "capsh", "prlimit",
+		"setarch", "linux32", "linux64", "sg", "tini", "dumb-init"} {
 		m[n] = "runs what its arguments name"
 	}
 	// Shell builtins.
@@ -366,6 +372,8 @@ var runsArguments = func() map[string]string {
 		m[n] = "runs, or renames, what its arguments say"
 	}
 	m["let"] = "evaluates arithmetic, in which an array subscript runs $(...)"
+	m["jobs"] = "runs what its arguments say (jobs -x)"
+	m["history"] = "adds commands that history expansion (!!) runs"
 	return m
 }()
 
@@ -391,6 +399,9 @@ func hidesCommands(name string, args []string) string {
 	if why := builtinEvaluates(name, args); why != "" {
 		return why
 	}
+	if why := shellEscapeInArguments(name, args); why != "" {
+		return why
+	}
 	switch name {
 	case "sed", "gsed":
 		return sedRunsCommands(name, args)
@@ -403,7 +414,9 @@ func hidesCommands(name string, args []string) string {
 			return name + " runs a program file"
 		}
 		for _, a := range args {
-			if strings.Contains(a, "system") || strings.Contains(a, "|") {
+			// system(), a pipe to or from a command, or gawk's indirect
+			// call (@f()), which can name system.
+			if strings.Contains(a, "system") || strings.Contains(a, "|") || strings.Contains(a, "@") {
 				return name + " can run commands from its program"
 			}
 		}

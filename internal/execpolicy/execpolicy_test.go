@@ -563,3 +563,74 @@ func TestWhatTheShellExpandsIsUndecidableWhereItCouldRunCode(t *testing.T) {
 		t.Errorf("sh -c 'rm -rf $X': %+v", d)
 	}
 }
+
+// From a third hostile review: keywords a wrapper leaves before a command,
+// builtins that run or rename commands (jobs -x, history, the hash and
+// alias tables), a quoted word that only looks like an assignment, dash's
+// reading of &>, an assignment in ${X:=...}, wait -p, exec -a before a
+// multi-call binary, git configuration from the environment, commands
+// handed to a program with a shell escape, and programs that run their
+// arguments.
+func TestMoreWaysToRunACommandAreSeenOrUndecidable(t *testing.T) {
+	p := execpolicy.Policy{Deny: []string{"rm"}}
+	for _, argv := range [][]string{
+		{"bash", "-c", "time ! rm -rf /x"},
+		{"bash", "-c", "time { rm -rf /x; }"},
+		{"sh", "-c", `cd /tmp && mkdir -p a= && "a"=/../../bin/rm -rf /x`},
+		{"toybox", "rm", "-rf", "/x"},
+	} {
+		if d := p.Check(argv, execpolicy.NoStdin); d.Allowed {
+			t.Errorf("%q was allowed", argv)
+		}
+	}
+	for _, argv := range [][]string{
+		{"bash", "-c", "jobs -x rm -rf /x"},
+		{"bash", "-c", "BASH_CMDS=/bin/rm; 0 -rf /x"},
+		{"bash", "-c", "shopt -s expand_aliases\nBASH_ALIASES=rm\n0 -rf /x"},
+		{"bash", "-c", "set -o history -H\nhistory -s 'rm -rf /x'\n!!"},
+		{"bash", "-c", "set -H; echo rm -rf /x; !!:1*"},
+		{"sh", "-c", "true &>/dev/null rm -rf /x"},
+		{"bash", "-c", "set -a; : ${BASH_ENV:=/dev/stdin}; bash -c :"},
+		{"bash", "-c", "x='b[$(rm -rf /x)]'; sleep 0 & wait -n -p 'a[$x]'"},
+		{"bash", "-c", "exec -a rm busybox -rf /x"},
+		{"env", "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=alias.x", "GIT_CONFIG_VALUE_0=!rm -rf /x", "git", "x"},
+		{"psql", "-c", `\! rm -rf /x`},
+		{"psql", "--command=\\o |rm -rf /x"},
+		{"mysql", "-e", "system rm -rf /x"},
+		{"sqlite3", ":memory:", ".shell rm -rf /x"},
+		{"sqlite3", "-cmd", ".system rm -rf /x", "db"},
+		{"vim", "-c", "!rm -rf /x", "-c", "q"},
+		{"vi", "+!rm -rf /x"},
+		{"gdb", "-batch", "-ex", "shell rm -rf /x"},
+		{"gdb", "--eval-command=shell rm -rf /x"},
+		{"dc", "-e", "!rm -rf /x"},
+		{"sftp", "-S", "/bin/rm", "host"},
+		{"setarch", "x86_64", "rm", "-rf", "/x"},
+		{"sg", "root", "rm -rf /x"},
+		{"tini", "--", "rm", "-rf", "/x"},
+		{"gawk", `BEGIN { f = "sys" "tem"; @f("rm -rf /x") }`},
+		{"sh", "-c", "echo $((1+2))"},
+	} {
+		if d := p.Check(argv, execpolicy.NoStdin); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
+			t.Errorf("%q: %v, want refused as undecidable", argv, d)
+		}
+	}
+	for _, argv := range [][]string{
+		{"psql", "-h", "db", "-U", "app", "-c", "select count(*) from jobs"},
+		{"mysql", "-e", "show processlist"},
+		{"sqlite3", "app.db", "select 1"},
+		{"vim", "/etc/hosts"},
+		{"gdb", "-p", "1", "-batch"},
+		{"bash", "-c", `FOO="a b" ls; "for" x`},
+		{"bash", "-c", "time ls"},
+		{"bash", "-c", "set -eu; ls"},
+		{"bash", "-c", "ps aux | grep x > /dev/null 2>&1"},
+	} {
+		if d := p.Check(argv, execpolicy.NoStdin); !d.Allowed {
+			t.Errorf("%q: %v, want allowed", argv, d)
+		}
+	}
+	if d := p.Check([]string{"sh", "-c", "echo $((1+2))"}, execpolicy.NoStdin); !strings.Contains(d.Rule, "arithmetic") {
+		t.Errorf("$((...)): %q, want it named arithmetic", d.Rule)
+	}
+}

@@ -2,6 +2,7 @@ package execpolicy
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -113,4 +114,95 @@ func makefileFromInput(args []string) bool {
 		}
 	}
 	return false
+}
+
+// shellEscapeInArguments says why a program with a shell escape (readers)
+// is handed commands in its arguments that can use it, or "": psql -c
+// '\! rm', mysql -e 'system rm', sqlite3 db '.shell rm', vim -c '!rm', gdb
+// -ex 'shell rm', dc -e '!rm', sftp -S rm. What they read from a file is
+// their program file, judged as itself.
+func shellEscapeInArguments(name string, args []string) string {
+	// values returns the values of an option given as -x V, -xV, --long=V
+	// or --long V.
+	values := func(short string, longs ...string) []string {
+		var out []string
+		for i := 0; i < len(args); i++ {
+			a, next := args[i], ""
+			if i+1 < len(args) {
+				next = args[i+1]
+			}
+			switch {
+			case short != "" && a == short, slices.Contains(longs, a):
+				out = append(out, next)
+				i++
+			case short != "" && strings.HasPrefix(a, short) && !strings.HasPrefix(a, "--"):
+				out = append(out, a[len(short):])
+			default:
+				for _, l := range longs {
+					if v, ok := strings.CutPrefix(a, l+"="); ok {
+						out = append(out, v)
+					}
+				}
+			}
+		}
+		return out
+	}
+	escapes := func(vals []string, holds func(string) bool) string {
+		for _, v := range vals {
+			if holds(v) {
+				return name + " is given commands that can reach its shell escape: " + v
+			}
+		}
+		return ""
+	}
+	dotCommand := func(v string) bool {
+		for _, l := range strings.Split(v, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), ".") {
+				return true
+			}
+		}
+		return false
+	}
+	switch name {
+	case "psql":
+		// Meta-commands: \! runs a shell, \o |cmd and \g |cmd pipe to one.
+		return escapes(values("-c", "--command"), func(v string) bool { return strings.Contains(v, `\`) })
+	case "mysql", "mariadb":
+		return escapes(values("-e", "--execute"), func(v string) bool {
+			return strings.Contains(v, `\`) || strings.Contains(strings.ToLower(v), "system")
+		})
+	case "sqlite3":
+		// Dot-commands (.shell, .system, .output |cmd) in -cmd, or in the
+		// SQL after the database.
+		var sql []string
+		for i, a := range args {
+			if !strings.HasPrefix(a, "-") && (i == 0 || args[i-1] != "-cmd" && args[i-1] != "-init" && args[i-1] != "-separator" && args[i-1] != "-newline" && args[i-1] != "-nullvalue") {
+				sql = append(sql, a)
+			}
+		}
+		if len(sql) > 0 {
+			sql = sql[1:] // the database file
+		}
+		return escapes(append(values("-cmd"), sql...), dotCommand)
+	case "vi", "vim", "nvim", "ex", "view":
+		for _, a := range args {
+			if a == "-c" || a == "--cmd" || strings.HasPrefix(a, "+") && len(a) > 1 {
+				return name + " is given Ex commands (" + a + "), which can run a shell"
+			}
+		}
+	case "gdb":
+		for _, a := range args {
+			opt, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if strings.HasPrefix(a, "-") && slices.Contains([]string{"ex", "iex", "eval-command", "init-eval-command"}, opt) {
+				return name + " is given commands (" + a + "), which can run a shell"
+			}
+		}
+	case "dc":
+		return escapes(values("-e", "--expression"), func(v string) bool { return strings.Contains(v, "!") })
+	case "sftp":
+		if shortOrLong(args, "SD") {
+			return name + " -S or -D runs the program it names"
+		}
+	}
+	return ""
 }

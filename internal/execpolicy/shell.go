@@ -104,16 +104,16 @@ func splitScript(script string) (cmds [][]string, piped bool, undecidable string
 			}
 		case skipNext:
 			skipNext = false
-		case len(cur) == 0 && isAssignment(w.text):
+		case len(cur) == 0 && !w.quoted && isAssignment(w.text):
 			// FOO=bar cmd: the assignment is not the command, unless it
 			// makes the command run code (BASH_ENV=..., LD_PRELOAD=...).
 			if why := codeInEnvironment(w.text); why != "" {
 				return nil, false, why
 			}
-		case len(cur) == 0 && (w.text == "if" || w.text == "then" || w.text == "else" || w.text == "elif" || w.text == "fi" ||
+		case len(cur) == 0 && !w.quoted && (w.text == "if" || w.text == "then" || w.text == "else" || w.text == "elif" || w.text == "fi" ||
 			w.text == "do" || w.text == "done" || w.text == "while" || w.text == "until" || w.text == "!" || w.text == "{" || w.text == "}"):
 			// keywords before a command
-		case len(cur) == 0 && (w.text == "for" || w.text == "case" || w.text == "select" || w.text == "function" || w.text == "coproc"):
+		case len(cur) == 0 && !w.quoted && (w.text == "for" || w.text == "case" || w.text == "select" || w.text == "function" || w.text == "coproc"):
 			return nil, false, "a compound command (" + w.text + ")"
 		default:
 			cur = append(cur, w.text)
@@ -129,6 +129,9 @@ func splitScript(script string) (cmds [][]string, piped bool, undecidable string
 type word struct {
 	text string
 	op   string
+	// quoted: a quote or backslash before any '=', so that the word is
+	// neither a keyword nor an assignment ("a"=x runs a command a=x).
+	quoted bool
 }
 
 // expands marks a word the shell expands before the command sees it — a
@@ -161,13 +164,13 @@ func expansion(s string, i int) bool {
 }
 
 // plainParameter is a ${...} whose reading is plain: a name, a positional
-// or special parameter, its length, or a default, assignment, alternative,
-// error or prefix/suffix removal with a word that holds no quote, escape,
+// or special parameter, its length, or a default, alternative, error or
+// prefix/suffix removal (not an assignment, ${X:=...}) with a word that holds no quote, escape,
 // expansion or bracket. Anything else — an array subscript, ${!x},
 // ${s:offset}, nested quotes — bash evaluates or nests past what the
 // tokenizer follows (a subscript or an offset is arithmetic, which runs
 // $(...) held in a variable).
-var plainParameter = regexp.MustCompile(`^#?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])((:?[-=+?]|##?|%%?)[^'"` + "`" + `\\${}\[\]()]*)?$`)
+var plainParameter = regexp.MustCompile(`^#?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])((:?[-+?]|##?|%%?)[^'"` + "`" + `\\${}\[\]()]*)?$`)
 
 // parameter reads the '$' at s[i]: how many bytes it takes (all of a
 // ${...}, else one), or why it cannot be read ($[...], a ${...} that is not
@@ -193,18 +196,19 @@ func parameter(s string, i int) (int, string) {
 func tokenize(s string) ([]word, string) {
 	var out []word
 	var b strings.Builder
-	inWord, expanded, bracket, braces := false, false, false, false
+	inWord, expanded, bracket, braces, quoted := false, false, false, false, false
 	end := func() {
 		if inWord {
 			t := b.String()
 			if expanded || braces && t != "{" && t != "}" {
 				t = expands + t
 			}
-			out = append(out, word{text: t})
+			out = append(out, word{text: t, quoted: quoted})
 			b.Reset()
-			inWord, expanded, bracket, braces = false, false, false, false
+			inWord, expanded, bracket, braces, quoted = false, false, false, false, false
 		}
 	}
+	quote := func() { quoted = quoted || !strings.Contains(b.String(), "=") }
 	// dollar copies the parameter at s[i] into the word, and returns
 	// where it ends.
 	dollar := func(i int) (int, string) {
@@ -220,6 +224,7 @@ func tokenize(s string) ([]word, string) {
 		c := s[i]
 		switch {
 		case c == '\\':
+			quote()
 			if i+1 < len(s) {
 				i++
 				if s[i] == '\n' {
@@ -229,6 +234,7 @@ func tokenize(s string) ([]word, string) {
 				inWord = true
 			}
 		case c == '\'':
+			quote()
 			j := strings.IndexByte(s[i+1:], '\'')
 			if j < 0 {
 				return nil, "an unterminated quote"
@@ -237,6 +243,7 @@ func tokenize(s string) ([]word, string) {
 			inWord = true
 			i += j + 1
 		case c == '"':
+			quote()
 			i++
 			for ; i < len(s) && s[i] != '"'; i++ {
 				switch {
@@ -260,8 +267,14 @@ func tokenize(s string) ([]word, string) {
 				return nil, "an unterminated quote"
 			}
 			inWord = true
+		case c == '$' && strings.HasPrefix(s[i:], "$(("):
+			return nil, "arithmetic $((...)), in which an array subscript runs $(...)"
 		case c == '`' || (c == '$' && i+1 < len(s) && s[i+1] == '('):
 			return nil, "a command substitution"
+		case c == '&' && i+1 < len(s) && s[i+1] == '>':
+			// bash: a redirection of both outputs; dash: & and then a
+			// command that starts with a redirection.
+			return nil, "&>, which bash and dash read differently"
 		case (c == '<' || c == '>') && i+1 < len(s) && s[i+1] == '(':
 			return nil, "a process substitution"
 		case c == ' ' || c == '\t':
@@ -395,6 +408,17 @@ func builtinEvaluates(name string, args []string) string {
 			}
 			if why := codeInEnvironment(a + "="); why != "" && !strings.HasPrefix(a, "-") {
 				return name + " sets " + a + ", which makes programs run code"
+			}
+		}
+	case "wait":
+		if shortOrLong(args, "p") {
+			return "wait -p, which sets a variable it names (an array element runs $(...))"
+		}
+	case "set":
+		for i, a := range args {
+			if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "H") ||
+				(a == "-o" || a == "+o") && i+1 < len(args) && (args[i+1] == "history" || args[i+1] == "histexpand") {
+				return "set turns on history expansion (!!), which runs commands a history holds"
 			}
 		}
 	case "[[", "[", "test":

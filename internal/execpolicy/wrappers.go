@@ -24,15 +24,26 @@ func init() {
 		"taskset": options("", "ac", 1),
 		"time":    options("fo", "apqv", 0, "format", "output"),
 		"command": options("", "", 0),
-		"exec":    options("a", "cl", 0),
-		"busybox": func(args []string) ([]string, string) {
-			if len(args) == 0 {
-				return nil, ""
+		"exec": func(args []string) ([]string, string) {
+			if shortOrLong(args, "a") {
+				// exec -a NAME gives the command another argv[0]: a
+				// multi-call binary (busybox) runs the applet it names.
+				return nil, "-a gives the command another name"
 			}
-			return args, ""
+			return options("", "cl", 0)(args)
 		},
-		"xargs": xargs,
+		"busybox": applets,
+		"toybox":  applets,
+		"xargs":   xargs,
 	}
+}
+
+// applets: a multi-call binary runs the applet its first argument names.
+func applets(args []string) ([]string, string) {
+	if len(args) == 0 {
+		return nil, ""
+	}
+	return args, ""
 }
 
 // options skips a wrapper's options: short ones that take a value
@@ -144,7 +155,10 @@ func env(args []string) ([]string, string) {
 func codeInEnvironment(assignment string) string {
 	name, _, _ := strings.Cut(unmarked(assignment), "=")
 	switch {
-	case strings.HasPrefix(name, "BASH_FUNC_"), strings.HasPrefix(name, "LD_"), strings.HasPrefix(name, "DYLD_"), strings.HasPrefix(name, "LUA_INIT"):
+	// BASH_*: BASH_ENV, exported functions, and the hash and alias tables
+	// (BASH_CMDS, BASH_ALIASES) that rename commands. GIT_CONFIG_*: git
+	// configuration (an alias with !) from the environment.
+	case strings.HasPrefix(name, "BASH_"), strings.HasPrefix(name, "LD_"), strings.HasPrefix(name, "DYLD_"), strings.HasPrefix(name, "LUA_INIT"), strings.HasPrefix(name, "GIT_CONFIG"):
 	default:
 		switch name {
 		case "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND",
