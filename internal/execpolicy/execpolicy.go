@@ -194,8 +194,22 @@ const maxDepth = 8
 func runsWhatItIsGiven(name string) bool {
 	_, wrapped := wrappers[name]
 	_, runs := runsArguments[name]
-	return wrapped || runs || shells[name] || isInterpreter(name) || readers[name] ||
+	return wrapped || runs || shells[name] || isInterpreter(name) || isReader(name) ||
 		name == "find" || name == "awk" || name == "gawk" || name == "mawk" || name == "nawk" || isSed(name)
+}
+
+// xargsMayFeed are the programs xargs on a pipe may give what it reads to:
+// none of them runs a command its arguments name, whatever they are (sed
+// may, after a --: see sedTakesOnlyFiles). Anything else (git -c, tar
+// --to-command, sort --compress-program, wget --use-askpass) may.
+var xargsMayFeed = map[string]bool{}
+
+func init() {
+	for _, n := range strings.Fields(`echo printf cat head tail wc ls stat file du df grep egrep fgrep cut uniq tr
+		basename dirname realpath readlink md5sum sha1sum sha256sum sha512sum cksum kill rm rmdir mkdir touch
+		chmod chown chgrp ln cp mv unlink truncate gzip gunzip zcat ps id getent dig host nslookup ping curl sleep true false`) {
+		xargsMayFeed[n] = true
+	}
 }
 
 // resolve resolves argv; fed is whether its input may be a pipe that
@@ -230,7 +244,7 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 		switch {
 		case isInterpreter(name) && readsItsProgram(name, argv[1:]):
 			return nil, name + " reads its program from its input"
-		case readers[name]:
+		case isReader(name):
 			return nil, name + " runs commands its input gives it"
 		case name == "make" && makefileFromInput(argv[1:]):
 			return nil, "make reads its makefile from its input"
@@ -263,8 +277,8 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 				if !sedTakesOnlyFiles(rest[1:]) {
 					return nil, "xargs gives what it reads to sed, which can take it as options or as its script (give sed its script, then --)"
 				}
-			case runsWhatItIsGiven(path.Base(cleanPath(rest[0]))):
-				return nil, "xargs gives what it reads to a program that runs what it is given"
+			case !xargsMayFeed[path.Base(cleanPath(rest[0]))]:
+				return nil, "xargs gives what it reads to " + path.Base(cleanPath(rest[0])) + ", which may take it as options that run commands (xargs on a pipe may feed only the programs the docs list)"
 			}
 			fed = false
 		}
@@ -364,7 +378,7 @@ func cleanPath(p string) string {
 var runsArguments = func() map[string]string {
 	m := map[string]string{}
 	for _, n := range []string{"sudo", "su", "doas", "runuser", "chroot", "unshare", "nsenter", "script", "expect", "eval", "source", ".", "ssh", "parallel", "watch", "flock", "strace", "ltrace", "unbuffer", "chrt", "numactl", "cgexec", "systemd-run", "start-stop-daemon", "su-exec", "gosu", "setpriv", "capsh", "prlimit",
-		"setarch", "linux32", "linux64", "sg", "tini", "dumb-init"} {
+		"setarch", "linux32", "linux64", "sg", "newgrp", "tini", "dumb-init"} {
 		m[n] = "runs what its arguments name"
 	}
 	// Shell builtins.
@@ -399,7 +413,7 @@ func hidesCommands(name string, args []string) string {
 	if why := builtinEvaluates(name, args); why != "" {
 		return why
 	}
-	if why := shellEscapeInArguments(name, args); why != "" {
+	if why := commandsInArguments(name, args); why != "" {
 		return why
 	}
 	switch name {
@@ -410,15 +424,71 @@ func hidesCommands(name string, args []string) string {
 			return "find -exec runs what its arguments name"
 		}
 	case "awk", "gawk", "mawk", "nawk":
-		if shortOrLong(args, "fE", "file", "exec") {
-			return name + " runs a program file"
-		}
-		for _, a := range args {
-			// system(), a pipe to or from a command, or gawk's indirect
-			// call (@f()), which can name system.
-			if strings.Contains(a, "system") || strings.Contains(a, "|") || strings.Contains(a, "@") {
-				return name + " can run commands from its program"
+		return awkRunsCommands(name, args)
+	}
+	return ""
+}
+
+// awkRunsCommands says why awk with args may run a command, or "": a
+// program file or library (-f, gawk's -i and -l, mawk's -W exec), or a
+// program with system(), a pipe to or from a command, or gawk's indirect
+// call (@f(), which can name system) in it. Only the program's text is
+// scanned: -F'|' and the files are not code.
+func awkRunsCommands(name string, args []string) string {
+	var program []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			if len(program) == 0 && i+1 < len(args) {
+				program = append(program, args[i+1])
 			}
+			i = len(args)
+		case a == "-" || !strings.HasPrefix(a, "-"):
+			if len(program) == 0 {
+				program = append(program, a)
+			}
+			i = len(args) // options end at the program
+		case strings.HasPrefix(a, "--"):
+			opt, v, hasValue := strings.Cut(a[2:], "=")
+			switch {
+			case opt == "":
+			case strings.HasPrefix("file", opt), strings.HasPrefix("include", opt), strings.HasPrefix("load", opt), strings.HasPrefix("exec", opt):
+				return name + " runs a program file"
+			case strings.HasPrefix("source", opt):
+				if !hasValue && i+1 < len(args) {
+					i++
+					v = args[i]
+				}
+				program = append(program, v)
+			case !hasValue && (strings.HasPrefix("field-separator", opt) || strings.HasPrefix("assign", opt)):
+				i++
+			}
+		default:
+		cluster:
+			for j := 1; j < len(a); j++ {
+				switch c := a[j]; {
+				case strings.IndexByte("fEilW", c) >= 0:
+					return name + " runs a program file, or loads code (-" + string(c) + ")"
+				case c == 'e' || c == 'F' || c == 'v': // -e is gawk's --source
+					v := a[j+1:]
+					if v == "" && i+1 < len(args) {
+						i++
+						v = args[i]
+					}
+					if c == 'e' {
+						program = append(program, v)
+					}
+					break cluster
+				case strings.IndexByte("dDopL", c) >= 0:
+					break cluster // an optional value, attached
+				}
+			}
+		}
+	}
+	for _, p := range program {
+		if strings.Contains(p, "system") || strings.Contains(p, "|") || strings.Contains(p, "@") {
+			return name + " can run commands from its program"
 		}
 	}
 	return ""

@@ -634,3 +634,76 @@ func TestMoreWaysToRunACommandAreSeenOrUndecidable(t *testing.T) {
 		t.Errorf("$((...)): %q, want it named arithmetic", d.Rule)
 	}
 }
+
+// From a fourth hostile review: what starts a shell or reads code from a
+// pipe when given no command or an option (su, unshare, python -i, perl
+// -d, pickle, mawk -W exec, gawk -i, vim under its other names), xargs on
+// a pipe feeding a program whose options run commands, and commands handed
+// to a program in its arguments however the option is spelled.
+func TestCommandsAProgramRunsByItsOwnLogicAreUndecidable(t *testing.T) {
+	p := execpolicy.Policy{Deny: []string{"rm"}}
+	fed := [][]string{
+		{"su"}, {"unshare"}, {"script"}, {"newgrp"},
+		{"python3", "-i", "/dev/null"}, {"perl", "-d", "/dev/null"}, {"python3", "-m", "pickle", "-"},
+		{"ghci", "x.hs"}, {"mawk", "-W", "exec", "/dev/stdin"}, {"gawk", "-i", "/dev/stdin", "BEGIN{}"},
+		{"vim.basic", "-es"}, {"view"},
+		{"xargs", "git"}, {"xargs", "tar"}, {"xargs", "sort"}, {"xargs", "-n1", "wget"},
+	}
+	for _, argv := range fed {
+		if d := p.Check(argv, execpolicy.Pipe); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
+			t.Errorf("%q on a pipe: %v, want refused as undecidable", argv, d)
+		}
+	}
+	for _, argv := range [][]string{
+		{"bash", "-c", "su <<< 'rm -rf /x'"},
+		{"sh", "-c", "echo 'rm -rf /x' | unshare"},
+		{"psql", "-Xc", `\! rm -rf /x`},
+		{"psql", "--com", `\! rm -rf /x`},
+		{"psql", `--comm=\! rm -rf /x`},
+		{"psql", "-c", "COPY (SELECT 1) TO PROGRAM 'rm -rf /x'"},
+		{"psql", "-c", `\o |rm -rf /x`},
+		{"sqlite3", "--cmd", ".shell rm -rf /x", ":memory:"},
+		{"gdb", "-batch", "-eval=shell rm -rf /x"},
+		{"gdb", "--eval-c=shell rm -rf /x"},
+		{"vim.basic", "-es", "-c", "!rm -rf /x", "-c", "q"},
+		{"scp", "-o", "ProxyCommand=rm -rf /x", "h:a", "b"},
+		{"sftp", "-oProxyCommand=rm -rf /x", "h"},
+		{"sftp", "-S", "/bin/rm", "h"},
+		{"git", "-c", "alias.x=!rm -rf /x", "x"},
+		{"git", "-c", "core.fsmonitor=rm -rf /x", "status"},
+		{"git", "ls-remote", "--upload-pack=rm -rf /x #", "."},
+		{"mysql", "-Be", "system rm -rf /x"},
+		{"mysql", "--exec=system rm -rf /x"},
+		{"dc", "--e=!rm -rf /x"},
+		{"rsync", "-avze", "rm -rf /x", "a", "h:b"},
+		{"rsync", "--rsh=rm -rf /x", "a", "h:b"},
+		{"tar", "-cf", "/dev/null", "--to-command=rm -rf /x", "f"},
+		{"tar", "--use-compress-prog=rm", "-xf", "a.tar"},
+		{"tar", "xIf", "rm", "a.tar"},
+	} {
+		if d := p.Check(argv, execpolicy.NoStdin); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
+			t.Errorf("%q: %v, want refused as undecidable", argv, d)
+		}
+	}
+	for _, argv := range [][]string{
+		{"psql", "-h", "db", "-c", `\dt`},
+		{"psql", "-c", `select '\x'`},
+		{"awk", "-F|", "{print $1}", "f"},
+		{"awk", "-v", "x=|", "{print x}", "f"},
+		{"sftp", "-oStrictHostKeyChecking=no", "h"},
+		{"scp", "-P", "2222", "a", "h:b"},
+		{"rsync", "-avz", "a", "h:b"},
+		{"git", "-C", "/repo", "log", "-1"},
+		{"tar", "-czf", "/tmp/b.tgz", "/data"},
+		{"gdb", "-p", "1", "-batch"},
+	} {
+		if d := p.Check(argv, execpolicy.NoStdin); !d.Allowed {
+			t.Errorf("%q: %v, want allowed", argv, d)
+		}
+	}
+	for _, argv := range [][]string{{"xargs", "-0", "ls", "-l"}, {"xargs", "kill"}, {"xargs", "grep", "-l", "x"}} {
+		if d := p.Check(argv, execpolicy.Pipe); !d.Allowed {
+			t.Errorf("%q on a pipe: %v, want allowed", argv, d)
+		}
+	}
+}

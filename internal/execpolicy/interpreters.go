@@ -2,7 +2,6 @@ package execpolicy
 
 import (
 	"regexp"
-	"slices"
 	"strings"
 )
 
@@ -18,10 +17,17 @@ func family(name string) string {
 
 func isInterpreter(name string) bool { return interpreter.MatchString(name) }
 
-// readers run commands their input gives them (a database client's shell
-// escape, an editor's !, a debugger's shell).
-var readers = map[string]bool{"psql": true, "mysql": true, "mariadb": true, "sqlite3": true, "ed": true, "ex": true, "vi": true, "vim": true, "nvim": true,
-	"gdb": true, "dc": true, "ftp": true, "sftp": true}
+// readers run commands their input gives them: a database client's shell
+// escape, an editor's !, a debugger's shell, and what starts a shell when
+// given no command (su, nsenter, unshare, script, newgrp, ...).
+var readers = map[string]bool{"psql": true, "mysql": true, "mariadb": true, "sqlite3": true, "ed": true,
+	"gdb": true, "dc": true, "bc": true, "ftp": true, "sftp": true,
+	"su": true, "nsenter": true, "unshare": true, "script": true, "newgrp": true, "sg": true, "parallel": true, "expect": true}
+
+// vi is the vi family under its names (vim.basic, vim.tiny, view, rvim, ...).
+var vi = regexp.MustCompile(`^(ex|vi|vim|nvim|view|rview|rvim|gvim|evim|vimdiff|vim\.[a-z]+)$`)
+
+func isReader(name string) bool { return readers[name] || vi.MatchString(name) }
 
 // codeFlags are the short options with which an interpreter runs code its
 // arguments hold (python -c, perl -e and -M, node -p, php -r and -d, ...),
@@ -32,6 +38,12 @@ var (
 		"bun": "epr", "php": "rBREFd", "lua": "el", "luajit": "elj", "Rscript": "e", "R": "e", "guile": "ce", "ghci": "e", "julia": "eE", "pwsh": "cCeE", "powershell": "cCeE"}
 	valueFlags = map[string]string{"python": "WXQ", "pypy": "WXQ", "ipython": "", "perl": "I", "ruby": "IC", "irb": "I", "node": "", "nodejs": "",
 		"php": "cz", "lua": "", "luajit": "", "julia": "JLp"}
+	// inputFlags make an interpreter read code from its input after its
+	// program: python -i, perl -d (its debugger reads commands), lua -i.
+	inputFlags = map[string]string{"python": "i", "pypy": "i", "ipython": "i", "perl": "d", "lua": "i", "luajit": "i"}
+	// alwaysReads: interpreters that read their input whatever program they
+	// load (ghci, R, irb).
+	alwaysReads = map[string]bool{"ghci": true, "R": true, "irb": true}
 )
 
 // codeLongOptions run code their value holds, or load it.
@@ -41,12 +53,19 @@ var codeLongOptions = map[string]bool{"eval": true, "print": true, "require": tr
 // codeModules are Python modules run with -m that run code their arguments
 // or their input hold.
 var codeModules = map[string]bool{"timeit": true, "code": true, "pdb": true, "runpy": true, "cProfile": true, "profile": true, "trace": true,
-	"doctest": true, "unittest": true, "asyncio": true, "IPython": true, "idlelib": true, "pytest": true}
+	"doctest": true, "unittest": true, "asyncio": true, "IPython": true, "idlelib": true, "pytest": true, "pickle": true}
 
 // interpreterArgs reads an interpreter's options up to its program: whether
 // one of them runs code it holds, and the program's operand (the file,
 // "-m module" for Python, or "" when there is none).
 func interpreterArgs(name string, args []string) (code bool, program string) {
+	code, program, _ = readInterpreterArgs(name, args)
+	return code, program
+}
+
+// readInterpreterArgs is interpreterArgs, and whether an option makes the
+// interpreter read code from its input after its program (inputFlags).
+func readInterpreterArgs(name string, args []string) (code bool, program string, input bool) {
 	fam := family(name)
 	flags, values := codeFlags[fam], valueFlags[fam]
 	for i := 0; i < len(args); i++ {
@@ -54,19 +73,19 @@ func interpreterArgs(name string, args []string) (code bool, program string) {
 		switch {
 		case a == "--":
 			if i+1 < len(args) {
-				return false, args[i+1]
+				return false, args[i+1], input
 			}
-			return false, ""
+			return false, "", input
 		case a == "-" || !strings.HasPrefix(a, "-"):
 			if fam == "deno" || fam == "bun" {
 				// deno eval CODE, bun -e: a subcommand that runs code.
-				return a == "eval" || a == "repl", a
+				return a == "eval" || a == "repl", a, input
 			}
-			return false, a
+			return false, a, input
 		case strings.HasPrefix(a, "--"):
 			opt, _, _ := strings.Cut(a[2:], "=")
 			if codeLongOptions[opt] {
-				return true, ""
+				return true, "", input
 			}
 		default:
 			for j := 1; j < len(a); j++ {
@@ -77,9 +96,11 @@ func interpreterArgs(name string, args []string) (code bool, program string) {
 					if mod == "" && i+1 < len(args) {
 						mod = args[i+1]
 					}
-					return codeModules[strings.SplitN(mod, ".", 2)[0]], "-m " + mod
+					return codeModules[strings.SplitN(mod, ".", 2)[0]], "-m " + mod, input
 				case strings.IndexByte(flags, c) >= 0:
-					return true, ""
+					return true, "", input
+				case strings.IndexByte(inputFlags[fam], c) >= 0:
+					input = true
 				case strings.IndexByte(values, c) >= 0:
 					if j == len(a)-1 {
 						i++ // the value is the next word
@@ -89,7 +110,7 @@ func interpreterArgs(name string, args []string) (code bool, program string) {
 			}
 		}
 	}
-	return false, ""
+	return false, "", input
 }
 
 // runsCodeInArguments: an option before the interpreter's program runs code
@@ -102,8 +123,8 @@ func runsCodeInArguments(name string, args []string) bool {
 // readsItsProgram says whether an interpreter with args reads its program
 // from its input: no program file or module names it, or it is the input.
 func readsItsProgram(name string, args []string) bool {
-	_, program := interpreterArgs(name, args)
-	return program == "" || program == "-" || program == "/dev/stdin" || strings.HasPrefix(program, "/dev/fd/") || strings.HasPrefix(program, "/proc/")
+	_, program, input := readInterpreterArgs(name, args)
+	return input || alwaysReads[family(name)] || program == "" || program == "-" || program == "/dev/stdin" || strings.HasPrefix(program, "/dev/fd/") || strings.HasPrefix(program, "/proc/")
 }
 
 // makefileFromInput: make's arguments name its input as the makefile (-f -).
@@ -116,92 +137,178 @@ func makefileFromInput(args []string) bool {
 	return false
 }
 
-// shellEscapeInArguments says why a program with a shell escape (readers)
-// is handed commands in its arguments that can use it, or "": psql -c
-// '\! rm', mysql -e 'system rm', sqlite3 db '.shell rm', vim -c '!rm', gdb
-// -ex 'shell rm', dc -e '!rm', sftp -S rm. What they read from a file is
-// their program file, judged as itself.
-func shellEscapeInArguments(name string, args []string) string {
-	// values returns the values of an option given as -x V, -xV, --long=V
-	// or --long V.
-	values := func(short string, longs ...string) []string {
-		var out []string
-		for i := 0; i < len(args); i++ {
-			a, next := args[i], ""
+// optionValues returns the values an option is given on a command line
+// read as getopt_long reads it, erring towards finding one: in a cluster
+// (-Xc V, -XcV), or as a long option or any prefix of it (--command=V,
+// --com V; with oneDash also -command V, as sqlite3 and gdb take them).
+func optionValues(args []string, short byte, long string, oneDash bool) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		next := func() string {
 			if i+1 < len(args) {
-				next = args[i+1]
-			}
-			switch {
-			case short != "" && a == short, slices.Contains(longs, a):
-				out = append(out, next)
 				i++
-			case short != "" && strings.HasPrefix(a, short) && !strings.HasPrefix(a, "--"):
-				out = append(out, a[len(short):])
-			default:
-				for _, l := range longs {
-					if v, ok := strings.CutPrefix(a, l+"="); ok {
-						out = append(out, v)
-					}
+				return args[i]
+			}
+			return ""
+		}
+		switch {
+		case a == "--":
+			return out
+		case strings.HasPrefix(a, "--") || oneDash && strings.HasPrefix(a, "-") && len(a) > 2:
+			name, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if name != "" && long != "" && strings.HasPrefix(long, name) {
+				if !hasValue {
+					v = next()
 				}
+				out = append(out, v)
 			}
 		}
-		return out
+		if short != 0 && strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") {
+			if j := strings.IndexByte(a[1:], short); j >= 0 {
+				v := a[j+2:]
+				if v == "" {
+					v = next()
+				}
+				out = append(out, v)
+			}
+		}
 	}
-	escapes := func(vals []string, holds func(string) bool) string {
+	return out
+}
+
+// clusterValues reads short options as getopt does, with valued the
+// letters that take a value (the rest of their word, or the next): the
+// values each letter was given.
+func clusterValues(args []string, valued string) map[byte][]string {
+	out := map[byte][]string{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") || strings.HasPrefix(a, "--") {
+			continue
+		}
+		for j := 1; j < len(a); j++ {
+			if c := a[j]; strings.IndexByte(valued, c) >= 0 {
+				v := a[j+1:]
+				if v == "" && i+1 < len(args) {
+					i++
+					v = args[i]
+				}
+				out[c] = append(out[c], v)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// commandsInArguments says why a program is handed, in its arguments,
+// commands it runs by its own logic, or "": a shell escape (psql -c '\!
+// rm', mysql -e 'system rm', sqlite3 db '.shell rm', vim -c '!rm', gdb -ex
+// 'shell rm', dc -e '!rm'), a program to run instead of ssh or a
+// compressor (sftp -S, scp -o ProxyCommand=..., rsync -e, tar
+// --to-command, -I), or git configuration (git -c alias.x='!rm'). What
+// they read from a file is their program file, judged as itself.
+func commandsInArguments(name string, args []string) string {
+	holding := func(what string, vals []string, holds func(string) bool) string {
 		for _, v := range vals {
 			if holds(v) {
-				return name + " is given commands that can reach its shell escape: " + v
+				return name + " is given " + what + ": " + v
 			}
 		}
 		return ""
 	}
-	dotCommand := func(v string) bool {
-		for _, l := range strings.Split(v, "\n") {
-			if strings.HasPrefix(strings.TrimSpace(l), ".") {
-				return true
+	has := func(subs ...string) func(string) bool {
+		return func(v string) bool {
+			for _, sub := range subs {
+				if strings.Contains(strings.ToLower(v), sub) {
+					return true
+				}
 			}
+			return false
 		}
-		return false
 	}
-	switch name {
-	case "psql":
-		// Meta-commands: \! runs a shell, \o |cmd and \g |cmd pipe to one.
-		return escapes(values("-c", "--command"), func(v string) bool { return strings.Contains(v, `\`) })
-	case "mysql", "mariadb":
-		return escapes(values("-e", "--execute"), func(v string) bool {
-			return strings.Contains(v, `\`) || strings.Contains(strings.ToLower(v), "system")
-		})
-	case "sqlite3":
+	dotCommand := regexp.MustCompile(`(?m)^\s*\.[A-Za-z]`)
+	switch {
+	case name == "psql":
+		// \! runs a shell; \o, \g and \w pipe to one with |; backticks
+		// run one in a meta-command; COPY ... PROGRAM and \copy ... program;
+		// \setenv sets PAGER.
+		return holding("commands that can run a shell", optionValues(args, 'c', "command", false),
+			has(`\!`, "`", "program", `\setenv`, `\o`, `\g`, `\w`, `\i`))
+	case name == "mysql" || name == "mariadb":
+		return holding("commands that can run a shell", optionValues(args, 'e', "execute", false), has(`\!`, "system"))
+	case name == "sqlite3":
 		// Dot-commands (.shell, .system, .output |cmd) in -cmd, or in the
-		// SQL after the database.
-		var sql []string
-		for i, a := range args {
-			if !strings.HasPrefix(a, "-") && (i == 0 || args[i-1] != "-cmd" && args[i-1] != "-init" && args[i-1] != "-separator" && args[i-1] != "-newline" && args[i-1] != "-nullvalue") {
-				sql = append(sql, a)
+		// SQL after the database (any operand: a dot-command where the
+		// database is named is read as one too).
+		var operands []string
+		for _, a := range args {
+			if !strings.HasPrefix(a, "-") {
+				operands = append(operands, a)
 			}
 		}
-		if len(sql) > 0 {
-			sql = sql[1:] // the database file
-		}
-		return escapes(append(values("-cmd"), sql...), dotCommand)
-	case "vi", "vim", "nvim", "ex", "view":
+		return holding("dot-commands, which can run a shell", append(optionValues(args, 0, "cmd", true), operands...), dotCommand.MatchString)
+	case vi.MatchString(name):
 		for _, a := range args {
-			if a == "-c" || a == "--cmd" || strings.HasPrefix(a, "+") && len(a) > 1 {
+			if strings.HasPrefix(a, "-c") || strings.HasPrefix(a, "--cmd") || strings.HasPrefix(a, "+") && len(a) > 1 {
 				return name + " is given Ex commands (" + a + "), which can run a shell"
 			}
 		}
-	case "gdb":
+	case name == "gdb":
 		for _, a := range args {
-			opt, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-			if strings.HasPrefix(a, "-") && slices.Contains([]string{"ex", "iex", "eval-command", "init-eval-command"}, opt) {
+			n, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if strings.HasPrefix(a, "-") && (n == "ex" || n == "iex" || len(n) > 1 && (strings.HasPrefix("eval-command", n) || strings.HasPrefix("init-eval-command", n))) {
 				return name + " is given commands (" + a + "), which can run a shell"
 			}
 		}
-	case "dc":
-		return escapes(values("-e", "--expression"), func(v string) bool { return strings.Contains(v, "!") })
-	case "sftp":
-		if shortOrLong(args, "SD") {
-			return name + " -S or -D runs the program it names"
+	case name == "dc":
+		return holding("commands that can run a shell", optionValues(args, 'e', "expression", false), has("!"))
+	case name == "sftp" || name == "scp":
+		// -S: the program run instead of ssh; -D (sftp): the server run;
+		// -o: ssh options, ProxyCommand, LocalCommand and Match exec among
+		// them.
+		vals := clusterValues(args, "BbcDFiJloPRSX")
+		if len(vals['S']) > 0 || len(vals['D']) > 0 {
+			return name + " -S or -D names the program it runs"
+		}
+		return holding("an ssh option that runs a command", vals['o'], has("command", "match"))
+	case name == "rsync":
+		if len(clusterValues(args, "efBTM")['e']) > 0 || len(optionValues(args, 0, "rsh", false)) > 0 {
+			return name + " -e (--rsh) names the command it runs"
+		}
+	case name == "tar":
+		for _, long := range []string{"to-command", "checkpoint-action", "use-compress-program", "rsh-command", "info-script", "new-volume-script"} {
+			if len(optionValues(args, 0, long, false)) > 0 {
+				return name + " --" + long + " names a command it runs"
+			}
+		}
+		// -I and -F, also in the old form without a dash (tar xIf ...).
+		if len(optionValues(args, 'I', "", false)) > 0 || len(optionValues(args, 'F', "", false)) > 0 ||
+			len(args) > 0 && !strings.HasPrefix(args[0], "-") && strings.ContainsAny(args[0], "IF") {
+			return name + " -I or -F names a command it runs"
+		}
+	case name == "git":
+		// git -c NAME=VALUE (an alias with !, core.fsmonitor, core.pager,
+		// ...), --config-env, and transports' programs.
+		for i, a := range args {
+			if !strings.HasPrefix(a, "-") {
+				// Past the subcommand only the transports' options count.
+				for _, b := range args[i:] {
+					for _, long := range []string{"--upload-pack", "--receive-pack", "--exec"} {
+						if b == long || strings.HasPrefix(b, long+"=") {
+							return name + " " + long + " names a command it runs"
+						}
+					}
+				}
+				break
+			}
+			if a == "-c" || strings.HasPrefix(a, "--config-env") || strings.HasPrefix(a, "-c") && len(a) > 2 && !strings.HasPrefix(a, "--") {
+				return name + " -c sets configuration, with which git runs commands"
+			}
 		}
 	}
 	return ""
