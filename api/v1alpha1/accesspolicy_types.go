@@ -263,13 +263,19 @@ type ExecRules struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=256
+	// +kubebuilder:validation:items:Pattern=`^\S(.*\S)?$`
+	// +kubebuilder:validation:XValidation:rule="self.all(p, p.contains(' ') || !p.contains('/') || (p.startsWith('/') && !p.contains('//') && !p.contains('/./') && !p.contains('/../') && !p.endsWith('/.') && !p.endsWith('/..') && (p == '/' || !p.endsWith('/'))))",message="a pattern with a slash and no space is a path: it must be clean and absolute, such as /usr/bin/rm"
 	// +listType=atomic
 	// +optional
 	Allow []string `json:"allow,omitempty"`
-	// deny lists commands that may never run; deny wins over allow.
+	// deny lists commands that may never run; deny wins over allow. A path
+	// pattern (/usr/bin/rm) matches that path only: deny rm to refuse rm
+	// wherever it is.
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=256
+	// +kubebuilder:validation:items:Pattern=`^\S(.*\S)?$`
+	// +kubebuilder:validation:XValidation:rule="self.all(p, p.contains(' ') || !p.contains('/') || (p.startsWith('/') && !p.contains('//') && !p.contains('/./') && !p.contains('/../') && !p.endsWith('/.') && !p.endsWith('/..') && (p == '/' || !p.endsWith('/'))))",message="a pattern with a slash and no space is a path: it must be clean and absolute, such as /usr/bin/rm"
 	// +listType=atomic
 	// +optional
 	Deny []string `json:"deny,omitempty"`

@@ -233,6 +233,17 @@ func TestInvalidPoliciesAreRefusedWithFieldPaths(t *testing.T) {
 			s.Notifications = &v1alpha1.Notifications{Sinks: []v1alpha1.NotificationSink{{Kind: v1alpha1.NotificationWebhook, URLSecretRef: v1alpha1.SecretKeyRef{Name: "hooks"}}}}
 		}, "spec.notifications.sinks[0].signingSecretRef: Invalid value"},
 		{func(s *v1alpha1.AccessPolicySpec) { s.Notifications = &v1alpha1.Notifications{} }, "spec.notifications.sinks: Required value"},
+		// Exec patterns that would match nothing as meant: a relative or
+		// unclean path, a space at either end.
+		{func(s *v1alpha1.AccessPolicySpec) {
+			s.Streams = &v1alpha1.StreamPolicy{Exec: &v1alpha1.ExecRules{Deny: []string{"rm", "bin/rm"}}}
+		}, "spec.streams.exec.deny: Invalid value: a pattern with a slash and no space is a path"},
+		{func(s *v1alpha1.AccessPolicySpec) {
+			s.Streams = &v1alpha1.StreamPolicy{Exec: &v1alpha1.ExecRules{Allow: []string{"/usr/bin/../bin/ls"}}}
+		}, "spec.streams.exec.allow: Invalid value: a pattern with a slash and no space is a path"},
+		{func(s *v1alpha1.AccessPolicySpec) {
+			s.Streams = &v1alpha1.StreamPolicy{Exec: &v1alpha1.ExecRules{Allow: []string{"ls", "rm "}}}
+		}, `spec.streams.exec.allow[1]: Invalid value: "rm "`},
 	}
 	for i, c := range cases {
 		p := &v1alpha1.AccessPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: e.namespace, Name: fmt.Sprintf("bad-%d", i)}, Spec: v1alpha1.AccessPolicySpec{

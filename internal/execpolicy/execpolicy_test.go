@@ -354,19 +354,6 @@ func TestNoRulesAllowEverything(t *testing.T) {
 	}
 }
 
-func TestPatternsAreValidated(t *testing.T) {
-	for _, p := range []string{"", "  ", "/bin/../bin/rm", "//bin/rm"} {
-		if execpolicy.Validate(p) == nil {
-			t.Errorf("pattern %q accepted", p)
-		}
-	}
-	for _, p := range []string{"rm", "/bin/rm", "rm -rf *", "kube*"} {
-		if err := execpolicy.Validate(p); err != nil {
-			t.Errorf("pattern %q: %v", p, err)
-		}
-	}
-}
-
 // Hostile argv never panics the resolver, and a resolved deny always holds.
 func FuzzCheck(f *testing.F) {
 	for _, s := range []string{"sh\x00-c\x00rm x", "env\x00-u", "timeout\x00-s", "sh\x00-c\x00'", "xargs\x00-I", "busybox", "xargs\x00rm", "sh\x00-c\x00echo x | rm"} {
@@ -705,5 +692,66 @@ func TestCommandsAProgramRunsByItsOwnLogicAreUndecidable(t *testing.T) {
 		if d := p.Check(argv, execpolicy.Pipe); !d.Allowed {
 			t.Errorf("%q on a pipe: %v, want allowed", argv, d)
 		}
+	}
+}
+
+// From a fifth hostile review: a program named by a path that is not its
+// own (/proc/self/exe, /dev/fd/N), startup files found through HOME, and
+// programs whose options or subcommands run commands, which an allow list
+// would otherwise let through with the program.
+func TestProgramsThatRunOthersThroughOptionsOrPathsAreUndecidable(t *testing.T) {
+	p := execpolicy.Policy{Deny: []string{"rm"}}
+	for _, argv := range [][]string{
+		{"env", "/proc/self/exe", "rm", "-rf", "/x"},
+		{"timeout", "10", "/proc/self/exe", "10", "rm", "-rf", "/x"},
+		{"sh", "-c", `/proc/self/exe -c "rm -rf /x"`},
+		{"sh", "-c", "exec 3</usr/bin/rm; /dev/fd/3 -rf /x"},
+		{"sh", "-c", "cd /proc/self && ./exe -c 'rm -rf /x'"},
+		{"run-parts", "--regex", "^rm$", "--arg=-rf", "--arg=/x", "/usr/bin"},
+		{"coreutils", "--coreutils-prog=rm", "-rf", "/x"},
+		{"sh", "-c", "cat > /tmp/.profile; HOME=/tmp sh -lc ls"},
+		{"env", "BROWSER=rm -rf /x %s", "python3", "-W", "ignore::antigravity.X", "/dev/null"},
+		{"sort", "-S", "64k", "--compress-prog=sh"},
+		{"git", "clone", "-u", "rm -rf /x; git-upload-pack", "file:///r", "d"},
+		{"git", "rebase", "-x", "rm -rf /x", "main"},
+		{"git", "bisect", "run", "rm", "-rf", "/x"},
+		{"git", "submodule", "foreach", "rm -rf /x"},
+		{"make", "-f", "/dev/null", "--eval", "x:=$(shell rm -rf /x)"},
+		{"man", "-P", "rm -rf /x", "ls"},
+		{"zip", "-T", "-TT", "rm -rf /x #", "z.zip", "f"},
+		{"rg", "--pre", "rm", "x"},
+		{"tmux", "new", "rm -rf /x"},
+		{"ip", "netns", "exec", "n", "rm", "-rf", "/x"},
+		{"apt-get", "-o", "APT::Update::Pre-Invoke::=rm -rf /x", "update"},
+		{"dpkg", "--pre-invoke=rm -rf /x", "-i", "x.deb"},
+		{"npx", "-c", "rm -rf /x"},
+	} {
+		if d := p.Check(argv, execpolicy.NoStdin); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
+			t.Errorf("%q: %v, want refused as undecidable", argv, d)
+		}
+	}
+	if d := p.Check([]string{"busybox.static", "rm", "-rf", "/x"}, execpolicy.NoStdin); d.Allowed || d.Rule != "deny rm" {
+		t.Errorf("busybox under another name: %v, want refused by deny rm", d)
+	}
+	for _, argv := range [][]string{
+		{"git", "push", "-u", "origin", "main"},
+		{"git", "log", "--oneline", "-5"},
+		{"sort", "-n", "f"},
+		{"make", "-C", "dir", "all"},
+		{"ip", "addr", "show"},
+		{"apt-get", "install", "-y", "curl"},
+		{"sh", "-c", "HOSTNAME=x ls"},
+	} {
+		if d := p.Check(argv, execpolicy.NoStdin); !d.Allowed {
+			t.Errorf("%q: %v, want allowed", argv, d)
+		}
+	}
+	// A * in a whole-line allow pattern does not climb out of its directory.
+	logs := execpolicy.Policy{Allow: []string{"cat /var/log/*"}}
+	if d := logs.Check([]string{"cat", "/var/log/../../etc/shadow"}, execpolicy.NoStdin); d.Allowed {
+		t.Errorf("cat /var/log/../../etc/shadow was allowed by cat /var/log/*")
+	}
+	if d := logs.Check([]string{"cat", "/var/log/app.log"}, execpolicy.NoStdin); !d.Allowed {
+		t.Errorf("cat /var/log/app.log: %v", d)
 	}
 }

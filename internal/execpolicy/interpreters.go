@@ -2,6 +2,7 @@ package execpolicy
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -291,18 +292,63 @@ func commandsInArguments(name string, args []string) string {
 			len(args) > 0 && !strings.HasPrefix(args[0], "-") && strings.ContainsAny(args[0], "IF") {
 			return name + " -I or -F names a command it runs"
 		}
+	case name == "sort":
+		if len(optionValues(args, 0, "compress-program", false)) > 0 {
+			return name + " --compress-program names a command it runs"
+		}
+	case name == "make" || name == "gmake":
+		// --eval / -E: a makefile line, $(shell ...) included.
+		if len(optionValues(args, 'E', "eval", false)) > 0 {
+			return name + " --eval runs a makefile line it is given"
+		}
+	case name == "man":
+		if len(clusterValues(args, "PCMLmpRSeH")['P']) > 0 || len(optionValues(args, 0, "pager", false)) > 0 || len(optionValues(args, 0, "html", false)) > 0 {
+			return name + " -P (--pager) names the command it runs"
+		}
+	case name == "zip":
+		if slices.Contains(args, "-TT") || len(optionValues(args, 0, "unzip-command", false)) > 0 {
+			return name + " -TT (--unzip-command) names the command it runs"
+		}
+	case name == "rg":
+		if len(optionValues(args, 0, "pre", false)) > 0 {
+			return name + " --pre names a command it runs"
+		}
+	case name == "ip":
+		if slices.Contains(args, "exec") || len(clusterValues(args, "bfn")['b']) > 0 || len(optionValues(args, 0, "batch", true)) > 0 {
+			return name + " netns exec runs what its arguments name"
+		}
+	case name == "apt-get" || name == "apt":
+		if len(clusterValues(args, "octqS")['o']) > 0 || len(optionValues(args, 0, "option", false)) > 0 {
+			return name + " -o can set hooks that run commands (APT::Update::Pre-Invoke)"
+		}
+	case name == "dpkg":
+		for _, long := range []string{"pre-invoke", "post-invoke", "status-logger"} {
+			if len(optionValues(args, 0, long, false)) > 0 {
+				return name + " --" + long + " names a command it runs"
+			}
+		}
 	case name == "git":
 		// git -c NAME=VALUE (an alias with !, core.fsmonitor, core.pager,
 		// ...), --config-env, and transports' programs.
 		for i, a := range args {
 			if !strings.HasPrefix(a, "-") {
-				// Past the subcommand only the transports' options count.
-				for _, b := range args[i:] {
-					for _, long := range []string{"--upload-pack", "--receive-pack", "--exec"} {
-						if b == long || strings.HasPrefix(b, long+"=") {
-							return name + " " + long + " names a command it runs"
-						}
+				// Past the subcommand: options that name a program to run
+				// (--upload-pack, -u for the commands that fetch, rebase
+				// -x, difftool -x, grep -O), and subcommands that run
+				// their arguments.
+				sub, rest := a, args[i+1:]
+				switch sub {
+				case "bisect", "submodule", "filter-branch", "mergetool":
+					return name + " " + sub + " can run commands its arguments name"
+				}
+				for _, long := range []string{"upload-pack", "receive-pack", "exec", "extcmd", "open-files-in-pager", "tool"} {
+					if len(optionValues(rest, 0, long, false)) > 0 {
+						return name + " " + sub + " --" + long + " names a command it runs"
 					}
+				}
+				short := map[string]byte{"clone": 'u', "ls-remote": 'u', "fetch": 'u', "pull": 'u', "archive": 0, "rebase": 'x', "difftool": 'x', "grep": 'O'}
+				if c, ok := short[sub]; ok && c != 0 && len(optionValues(rest, c, "", false)) > 0 {
+					return name + " " + sub + " -" + string(c) + " names a command it runs"
 				}
 				break
 			}
