@@ -285,4 +285,20 @@ func TestInvalidPoliciesAreRefusedWithFieldPaths(t *testing.T) {
 	if err := mgmt.Client.List(e.ctx, list, client.InNamespace(e.namespace)); err != nil {
 		t.Errorf("policies no longer decode: %v", err)
 	}
+
+	// The exec patterns an operator writes are taken: names, clean absolute
+	// paths (with globs), whole command lines.
+	good := &v1alpha1.AccessPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: e.namespace, Name: "good-exec"}, Spec: v1alpha1.AccessPolicySpec{
+		Requesters:   v1alpha1.Subjects{Groups: []string{"dev"}},
+		Clusters:     v1alpha1.ClusterSelector{Names: []string{"target"}},
+		AccessLevels: []v1alpha1.PolicyAccessLevel{{ClusterRole: "view"}},
+		MaxTTL:       metav1.Duration{Duration: time.Hour},
+		Streams: &v1alpha1.StreamPolicy{Exec: &v1alpha1.ExecRules{
+			Allow: []string{"ls", "/usr/bin/*", "cat /var/log/*", "kubectl get *"},
+			Deny:  []string{"rm", "/usr/sbin/shutdown", "rm -rf *", "/"},
+		}},
+	}}
+	if err := mgmt.Client.Create(e.ctx, good); err != nil {
+		t.Errorf("valid exec patterns refused: %v", err)
+	}
 }

@@ -4,14 +4,19 @@
 // A pattern is matched against every command the exec would run, after
 // resolving what can be resolved: the path of argv[0] is cleaned
 // (/bin/../bin/rm, //bin//rm and ./rm are rm), wrappers are looked through
-// (env, nice, timeout, nohup, xargs, busybox, stdbuf, ionice, setsid,
-// taskset, time, command, exec), a shell's -c string is split into its
-// simple commands, and a sed script is read as GNU sed reads it (sed.go).
-// What cannot be decided — a substitution, a variable in command position,
-// eval, a wrapper option it does not know, sudo, sed's e command, and a
-// program that runs what its input gives it (a shell without -c, an
-// interpreter, xargs) where that input may be a pipe — is refused whenever
-// the policy has rules, unless it allows the undecidable.
+// (env, nice, timeout, nohup, xargs, busybox, toybox, stdbuf, ionice,
+// setsid, taskset, time, command, exec), a shell's -c string is split into
+// its simple commands (shell.go; words the shell expands are marked), and a
+// sed script is read as GNU sed reads it (sed.go). What cannot be decided
+// is refused whenever the policy has rules, unless it allows the
+// undecidable: a substitution, a command name that is not literal, eval,
+// sudo, a wrapper option it does not know, what bash evaluates as code
+// (arithmetic, history), sed's e command, a program that runs commands its
+// options or arguments name (commandsInArguments), an expanded word where
+// it could be code or against a whole-line pattern, and a program that
+// runs what its input gives it (a shell, an interpreter, a database client,
+// xargs feeding anything but a few plain programs) where that input may be
+// a pipe.
 //
 // Patterns: "rm" matches argv[0]'s base name; "/usr/bin/rm" (with a slash)
 // the cleaned full path; a pattern with a space ("kubectl get *", "rm -rf *")
@@ -82,13 +87,6 @@ func (p Policy) Check(argv []string, in Stdin) Decision {
 	if len(p.Allow) == 0 && len(p.Deny) == 0 {
 		return Decision{Allowed: true}
 	}
-	for _, a := range argv {
-		if strings.Contains(a, "\x00") {
-			// No process can be given it; and inside a -c string it marks
-			// what the shell expands.
-			return Decision{Rule: "undecidable: a NUL byte in the command", Command: plain(argv)}
-		}
-	}
 	cmds, undecidable := Resolve(argv, in)
 	if undecidable != "" && !p.AllowUndecidable {
 		return Decision{Rule: "undecidable: " + undecidable, Command: argv}
@@ -108,8 +106,9 @@ func (p Policy) Check(argv []string, in Stdin) Decision {
 		}
 		allowed := false
 		for _, pat := range p.Allow {
-			// A * in a whole-line pattern is any run of characters: allow
-			// "cat /var/log/*" must not allow cat /var/log/../../etc/shadow.
+			// A whole-line pattern matches text, not paths: allow
+			// "cat /var/log/*" must not allow cat /var/log/../../etc/shadow,
+			// so no argument of what it allows may climb with "..".
 			if matches(pat, c) && !(strings.Contains(pat, " ") && climbs(c[1:])) {
 				allowed = true
 				break
@@ -124,12 +123,8 @@ func (p Policy) Check(argv []string, in Stdin) Decision {
 
 // linePatterns reports whether a pattern matches whole command lines.
 func (p Policy) linePatterns() bool {
-	for _, pat := range append(p.Allow[:len(p.Allow):len(p.Allow)], p.Deny...) {
-		if strings.Contains(pat, " ") {
-			return true
-		}
-	}
-	return false
+	line := func(pat string) bool { return strings.Contains(pat, " ") }
+	return slices.ContainsFunc(p.Allow, line) || slices.ContainsFunc(p.Deny, line)
 }
 
 func matches(pattern string, argv []string) bool {
@@ -185,17 +180,25 @@ func glob(pattern, s string) bool {
 // Resolve returns every command argv would run with in as its standard
 // input, argv[0] cleaned, or why it cannot tell.
 func Resolve(argv []string, in Stdin) (cmds [][]string, undecidable string) {
+	for _, a := range argv {
+		if strings.Contains(a, expands) {
+			// No process can be given a NUL; and it is the mark of what a
+			// shell expands, which a caller must not forge.
+			return nil, "a NUL byte in the command"
+		}
+	}
 	return resolve(argv, 0, in == Pipe)
 }
 
 const maxDepth = 8
 
 // runsWhatItIsGiven: a program whose arguments can name, or hold, what it
-// runs (find's -exec, awk's system() and sed's e among them).
+// runs (find's -exec, awk's system(), sed's e, git -c, tar --to-command
+// among them), so that a word the shell expands among them is undecidable.
 func runsWhatItIsGiven(name string) bool {
 	_, wrapped := wrappers[name]
 	_, runs := runsArguments[name]
-	return wrapped || runs || shells[name] || isInterpreter(name) || isReader(name) ||
+	return wrapped || runs || shells[name] || isInterpreter(name) || isReader(name) || optionsRunCommands[name] ||
 		name == "find" || name == "awk" || name == "gawk" || name == "mawk" || name == "nawk" || isSed(name)
 }
 
@@ -280,8 +283,6 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 			// can make run anything is undecidable; any other is still
 			// itself (its input is not the caller's).
 			switch {
-			case rest == nil:
-				return nil, "xargs gives what it reads to a program that runs what it is given"
 			case isSed(path.Base(cleanPath(rest[0]))):
 				// Decidable when its script is fixed and what xargs adds
 				// follows --.
@@ -289,7 +290,7 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 					return nil, "xargs gives what it reads to sed, which can take it as options or as its script (give sed its script, then --)"
 				}
 			case !xargsMayFeed[path.Base(cleanPath(rest[0]))]:
-				return nil, "xargs gives what it reads to " + path.Base(cleanPath(rest[0])) + ", which may take it as options that run commands (xargs on a pipe may feed only the programs the docs list)"
+				return nil, "xargs gives what it reads to " + path.Base(cleanPath(rest[0])) + ", which may take it as options that run commands (on a pipe, xargs may feed only the programs operators.md lists)"
 			}
 			fed = false
 		}
@@ -337,23 +338,14 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 	return [][]string{argv}, ""
 }
 
-// shortOrLong reports whether args hold one of the short options letters,
-// alone, in a cluster or with its value attached (-f FILE, -nf, -fFILE), or
-// a long option that is longs or a prefix of one (GNU takes --fil for
-// --file).
-func shortOrLong(args []string, letters string, longs ...string) bool {
+// hasShort reports whether args, up to a --, hold one of the short options
+// letters, alone or in a cluster (-a, -la).
+func hasShort(args []string, letters string) bool {
 	for _, a := range args {
 		switch {
 		case a == "--":
 			return false
-		case strings.HasPrefix(a, "--") && len(a) > 2:
-			opt, _, _ := strings.Cut(a[2:], "=")
-			for _, l := range longs {
-				if strings.HasPrefix(l, opt) {
-					return true
-				}
-			}
-		case strings.HasPrefix(a, "-") && strings.ContainsAny(a[1:], letters):
+		case strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.ContainsAny(a[1:], letters):
 			return true
 		}
 	}

@@ -19,8 +19,9 @@ func family(name string) string {
 func isInterpreter(name string) bool { return interpreter.MatchString(name) }
 
 // readers run commands their input gives them: a database client's shell
-// escape, an editor's !, a debugger's shell, and what starts a shell when
-// given no command (su, nsenter, unshare, script, newgrp, ...).
+// escape, an editor's !, a debugger's shell, what starts a shell when given
+// no command (su, nsenter, unshare, script, newgrp, sg), and what reads the
+// commands it runs (parallel, expect).
 var readers = map[string]bool{"psql": true, "mysql": true, "mariadb": true, "sqlite3": true, "ed": true,
 	"gdb": true, "dc": true, "bc": true, "ftp": true, "sftp": true,
 	"su": true, "nsenter": true, "unshare": true, "script": true, "newgrp": true, "sg": true, "parallel": true, "expect": true}
@@ -29,6 +30,14 @@ var readers = map[string]bool{"psql": true, "mysql": true, "mariadb": true, "sql
 var vi = regexp.MustCompile(`^(ex|vi|vim|nvim|view|rview|rvim|gvim|evim|vimdiff|vim\.[a-z]+)$`)
 
 func isReader(name string) bool { return readers[name] || vi.MatchString(name) }
+
+// optionsRunCommands are the programs besides readers whose options or
+// subcommands can name a command to run (commandsInArguments reads them).
+var optionsRunCommands = map[string]bool{"scp": true, "rsync": true, "tar": true, "sort": true, "make": true, "gmake": true,
+	"man": true, "zip": true, "rg": true, "ip": true, "apt-get": true, "apt": true, "dpkg": true, "git": true}
+
+// dotCommand is a line of sqlite3 input that is a dot-command.
+var dotCommand = regexp.MustCompile(`(?m)^\s*\.[A-Za-z]`)
 
 // codeFlags are the short options with which an interpreter runs code its
 // arguments hold (python -c, perl -e and -M, node -p, php -r and -d, ...),
@@ -232,7 +241,6 @@ func commandsInArguments(name string, args []string) string {
 			return false
 		}
 	}
-	dotCommand := regexp.MustCompile(`(?m)^\s*\.[A-Za-z]`)
 	switch {
 	case name == "psql":
 		// \! runs a shell; \o, \g and \w pipe to one with |; backticks
@@ -272,7 +280,11 @@ func commandsInArguments(name string, args []string) string {
 		// -S: the program run instead of ssh; -D (sftp): the server run;
 		// -o: ssh options, ProxyCommand, LocalCommand and Match exec among
 		// them.
-		vals := clusterValues(args, "BbcDFiJloPRSX")
+		valued := "cDFiJloPSX" // scp
+		if name == "sftp" {
+			valued = "BbcDFiJloPRSX"
+		}
+		vals := clusterValues(args, valued)
 		if len(vals['S']) > 0 || len(vals['D']) > 0 {
 			return name + " -S or -D names the program it runs"
 		}
@@ -302,7 +314,7 @@ func commandsInArguments(name string, args []string) string {
 			return name + " --eval runs a makefile line it is given"
 		}
 	case name == "man":
-		if len(clusterValues(args, "PCMLmpRSeH")['P']) > 0 || len(optionValues(args, 0, "pager", false)) > 0 || len(optionValues(args, 0, "html", false)) > 0 {
+		if len(clusterValues(args, "PCMLmpRSe")['P']) > 0 || len(optionValues(args, 0, "pager", false)) > 0 || len(optionValues(args, 0, "html", false)) > 0 {
 			return name + " -P (--pager) names the command it runs"
 		}
 	case name == "zip":
@@ -318,7 +330,7 @@ func commandsInArguments(name string, args []string) string {
 			return name + " netns exec runs what its arguments name"
 		}
 	case name == "apt-get" || name == "apt":
-		if len(clusterValues(args, "octqS")['o']) > 0 || len(optionValues(args, 0, "option", false)) > 0 {
+		if len(clusterValues(args, "cot")['o']) > 0 || len(optionValues(args, 0, "option", false)) > 0 {
 			return name + " -o can set hooks that run commands (APT::Update::Pre-Invoke)"
 		}
 	case name == "dpkg":
@@ -330,7 +342,13 @@ func commandsInArguments(name string, args []string) string {
 	case name == "git":
 		// git -c NAME=VALUE (an alias with !, core.fsmonitor, core.pager,
 		// ...), --config-env, and transports' programs.
-		for i, a := range args {
+		for i := 0; i < len(args); i++ {
+			a := args[i]
+			switch a {
+			case "-C", "--git-dir", "--work-tree", "--namespace", "--super-prefix", "--list-cmds":
+				i++ // a global option's value, not the subcommand
+				continue
+			}
 			if !strings.HasPrefix(a, "-") {
 				// Past the subcommand: options that name a program to run
 				// (--upload-pack, -u for the commands that fetch, rebase
@@ -346,8 +364,8 @@ func commandsInArguments(name string, args []string) string {
 						return name + " " + sub + " --" + long + " names a command it runs"
 					}
 				}
-				short := map[string]byte{"clone": 'u', "ls-remote": 'u', "fetch": 'u', "pull": 'u', "archive": 0, "rebase": 'x', "difftool": 'x', "grep": 'O'}
-				if c, ok := short[sub]; ok && c != 0 && len(optionValues(rest, c, "", false)) > 0 {
+				short := map[string]byte{"clone": 'u', "ls-remote": 'u', "fetch": 'u', "pull": 'u', "rebase": 'x', "difftool": 'x', "grep": 'O'}
+				if c, ok := short[sub]; ok && len(optionValues(rest, c, "", false)) > 0 {
 					return name + " " + sub + " -" + string(c) + " names a command it runs"
 				}
 				break

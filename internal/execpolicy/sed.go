@@ -60,8 +60,9 @@ func sedRunsCommands(name string, args []string) string {
 }
 
 // sedTakesOnlyFiles reports whether whatever is appended to sed's args (by
-// xargs) can only be input files: the args hold a script, and sed reads no
-// options after them (they end with a -- that is not an option's value).
+// xargs) can only be input files: the args hold a script, and sed stops
+// reading options within them (at a -- that is not an option's value, or,
+// with POSIXLY_CORRECT, at the first operand).
 func sedTakesOnlyFiles(args []string) bool {
 	for _, posixly := range []bool{false, true} {
 		if prog, why := readSedArgs(args, posixly); why != "" || len(prog.chunks) == 0 || !prog.stopped {

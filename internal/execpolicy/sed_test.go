@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -27,6 +29,18 @@ func gnuSed(t testing.TB) string {
 // gnuVerdict compiles scripts (as -e's, in order) with GNU sed in sandbox
 // mode: "ok", "sandbox" (it holds e, r or w) or "error" (it is not sed).
 func gnuVerdict(t testing.TB, sed string, scripts ...string) string {
+	v, _ := gnuRefusal(t, sed, scripts...)
+	return v
+}
+
+// sandboxAt matches where GNU sed stopped: "-e expression #1, char 7: e/r/w
+// commands disabled in sandbox mode".
+var sandboxAt = regexp.MustCompile(`char ([0-9]+): e/r/w commands disabled in sandbox mode`)
+
+// gnuRefusal is gnuVerdict, and for "sandbox" how many bytes sed had read
+// when it refused: just past an r, R, w or W (command or s flag); past an
+// e command; or, for s///e, past the s command's flags.
+func gnuRefusal(t testing.TB, sed string, scripts ...string) (string, int) {
 	t.Helper()
 	args := []string{"--sandbox", "-n"}
 	for _, s := range scripts {
@@ -38,11 +52,15 @@ func gnuVerdict(t testing.TB, sed string, scripts ...string) string {
 	cmd.Stderr = &stderr
 	switch err := cmd.Run(); {
 	case err == nil:
-		return "ok"
+		return "ok", 0
 	case strings.Contains(stderr.String(), "disabled in sandbox mode"):
-		return "sandbox"
+		at := 0
+		if m := sandboxAt.FindStringSubmatch(stderr.String()); m != nil {
+			at, _ = strconv.Atoi(m[1])
+		}
+		return "sandbox", at
 	default:
-		return "error"
+		return "error", 0
 	}
 }
 
@@ -86,10 +104,15 @@ func FuzzSedScriptsReadAsGNUSedReadsThem(f *testing.F) {
 			t.Skip("an argument cannot hold a NUL")
 		}
 		runs, files, bad := readSedScript(script)
-		switch gnuVerdict(t, sed, script) {
+		verdict, at := gnuRefusal(t, sed, script)
+		switch verdict {
 		case "sandbox":
-			if runs == "" && !files && bad == "" {
-				t.Errorf("%q: GNU sed compiles an e, r or w in it, read as harmless", script)
+			// What sed refused first: a file command or flag if the byte
+			// before where it stopped is r, R, w or W, else an e (so a
+			// reading that takes an e for a w file name fails here).
+			file := at > 0 && at <= len(script) && strings.IndexByte("rRwW", script[at-1]) >= 0
+			if runs == "" && bad == "" && (!file || !files) {
+				t.Errorf("%q: GNU sed compiles an e, r or w in it (refused at byte %d), read as runs %q, files %v", script, at, runs, files)
 			}
 		case "ok":
 			// \c is refused on purpose: sed 4.10 reads it otherwise.

@@ -361,13 +361,6 @@ func isAssignment(w string) bool {
 	return true
 }
 
-func baseName(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		return p[i+1:]
-	}
-	return p
-}
-
 // builtinEvaluates says why a shell builtin may run code held in its
 // arguments or in a variable, or "": bash evaluates an array subscript as
 // arithmetic, and arithmetic runs a $(...) in a variable's value
@@ -411,7 +404,7 @@ func builtinEvaluates(name string, args []string) string {
 			}
 		}
 	case "wait":
-		if shortOrLong(args, "p") {
+		if hasShort(args, "p") {
 			return "wait -p, which sets a variable it names (an array element runs $(...))"
 		}
 	case "set":

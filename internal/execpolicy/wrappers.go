@@ -25,10 +25,15 @@ func init() {
 		"time":    options("fo", "apqv", 0, "format", "output"),
 		"command": options("", "", 0),
 		"exec": func(args []string) ([]string, string) {
-			if shortOrLong(args, "a") {
-				// exec -a NAME gives the command another argv[0]: a
-				// multi-call binary (busybox) runs the applet it names.
-				return nil, "-a gives the command another name"
+			for _, a := range args {
+				if a == "--" || !strings.HasPrefix(a, "-") {
+					break // the command: its own options are its own
+				}
+				if strings.Contains(a, "a") {
+					// exec -a NAME gives the command another argv[0]: a
+					// multi-call binary (busybox) runs the applet it names.
+					return nil, "-a gives the command another name"
+				}
 			}
 			return options("", "cl", 0)(args)
 		},
@@ -161,12 +166,12 @@ func codeInEnvironment(assignment string) string {
 	case strings.HasPrefix(name, "BASH_"), strings.HasPrefix(name, "LD_"), strings.HasPrefix(name, "DYLD_"), strings.HasPrefix(name, "LUA_INIT"), strings.HasPrefix(name, "GIT_CONFIG"):
 	default:
 		switch name {
-		case "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND",
+		case "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND",
 			"PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME", "PYTHONINSPECT",
 			"PERL5OPT", "PERL5LIB", "PERLLIB", "PERL5DB", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS", "NODE_PATH",
 			"PHPRC", "PHP_INI_SCAN_DIR", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
 			"PAGER", "MANPAGER", "GIT_PAGER", "EDITOR", "VISUAL", "GIT_EDITOR", "LESSOPEN", "LESSCLOSE",
-			"GIT_SSH", "GIT_SSH_COMMAND", "GIT_EXTERNAL_DIFF", "GIT_ASKPASS", "SSH_ASKPASS", "GIT_CONFIG_PARAMETERS",
+			"GIT_SSH", "GIT_SSH_COMMAND", "GIT_EXTERNAL_DIFF", "GIT_ASKPASS", "SSH_ASKPASS",
 			// Where a shell and others find their startup files, and the
 			// browser Python's webbrowser runs.
 			"HOME", "ZDOTDIR", "XDG_CONFIG_HOME", "BROWSER":
@@ -178,9 +183,10 @@ func codeInEnvironment(assignment string) string {
 }
 
 // xargs [options] [COMMAND [ARG]...]: runs COMMAND (default echo) with
-// arguments read from stdin, which are not seen here but cannot change the
-// command. Reading them from a file (-a), or putting them in place of a
-// string (-I), can: that is undecidable.
+// arguments read from stdin, which are not seen here: they cannot change
+// which command runs, but may be options that make it run another (see
+// xargsMayFeed). Reading them from a file (-a), or putting them in place of
+// a string (-I), is undecidable.
 func xargs(args []string) ([]string, string) {
 	// Short options with a value (-n 1, -n1, -d '\n'), flags, and the long
 	// options with a value.
