@@ -212,11 +212,7 @@ const AnnotationServers = "sessiongate.dev/servers"
 // carries certificate-authority-data, through no CA but those (spec.caBundle
 // may hold no other).
 func bound(cluster *v1alpha1.Cluster, ours []*x509.Certificate, sec *corev1.Secret, kc *clientcmdapi.Config) error {
-	name := only(kc.Clusters)
-	if ctx := currentContext(kc); ctx != nil {
-		name = ctx.Cluster
-	}
-	entry := kc.Clusters[name]
+	entry := kc.Clusters[CurrentCluster(kc)]
 	listed := false
 	for _, server := range strings.Split(sec.Annotations[AnnotationServers], ",") {
 		if server = strings.TrimSpace(server); server != "" && sameServer(server, cluster.Spec.Server) {
@@ -249,6 +245,16 @@ func bound(cluster *v1alpha1.Cluster, ours []*x509.Certificate, sec *corev1.Secr
 		}
 	}
 	return nil
+}
+
+// CurrentCluster is the name of the cluster a kubeconfig's credential is
+// for: the one its current context (or, without one, its only context)
+// names, or else its only cluster; "" if none.
+func CurrentCluster(kc *clientcmdapi.Config) string {
+	if ctx := currentContext(kc); ctx != nil {
+		return ctx.Cluster
+	}
+	return only(kc.Clusters)
 }
 
 // currentContext is the kubeconfig's current context or, without one, its

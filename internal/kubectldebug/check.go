@@ -231,9 +231,9 @@ type Origin struct {
 	// image, env and mounts). It keeps its image without the image rules,
 	// and its env and mounts: the copy is that pod as it was.
 	Copied bool
-	// HostPaths: the pod may mount hostPath volumes (node debug pods with
-	// allowHostNamespaces).
-	HostPaths bool
+	// Host: the pod may reach into its node — mount hostPath volumes and
+	// bind host ports (node debug pods with allowHostNamespaces).
+	Host bool
 	// Own are the volumes the request itself adds to the pod, not the
 	// joined or copied pod's: an added container may mount their
 	// emptyDirs, and no other volume.
@@ -279,13 +279,13 @@ func (c *Checker) CheckContainer(fld *field.Path, ctr *corev1.Container, spec *c
 		}
 	}
 	for i, m := range ctr.VolumeMounts {
-		if v := volume(spec, m.Name); v != nil && v.HostPath != nil && !o.HostPaths {
+		if v := volume(spec, m.Name); v != nil && v.HostPath != nil && !o.Host {
 			f := fld.Child("volumeMounts").Index(i)
 			return c.refuse(f.String(), RuleAllowHostNamespaces, "%s mounts hostPath volume %q, which %s allows only in node debug pods with allowHostNamespaces", f, m.Name, c.template())
 		}
 	}
 	for i, p := range ctr.Ports {
-		if p.HostPort != 0 && !o.HostPaths {
+		if p.HostPort != 0 && !o.Host {
 			f := fld.Child("ports").Index(i).Child("hostPort")
 			return c.refuse(f.String(), RuleAllowHostNamespaces, "%s %d binds a port of the node, which %s allows only in node debug pods with allowHostNamespaces", f, p.HostPort, c.template())
 		}

@@ -143,7 +143,7 @@ func TestContainerRules(t *testing.T) {
 		{name: "pod uid 0", rules: nonRoot, podSC: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](0)}, rule: RuleRequireRunAsNonRoot},
 		{name: "container uid over pod 0", rules: nonRoot, podSC: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](0)}, sc: &corev1.SecurityContext{RunAsUser: ptr.To[int64](1000)}},
 		{name: "hostPath mount", mounts: []string{"scratch", "root"}, origin: Origin{Own: map[string]bool{"scratch": true}}, rule: RuleAllowHostNamespaces, field: "volumeMounts[1]"},
-		{name: "hostPath mount where allowed", mounts: []string{"root"}, origin: Origin{HostPaths: true}},
+		{name: "hostPath mount where allowed", mounts: []string{"root"}, origin: Origin{Host: true}},
 		{name: "own emptyDir mount", mounts: []string{"scratch"}, origin: Origin{Own: map[string]bool{"scratch": true}}},
 		{name: "the pod's emptyDir", mounts: []string{"app-data"}, origin: Origin{Own: map[string]bool{"scratch": true}}, rule: RuleSecrets, field: `mounts emptyDir volume "app-data" of the pod`},
 		{name: "the pod's secret", mounts: []string{"db-password"}, rule: RuleSecrets, field: `volumeMounts[0] mounts secret volume "db-password"`},
@@ -151,7 +151,7 @@ func TestContainerRules(t *testing.T) {
 		{name: "the pod's config", mounts: []string{"config"}, rule: RuleSecrets, field: "configMap volume"},
 		{name: "the pod's claim", mounts: []string{"data"}, rule: RuleSecrets, field: "persistentVolumeClaim volume"},
 		{name: "a volume the pod lacks", mounts: []string{"nowhere"}, rule: RuleSecrets},
-		{name: "the pod's secret with host paths allowed", mounts: []string{"db-password"}, origin: Origin{HostPaths: true}, rule: RuleSecrets},
+		{name: "the pod's secret with host paths allowed", mounts: []string{"db-password"}, origin: Origin{Host: true}, rule: RuleSecrets},
 		{name: "a copied container keeps its mounts", mounts: []string{"db-password", "config"}, origin: Origin{Copied: true}},
 		{name: "a copied container keeps no hostPath", mounts: []string{"root"}, origin: Origin{Copied: true}, rule: RuleAllowHostNamespaces},
 		{name: "host port", ctr: func(c *corev1.Container) {
@@ -162,7 +162,7 @@ func TestContainerRules(t *testing.T) {
 		}, origin: Origin{Copied: true}, rule: RuleAllowHostNamespaces},
 		{name: "host port where allowed", ctr: func(c *corev1.Container) {
 			c.Ports = []corev1.ContainerPort{{ContainerPort: 80, HostPort: 80}}
-		}, origin: Origin{HostPaths: true}},
+		}, origin: Origin{Host: true}},
 		{name: "container ports alone", ctr: func(c *corev1.Container) {
 			c.Ports = []corev1.ContainerPort{{ContainerPort: 80}}
 		}},

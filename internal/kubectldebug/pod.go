@@ -162,7 +162,7 @@ func (c *Checker) CheckPodCreate(pod *corev1.Pod, sources []corev1.Pod) (Kind, *
 				return kind, nil, invalid(f.Child("name").String(), "%s %q: every container needs a name of its own", f.Child("name"), ctr.Name)
 			}
 			names[ctr.Name] = true
-			o := Origin{Copied: source != nil && copiedFrom(source, ctr), HostPaths: hostOK, Own: own}
+			o := Origin{Copied: source != nil && copiedFrom(source, ctr), Host: hostOK, Own: own}
 			if err := c.CheckContainer(f, ctr, spec, o); err != nil {
 				return kind, nil, err
 			}

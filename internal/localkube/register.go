@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"sessiongate.dev/sessiongate/api/v1alpha1"
+	"sessiongate.dev/sessiongate/internal/controlplane"
 )
 
 // RegisterTarget makes target a Cluster named name in namespace of the
@@ -49,16 +50,8 @@ func TrustAlso(kubeconfig, ca []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	name := ""
-	if ctx, ok := kc.Contexts[kc.CurrentContext]; ok {
-		name = ctx.Cluster
-	}
-	c, ok := kc.Clusters[name]
-	if !ok && len(kc.Clusters) == 1 {
-		for _, only := range kc.Clusters {
-			c, ok = only, true
-		}
-	}
+	// The cluster the gateway sends the credential to, found by its rule.
+	c, ok := kc.Clusters[controlplane.CurrentCluster(kc)]
 	if !ok {
 		return nil, fmt.Errorf("kubeconfig has no current cluster")
 	}
