@@ -153,6 +153,27 @@ func TestAnEndedSessionTellsEveryStreamWhy(t *testing.T) {
 	if last.Type != watch.Error || !ok || !strings.Contains(st.Message, `session "why-cut" ended: Terminated`) {
 		t.Errorf("the client-go watch ended with %s %#v, want an ERROR event naming the session and reason", last.Type, last.Object)
 	}
+	// The audit record of each stream cut says why it ended: both watches
+	// and every exec.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		watches, execsEnded := 0, 0
+		for _, ev := range auditRecords(t) {
+			if ev.Annotations[audit.AnnotationSession] != s.Name || ev.Stage != auditv1.StageResponseComplete ||
+				!strings.Contains(ev.Annotations[audit.AnnotationStreamEnd], `session "why-cut" ended: Terminated`) {
+				continue
+			}
+			switch {
+			case ev.Verb == "watch":
+				watches++
+			case ev.ObjectRef != nil && ev.ObjectRef.Subresource == "exec":
+				execsEnded++
+			}
+		}
+		if watches < 2 || execsEnded < len(execs) {
+			return fmt.Errorf("audit records say the session ended for %d watches and %d execs, want 2 and %d", watches, execsEnded, len(execs))
+		}
+		return nil
+	})
 }
 
 // castsOf returns the casts the audit log names for a session, with the

@@ -261,7 +261,9 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 		cancel(err)
 	}
 	stopCut := context.AfterFunc(c.sctx, func() {
-		cut(context.Cause(c.sctx))
+		why := context.Cause(c.sctx)
+		w.ended.CompareAndSwap(nil, &why) // for the audit record
+		cut(why)
 		connectionsCut.Inc()
 	})
 	defer stopCut()
@@ -483,7 +485,11 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// The stream's copy loops end when either side closes; closing the
 	// caller's side ends both, and the proxy then closes the target's.
 	tc := &trackedConn{Conn: conn, act: w.act}
-	stopCut := context.AfterFunc(w.sctx, func() { _ = conn.Close() })
+	stopCut := context.AfterFunc(w.sctx, func() {
+		why := context.Cause(w.sctx)
+		w.ended.CompareAndSwap(nil, &why)
+		_ = conn.Close()
+	})
 	stopLimits := func() {}
 	if w.limits != (streams.Limits{}) {
 		stopLimits = streams.WatchLimits(w.sctx, w.clock, s.Name, w.limits, w.act, func(err error) {
