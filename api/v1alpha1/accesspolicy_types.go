@@ -263,8 +263,8 @@ type ExecRules struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=256
-	// +kubebuilder:validation:items:Pattern=`^\S(.*\S)?$`
-	// +kubebuilder:validation:XValidation:rule="self.all(p, p.contains(' ') || !p.contains('/') || (p.startsWith('/') && !p.contains('//') && !p.contains('/./') && !p.contains('/../') && !p.endsWith('/.') && !p.endsWith('/..') && (p == '/' || !p.endsWith('/'))))",message="a pattern with a slash and no space is a path: it must be clean and absolute, such as /usr/bin/rm"
+	// +kubebuilder:validation:items:Pattern=`^[^\s]([^\t\n\r\f\v]*[^\s])?$`
+	// +kubebuilder:validation:XValidation:rule="self.all(p, [p.contains(' ') ? p.substring(0, p.indexOf(' ')) : p].all(w, !w.contains('/') || (w.startsWith('/') && w != '/' && !w.contains('//') && !w.contains('/./') && !w.contains('/../') && !w.endsWith('/.') && !w.endsWith('/..') && !w.endsWith('/'))))",message="a path in a pattern (the pattern, or a whole-line pattern's first word) must be clean and absolute, such as /usr/bin/rm: the command's own path is cleaned before it is matched"
 	// +listType=atomic
 	// +optional
 	Allow []string `json:"allow,omitempty"`
@@ -274,8 +274,8 @@ type ExecRules struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=256
-	// +kubebuilder:validation:items:Pattern=`^\S(.*\S)?$`
-	// +kubebuilder:validation:XValidation:rule="self.all(p, p.contains(' ') || !p.contains('/') || (p.startsWith('/') && !p.contains('//') && !p.contains('/./') && !p.contains('/../') && !p.endsWith('/.') && !p.endsWith('/..') && (p == '/' || !p.endsWith('/'))))",message="a pattern with a slash and no space is a path: it must be clean and absolute, such as /usr/bin/rm"
+	// +kubebuilder:validation:items:Pattern=`^[^\s]([^\t\n\r\f\v]*[^\s])?$`
+	// +kubebuilder:validation:XValidation:rule="self.all(p, [p.contains(' ') ? p.substring(0, p.indexOf(' ')) : p].all(w, !w.contains('/') || (w.startsWith('/') && w != '/' && !w.contains('//') && !w.contains('/./') && !w.contains('/../') && !w.endsWith('/.') && !w.endsWith('/..') && !w.endsWith('/'))))",message="a path in a pattern (the pattern, or a whole-line pattern's first word) must be clean and absolute, such as /usr/bin/rm: the command's own path is cleaned before it is matched"
 	// +listType=atomic
 	// +optional
 	Deny []string `json:"deny,omitempty"`

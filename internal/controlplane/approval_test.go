@@ -237,13 +237,24 @@ func TestInvalidPoliciesAreRefusedWithFieldPaths(t *testing.T) {
 		// unclean path, a space at either end.
 		{func(s *v1alpha1.AccessPolicySpec) {
 			s.Streams = &v1alpha1.StreamPolicy{Exec: &v1alpha1.ExecRules{Deny: []string{"rm", "bin/rm"}}}
-		}, "spec.streams.exec.deny: Invalid value: a pattern with a slash and no space is a path"},
+		}, "spec.streams.exec.deny: Invalid value: a path in a pattern (the pattern, or a whole-line pattern's first word) must be clean and absolute"},
 		{func(s *v1alpha1.AccessPolicySpec) {
 			s.Streams = &v1alpha1.StreamPolicy{Exec: &v1alpha1.ExecRules{Allow: []string{"/usr/bin/../bin/ls"}}}
-		}, "spec.streams.exec.allow: Invalid value: a pattern with a slash and no space is a path"},
+		}, "spec.streams.exec.allow: Invalid value: a path in a pattern (the pattern, or a whole-line pattern's first word) must be clean and absolute"},
 		{func(s *v1alpha1.AccessPolicySpec) {
 			s.Streams = &v1alpha1.StreamPolicy{Exec: &v1alpha1.ExecRules{Allow: []string{"ls", "rm "}}}
 		}, `spec.streams.exec.allow[1]: Invalid value: "rm "`},
+		{func(s *v1alpha1.AccessPolicySpec) {
+			s.Streams = &v1alpha1.StreamPolicy{Exec: &v1alpha1.ExecRules{Deny: []string{"rm\t-rf *"}}}
+		}, `spec.streams.exec.deny[0]: Invalid value: "rm\t-rf *"`},
+		// The command's path is cleaned before a whole-line pattern sees
+		// it: ./rm -rf * would never match.
+		{func(s *v1alpha1.AccessPolicySpec) {
+			s.Streams = &v1alpha1.StreamPolicy{Exec: &v1alpha1.ExecRules{Deny: []string{"./rm -rf *"}}}
+		}, "spec.streams.exec.deny: Invalid value: a path in a pattern"},
+		{func(s *v1alpha1.AccessPolicySpec) {
+			s.Streams = &v1alpha1.StreamPolicy{Exec: &v1alpha1.ExecRules{Deny: []string{"/"}}}
+		}, "spec.streams.exec.deny: Invalid value: a path in a pattern"},
 	}
 	for i, c := range cases {
 		p := &v1alpha1.AccessPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: e.namespace, Name: fmt.Sprintf("bad-%d", i)}, Spec: v1alpha1.AccessPolicySpec{
@@ -294,8 +305,8 @@ func TestInvalidPoliciesAreRefusedWithFieldPaths(t *testing.T) {
 		AccessLevels: []v1alpha1.PolicyAccessLevel{{ClusterRole: "view"}},
 		MaxTTL:       metav1.Duration{Duration: time.Hour},
 		Streams: &v1alpha1.StreamPolicy{Exec: &v1alpha1.ExecRules{
-			Allow: []string{"ls", "/usr/bin/*", "cat /var/log/*", "kubectl get *"},
-			Deny:  []string{"rm", "/usr/sbin/shutdown", "rm -rf *", "/"},
+			Allow: []string{"ls", "/usr/bin/*", "cat /var/log/*", "kubectl get *", "/usr/bin/kubectl get *"},
+			Deny:  []string{"rm", "/usr/sbin/shutdown", "rm -rf *", "/bin/rm -rf /*"},
 		}},
 	}}
 	if err := mgmt.Client.Create(e.ctx, good); err != nil {

@@ -29,6 +29,7 @@ package execpolicy
 import (
 	"fmt"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -202,6 +203,10 @@ func runsWhatItIsGiven(name string) bool {
 		name == "find" || name == "awk" || name == "gawk" || name == "mawk" || name == "nawk" || isSed(name)
 }
 
+// dynamicLoader matches ld.so under its names (ld-linux-x86-64.so.2,
+// ld-musl-x86_64.so.1), which runs the program its arguments name.
+var dynamicLoader = regexp.MustCompile(`^ld([-.].*)?\.so(\..*)?$`)
+
 // xargsMayFeed are the programs xargs on a pipe may give what it reads to:
 // none of them runs a command its arguments name, whatever they are (sed
 // may, after a --: see sedTakesOnlyFiles). Anything else (git -c, tar
@@ -235,6 +240,9 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 	}
 	argv = append([]string{cleanPath(argv[0])}, argv[1:]...)
 	name := path.Base(argv[0])
+	if dynamicLoader.MatchString(name) {
+		return nil, name + ", the dynamic loader, runs the program its arguments name"
+	}
 	if strings.HasPrefix(argv[0], "/proc/") || strings.HasPrefix(argv[0], "/dev/") || name == "exe" || isDigits(name) {
 		// /proc/self/exe, /proc/PID/fd/N, /dev/fd/N, /dev/stdin: a program
 		// whose name is not its own (env /proc/self/exe rm re-runs env).
@@ -382,7 +390,7 @@ var runsArguments = func() map[string]string {
 	m := map[string]string{}
 	for _, n := range []string{"sudo", "su", "doas", "runuser", "chroot", "unshare", "nsenter", "script", "expect", "eval", "source", ".", "ssh", "parallel", "watch", "flock", "strace", "ltrace", "unbuffer", "chrt", "numactl", "cgexec", "systemd-run", "start-stop-daemon", "su-exec", "gosu", "setpriv", "capsh", "prlimit",
 		"setarch", "linux32", "linux64", "sg", "newgrp", "tini", "dumb-init", "tmux", "screen", "sshpass", "pkexec", "with-contenv",
-		"run-parts", "npx", "coreutils"} {
+		"run-parts", "npx", "coreutils", "valgrind"} {
 		m[n] = "runs what its arguments name"
 	}
 	// Shell builtins.

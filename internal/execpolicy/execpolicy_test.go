@@ -631,7 +631,7 @@ func TestMoreWaysToRunACommandAreSeenOrUndecidable(t *testing.T) {
 func TestCommandsAProgramRunsByItsOwnLogicAreUndecidable(t *testing.T) {
 	p := execpolicy.Policy{Deny: []string{"rm"}}
 	fed := [][]string{
-		{"su"}, {"unshare"}, {"script"}, {"newgrp"},
+		{"su"}, {"unshare"}, {"script"}, {"newgrp"}, {"m4"},
 		{"python3", "-i", "/dev/null"}, {"perl", "-d", "/dev/null"}, {"ghci", "x.hs"},
 		{"vim.basic", "-es"}, {"view"},
 		{"xargs", "git"}, {"xargs", "tar"}, {"xargs", "sort"}, {"xargs", "-n1", "wget"},
@@ -736,6 +736,31 @@ func TestProgramsThatRunOthersThroughOptionsOrPathsAreUndecidable(t *testing.T) 
 		// options run commands.
 		{"sh", "-c", `X="-c alias.x=!rm -rf /x"; git $X x`},
 		{"sh", "-c", "tar -xf a.tar $X"},
+		// From a sixth review: an option's value that looks like -- or
+		// like an option, clusters, and options only some spellings carry.
+		{"tar", "-xf", "a", "--exclude", "--", "--to-command=rm -rf /x"},
+		{"sort", "-o", "--", "--compress-program=rm"},
+		{"psql", "-Fc", "-c", `\! rm -rf /x`},
+		{"mysql", "-ume", "-e", "system rm -rf /x"},
+		{"dc", "-fe", "-e", "!rm -rf /x"},
+		{"make", "-f", "/dev/null", "X!=rm -rf /x"},
+		{"make", "X=$(shell rm -rf /x)"},
+		{"git", "clone", "-c", "core.sshCommand=rm -rf /x", "ssh://h/r", "d"},
+		{"git", "--attr-source", "HEAD", "rebase", "-x", "rm -rf /x", "HEAD~1"},
+		{"git", "--frobnicate", "x", "rebase", "-x", "rm -rf /x"},
+		{"vim", "-Nesc", "!rm -rf /x"},
+		{"ex", "-sc", "!rm -rf /x"},
+		{"sqlite3", ":memory:", "select edit('x','rm -rf /x;')"},
+		{"zip", "-T", "-TTrm -rf /x", "z.zip", "f"},
+		{"man", "-Hrm", "ls"},
+		{"env", "TAR_OPTIONS=--checkpoint=1 --checkpoint-action=exec=rm", "tar", "-cf", "/dev/null", "f"},
+		{"env", "GIT_SEQUENCE_EDITOR=rm -rf /x", "git", "rebase", "-i", "HEAD~1"},
+		{"env", "PYTHONWARNINGS=ignore::antigravity.X", "python3", "app.py"},
+		{"/lib64/ld-linux-x86-64.so.2", "/bin/rm", "-rf", "/x"},
+		{"ld-musl-x86_64.so.1", "/bin/rm"},
+		{"valgrind", "rm", "-rf", "/x"},
+		{"emacs", "-batch", "--eval", "(shell-command \"rm -rf /x\")"},
+		{"less", "+!rm -rf /x", "f"},
 	} {
 		if d := p.Check(argv, execpolicy.NoStdin); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
 			t.Errorf("%q: %v, want refused as undecidable", argv, d)
@@ -755,6 +780,11 @@ func TestProgramsThatRunOthersThroughOptionsOrPathsAreUndecidable(t *testing.T) 
 		{"git", "-C", "/repo", "log", "-1"},
 		{"exec", "ls", "-la"},
 		{"sh", "-c", "exec java -jar app.jar"},
+		{"make", "DEBUG=1", "all"},
+		{"git", "--no-pager", "log", "-1"},
+		{"vim", "-R", "/etc/hosts"},
+		{"less", "+G", "/var/log/app.log"},
+		{"sqlite3", "app.db", "select name from users"},
 	} {
 		if d := p.Check(argv, execpolicy.NoStdin); !d.Allowed {
 			t.Errorf("%q: %v, want allowed", argv, d)

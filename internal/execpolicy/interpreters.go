@@ -23,7 +23,7 @@ func isInterpreter(name string) bool { return interpreter.MatchString(name) }
 // no command (su, nsenter, unshare, script, newgrp, sg), and what reads the
 // commands it runs (parallel, expect).
 var readers = map[string]bool{"psql": true, "mysql": true, "mariadb": true, "sqlite3": true, "ed": true,
-	"gdb": true, "dc": true, "bc": true, "ftp": true, "sftp": true,
+	"gdb": true, "dc": true, "bc": true, "m4": true, "ftp": true, "sftp": true,
 	"su": true, "nsenter": true, "unshare": true, "script": true, "newgrp": true, "sg": true, "parallel": true, "expect": true}
 
 // vi is the vi family under its names (vim.basic, vim.tiny, view, rvim, ...).
@@ -34,10 +34,20 @@ func isReader(name string) bool { return readers[name] || vi.MatchString(name) }
 // optionsRunCommands are the programs besides readers whose options or
 // subcommands can name a command to run (commandsInArguments reads them).
 var optionsRunCommands = map[string]bool{"scp": true, "rsync": true, "tar": true, "sort": true, "make": true, "gmake": true,
-	"man": true, "zip": true, "rg": true, "ip": true, "apt-get": true, "apt": true, "dpkg": true, "git": true}
+	"man": true, "zip": true, "rg": true, "ip": true, "apt-get": true, "apt": true, "dpkg": true, "git": true, "emacs": true,
+	"less": true, "more": true}
 
-// dotCommand is a line of sqlite3 input that is a dot-command.
-var dotCommand = regexp.MustCompile(`(?m)^\s*\.[A-Za-z]`)
+// gitFlags are git's global options that take no value.
+var gitFlags = []string{"-p", "--paginate", "-P", "--no-pager", "--bare", "--no-replace-objects", "--literal-pathspecs",
+	"--glob-pathspecs", "--noglob-pathspecs", "--icase-pathspecs", "--no-optional-locks", "--no-advice", "--no-lazy-fetch",
+	"--version", "-v", "--help", "-h", "--html-path", "--man-path", "--info-path", "--exec-path"}
+
+// dotCommand is a line of sqlite3 input that is a dot-command; sqliteEdit
+// its edit() function, which runs the editor its second argument names.
+var (
+	dotCommand = regexp.MustCompile(`(?m)^\s*\.[A-Za-z]`)
+	sqliteEdit = regexp.MustCompile(`(?i)\bedit\s*\(`)
+)
 
 // codeFlags are the short options with which an interpreter runs code its
 // arguments hold (python -c, perl -e and -M, node -p, php -r and -d, ...),
@@ -151,25 +161,21 @@ func makefileFromInput(args []string) bool {
 // read as getopt_long reads it, erring towards finding one: in a cluster
 // (-Xc V, -XcV), or as a long option or any prefix of it (--command=V,
 // --com V; with oneDash also -command V, as sqlite3 and gdb take them).
+// Not knowing which other options take a value, it reads every word, a --
+// or an option's value too, as a possible option (tar --exclude --
+// --to-command=... must not hide the last).
 func optionValues(args []string, short byte, long string, oneDash bool) []string {
 	var out []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		next := func() string {
-			if i+1 < len(args) {
-				i++
-				return args[i]
-			}
-			return ""
+	for i, a := range args {
+		next := ""
+		if i+1 < len(args) {
+			next = args[i+1]
 		}
-		switch {
-		case a == "--":
-			return out
-		case strings.HasPrefix(a, "--") || oneDash && strings.HasPrefix(a, "-") && len(a) > 2:
+		if strings.HasPrefix(a, "--") || oneDash && strings.HasPrefix(a, "-") && len(a) > 2 {
 			name, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 			if name != "" && long != "" && strings.HasPrefix(long, name) {
 				if !hasValue {
-					v = next()
+					v = next
 				}
 				out = append(out, v)
 			}
@@ -178,7 +184,7 @@ func optionValues(args []string, short byte, long string, oneDash bool) []string
 			if j := strings.IndexByte(a[1:], short); j >= 0 {
 				v := a[j+2:]
 				if v == "" {
-					v = next()
+					v = next
 				}
 				out = append(out, v)
 			}
@@ -189,14 +195,11 @@ func optionValues(args []string, short byte, long string, oneDash bool) []string
 
 // clusterValues reads short options as getopt does, with valued the
 // letters that take a value (the rest of their word, or the next): the
-// values each letter was given.
+// values each letter was given. Like optionValues, it reads every word as
+// a possible option, a value or a -- too.
 func clusterValues(args []string, valued string) map[byte][]string {
 	out := map[byte][]string{}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			break
-		}
+	for i, a := range args {
 		if !strings.HasPrefix(a, "-") || strings.HasPrefix(a, "--") {
 			continue
 		}
@@ -204,8 +207,7 @@ func clusterValues(args []string, valued string) map[byte][]string {
 			if c := a[j]; strings.IndexByte(valued, c) >= 0 {
 				v := a[j+1:]
 				if v == "" && i+1 < len(args) {
-					i++
-					v = args[i]
+					v = args[i+1]
 				}
 				out[c] = append(out[c], v)
 				break
@@ -260,11 +262,27 @@ func commandsInArguments(name string, args []string) string {
 				operands = append(operands, a)
 			}
 		}
-		return holding("dot-commands, which can run a shell", append(optionValues(args, 0, "cmd", true), operands...), dotCommand.MatchString)
+		return holding("dot-commands or edit(), which can run a shell", append(optionValues(args, 0, "cmd", true), operands...), func(v string) bool {
+			return dotCommand.MatchString(v) || sqliteEdit.MatchString(v)
+		})
 	case vi.MatchString(name):
+		// -c in a cluster too (vim -Nesc '!cmd'), --cmd, +cmd.
 		for _, a := range args {
-			if strings.HasPrefix(a, "-c") || strings.HasPrefix(a, "--cmd") || strings.HasPrefix(a, "+") && len(a) > 1 {
+			if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "c") || strings.HasPrefix(a, "--cmd") || strings.HasPrefix(a, "+") && len(a) > 1 {
 				return name + " is given Ex commands (" + a + "), which can run a shell"
+			}
+		}
+	case name == "emacs":
+		for _, a := range args {
+			n, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if strings.HasPrefix(a, "-") && (n == "eval" || n == "execute" || n == "f" || n == "funcall" || n == "x" || n == "script") {
+				return name + " is given Lisp to run (" + a + "), which can run a shell"
+			}
+		}
+	case name == "less" || name == "more":
+		for _, a := range args {
+			if strings.HasPrefix(a, "+") && strings.Contains(a, "!") {
+				return name + " is given a command to start with (" + a + "), which runs a shell"
 			}
 		}
 	case name == "gdb":
@@ -309,16 +327,24 @@ func commandsInArguments(name string, args []string) string {
 			return name + " --compress-program names a command it runs"
 		}
 	case name == "make" || name == "gmake":
-		// --eval / -E: a makefile line, $(shell ...) included.
+		// --eval / -E: a makefile line, $(shell ...) included; a variable
+		// on the command line whose value make expands or runs (X!=cmd,
+		// X=$(shell cmd)).
 		if len(optionValues(args, 'E', "eval", false)) > 0 {
 			return name + " --eval runs a makefile line it is given"
 		}
+		for _, a := range args {
+			if strings.Contains(a, "=") && (strings.Contains(a, "$") || strings.Contains(a, "!=")) {
+				return name + " is given a variable it expands or runs (" + a + ")"
+			}
+		}
 	case name == "man":
-		if len(clusterValues(args, "PCMLmpRSe")['P']) > 0 || len(optionValues(args, 0, "pager", false)) > 0 || len(optionValues(args, 0, "html", false)) > 0 {
-			return name + " -P (--pager) names the command it runs"
+		if len(clusterValues(args, "PCMLmpRSe")['P']) > 0 || len(optionValues(args, 0, "pager", false)) > 0 || len(optionValues(args, 0, "html", false)) > 0 ||
+			slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "-H") && len(a) > 2 }) {
+			return name + " -P (--pager) or -H (--html) names the command it runs"
 		}
 	case name == "zip":
-		if slices.Contains(args, "-TT") || len(optionValues(args, 0, "unzip-command", false)) > 0 {
+		if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "-TT") }) || len(optionValues(args, 0, "unzip-command", false)) > 0 {
 			return name + " -TT (--unzip-command) names the command it runs"
 		}
 	case name == "rg":
@@ -344,10 +370,15 @@ func commandsInArguments(name string, args []string) string {
 		// ...), --config-env, and transports' programs.
 		for i := 0; i < len(args); i++ {
 			a := args[i]
-			switch a {
-			case "-C", "--git-dir", "--work-tree", "--namespace", "--super-prefix", "--list-cmds":
+			opt, _, hasValue := strings.Cut(a, "=")
+			switch {
+			case a == "-C" || !hasValue && slices.Contains([]string{"--git-dir", "--work-tree", "--namespace", "--super-prefix", "--list-cmds", "--attr-source"}, opt):
 				i++ // a global option's value, not the subcommand
 				continue
+			case strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "-c") && !strings.HasPrefix(a, "--config-env") && !hasValue && !slices.Contains(gitFlags, a):
+				// A global option it does not know may take the next word:
+				// the subcommand could not be told.
+				return name + ": an option it does not know: " + a
 			}
 			if !strings.HasPrefix(a, "-") {
 				// Past the subcommand: options that name a program to run
@@ -358,6 +389,9 @@ func commandsInArguments(name string, args []string) string {
 				switch sub {
 				case "bisect", "submodule", "filter-branch", "mergetool":
 					return name + " " + sub + " can run commands its arguments name"
+				}
+				if sub == "clone" && (len(optionValues(rest, 'c', "config", false)) > 0) {
+					return name + " clone -c sets configuration, with which git runs commands"
 				}
 				for _, long := range []string{"upload-pack", "receive-pack", "exec", "extcmd", "open-files-in-pager", "tool"} {
 					if len(optionValues(rest, 0, long, false)) > 0 {

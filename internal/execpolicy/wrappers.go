@@ -174,7 +174,12 @@ func codeInEnvironment(assignment string) string {
 			"GIT_SSH", "GIT_SSH_COMMAND", "GIT_EXTERNAL_DIFF", "GIT_ASKPASS", "SSH_ASKPASS",
 			// Where a shell and others find their startup files, and the
 			// browser Python's webbrowser runs.
-			"HOME", "ZDOTDIR", "XDG_CONFIG_HOME", "BROWSER":
+			"HOME", "ZDOTDIR", "XDG_CONFIG_HOME", "BROWSER", "PYTHONWARNINGS",
+			// Options and commands of programs, from the environment.
+			"TAR_OPTIONS", "MAKEFLAGS", "GNUMAKEFLAGS", "MFLAGS", "MAKEFILES", "MANOPT", "LESS", "PSQL_PAGER", "PSQL_EDITOR",
+			"SYSTEMD_PAGER", "SYSTEMD_EDITOR", "SUDO_EDITOR", "FCEDIT", "RSYNC_RSH", "RSYNC_CONNECT_PROG",
+			"GIT_SEQUENCE_EDITOR", "GIT_PROXY_COMMAND", "GIT_EXEC_PATH", "GIT_TEMPLATE_DIR", "GIT_DIR",
+			"VIMINIT", "EXINIT", "MYVIMRC":
 		default:
 			return ""
 		}

@@ -281,7 +281,7 @@ func (h *Handler) forward(c *call, r *http.Request, s *registry.Session, lim reg
 		w.clock = h.clock()
 		if !upgrade && w.limits != (streams.Limits{}) {
 			defer streams.WatchLimits(ctx, w.clock, s.Name, w.limits, w.act, func(err error) {
-				w.ended.Store(&err)
+				w.ended.CompareAndSwap(nil, &err)
 				cut(err)
 			})()
 		}
@@ -493,7 +493,7 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	stopLimits := func() {}
 	if w.limits != (streams.Limits{}) {
 		stopLimits = streams.WatchLimits(w.sctx, w.clock, s.Name, w.limits, w.act, func(err error) {
-			w.ended.Store(&err)
+			w.ended.CompareAndSwap(nil, &err)
 			_ = conn.Close()
 		})
 	}
