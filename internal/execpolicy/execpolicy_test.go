@@ -869,3 +869,41 @@ func TestWholeLinePatternsMatchWordByWord(t *testing.T) {
 		t.Errorf("%d words matched a pattern ending in x", len(long))
 	}
 }
+
+// From an eighth review: bash's $'...' (where \' is a quote), a quoted
+// digit before a redirection (a word, not a descriptor), bash's time keyword
+// before assignments and compound commands, set -k and bash -k, and && or
+// || inside [[ ... ]].
+func TestBashQuotingKeywordsAndOptionsAreReadAsBashReadsThem(t *testing.T) {
+	p := execpolicy.Policy{Deny: []string{"rm"}}
+	for _, argv := range [][]string{
+		{"bash", "-c", `true $'\' ' ; rm -rf /x #'`},
+		{"bash", "-c", `echo "$'" ; rm -rf /x ; echo "'"`},
+		{"sh", "-c", "timeout '5'>&2 rm -rf /x"},
+		{"sh", "-c", `nice -n \5>&2 rm -rf /x`},
+		{"bash", "-c", "time x=/bin/ls rm -rf /x"},
+		{"bash", "-c", "time -p rm -rf /x"},
+	} {
+		if d := p.Check(argv, execpolicy.NoStdin); d.Allowed {
+			t.Errorf("%q was allowed", argv)
+		}
+	}
+	for _, argv := range [][]string{
+		{"bash", "-c", "time for PS4 in '$(rm -rf /x)'; do set -x; :; done"},
+		{"bash", "-k", "-c", "tar -cf /dev/null f TAR_OPTIONS=--checkpoint-action=exec=rm"},
+		{"bash", "-o", "keyword", "-c", "ls"},
+		{"bash", "-c", "set -k; ls"},
+		{"bash", "-c", "ls='a[$(rm -rf /x)]'; [[ -n x && ls -eq 0 ]]"},
+		{"bash", "-c", "[[ -n x || -v 'a[$(rm -rf /x)]' ]]"},
+		{"bash", "-c", "[[ -n x"},
+	} {
+		if d := p.Check(argv, execpolicy.NoStdin); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
+			t.Errorf("%q: %v, want refused as undecidable", argv, d)
+		}
+	}
+	for _, script := range []string{"[[ -f x && -r x ]] && cat x", "[[ a < b ]] && ls", "time ls -l", `printf '%s' $'a\tb'`} {
+		if d := p.Check([]string{"bash", "-c", script}, execpolicy.NoStdin); !d.Allowed {
+			t.Errorf("bash -c %q: %v, want allowed", script, d)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package execpolicy
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -48,7 +49,13 @@ func shellScript(args []string) (script string, ok bool, readsInput bool, undeci
 			}
 			// -o and -O take the next word as their value, in a cluster
 			// too (bash -co pipefail 'cmd').
-			i += strings.Count(a[1:], "o") + strings.Count(a[1:], "O")
+			n := strings.Count(a[1:], "o") + strings.Count(a[1:], "O")
+			if a[0] == '-' && strings.ContainsRune(a[1:], 'k') || a[0] == '-' && slices.Contains(args[i+1:min(len(args), i+1+n)], "keyword") {
+				// -k: NAME=value words after a command's name go into its
+				// environment, past every check of assignments.
+				return "", false, false, "-k puts the NAME=value words after a command into its environment"
+			}
+			i += n
 		default:
 			if dashC {
 				return a, true, dashS, ""
@@ -85,8 +92,19 @@ func splitScript(script string) (cmds [][]string, piped bool, undecidable string
 		}
 		cur = nil
 	}
+	brackets := false // inside [[ ... ]], where && || ( ) < > are words
+	timed := false    // just after bash's time keyword
 	for _, w := range words {
 		switch {
+		case brackets:
+			t := w.text
+			if w.op != "" {
+				t = w.op
+			}
+			cur = append(cur, t)
+			brackets = !(w.op == "" && w.text == "]]" && !w.quoted)
+		case len(cur) == 0 && !w.quoted && w.text == "[[":
+			cur, brackets = append(cur, w.text), true
 		case w.op != "":
 			switch w.op {
 			case "<", "<>", "<<<":
@@ -115,15 +133,25 @@ func splitScript(script string) (cmds [][]string, piped bool, undecidable string
 				return nil, false, why
 			}
 		case len(cur) == 0 && !w.quoted && (w.text == "if" || w.text == "then" || w.text == "else" || w.text == "elif" || w.text == "fi" ||
-			w.text == "do" || w.text == "done" || w.text == "while" || w.text == "until" || w.text == "!" || w.text == "{" || w.text == "}"):
-			// keywords before a command
+			w.text == "do" || w.text == "done" || w.text == "while" || w.text == "until" || w.text == "!" || w.text == "{" || w.text == "}" ||
+			w.text == "time" || timed && w.text == "-p"):
+			// Keywords before a command; bash's time times a whole
+			// pipeline, assignments and compound commands included (in
+			// dash, /usr/bin/time would run the next word: read as a
+			// command here, which is stricter).
+			timed = w.text == "time"
+			continue
 		case len(cur) == 0 && !w.quoted && (w.text == "for" || w.text == "case" || w.text == "select" || w.text == "function" || w.text == "coproc"):
 			return nil, false, "a compound command (" + w.text + ")"
 		default:
 			cur = append(cur, w.text)
 		}
+		timed = false
 	}
 	flush()
+	if brackets {
+		return nil, false, "a [[ without its ]]"
+	}
 	if len(out) == 0 {
 		return nil, false, "no command in the -c string"
 	}
@@ -176,14 +204,29 @@ func expansion(s string, i int) bool {
 // $(...) held in a variable).
 var plainParameter = regexp.MustCompile(`^#?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])((:?[-+?]|##?|%%?)[^'"` + "`" + `\\${}\[\]()]*)?$`)
 
-// parameter reads the '$' at s[i]: how many bytes it takes (all of a
-// ${...}, else one), or why it cannot be read ($[...], a ${...} that is not
-// plain).
-func parameter(s string, i int) (int, string) {
+// parameter reads the '$' at s[i] (inside double quotes if quoted): how
+// many bytes it takes (all of a ${...} or $'...', else one), or why it
+// cannot be read ($[...], a ${...} that is not plain).
+func parameter(s string, i int, quoted bool) (int, string) {
 	if i+1 == len(s) {
 		return 1, ""
 	}
 	switch s[i+1] {
+	case '\'':
+		if quoted {
+			return 1, "" // in "...", $' is a $ and a quote
+		}
+		// bash's $'...': a backslash escapes the next byte, a quote
+		// included ($'\'' is one quote).
+		for j := i + 2; j < len(s); j++ {
+			switch s[j] {
+			case '\\':
+				j++
+			case '\'':
+				return j - i + 1, ""
+			}
+		}
+		return 0, "an unterminated quote"
 	case '[':
 		return 0, "arithmetic ($[...]), in which an array subscript runs $(...)"
 	case '{':
@@ -215,8 +258,8 @@ func tokenize(s string) ([]word, string) {
 	quote := func() { quoted = quoted || !strings.Contains(b.String(), "=") }
 	// dollar copies the parameter at s[i] into the word, and returns
 	// where it ends.
-	dollar := func(i int) (int, string) {
-		n, why := parameter(s, i)
+	dollar := func(i int, quoted bool) (int, string) {
+		n, why := parameter(s, i, quoted)
 		if why != "" {
 			return i, why
 		}
@@ -260,7 +303,7 @@ func tokenize(s string) ([]word, string) {
 					return nil, "a command substitution"
 				case s[i] == '$':
 					var why string
-					if i, why = dollar(i); why != "" {
+					if i, why = dollar(i, true); why != "" {
 						return nil, why
 					}
 				default:
@@ -296,7 +339,7 @@ func tokenize(s string) ([]word, string) {
 			// A redirection's file descriptor (2>, 1>&2) belongs to it;
 			// one that opens the standard input (0>/dev/tcp/...) reads.
 			fd0 := false
-			if (c == '<' || c == '>') && inWord && isDigits(b.String()) {
+			if (c == '<' || c == '>') && inWord && !quoted && isDigits(b.String()) {
 				fd0 = strings.TrimLeft(b.String(), "0") == ""
 				b.Reset()
 				inWord = false
@@ -332,7 +375,7 @@ func tokenize(s string) ([]word, string) {
 			out = append(out, word{op: op})
 		case c == '$':
 			var why string
-			if i, why = dollar(i); why != "" {
+			if i, why = dollar(i, false); why != "" {
 				return nil, why
 			}
 			inWord = true
@@ -431,6 +474,10 @@ func builtinEvaluates(name string, args []string) string {
 			if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "a") ||
 				a == "-o" && i+1 < len(args) && args[i+1] == "allexport" {
 				return "set -a exports every variable set after it, to the programs it runs"
+			}
+			if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "k") ||
+				a == "-o" && i+1 < len(args) && args[i+1] == "keyword" {
+				return "set -k puts the NAME=value words after a command into its environment"
 			}
 		}
 	case "getopts":
