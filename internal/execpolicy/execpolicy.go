@@ -347,19 +347,22 @@ func resolve(argv []string, depth int, fed bool) ([][]string, string) {
 		if notPOSIX[name] {
 			return nil, name + " -c: a grammar other than the POSIX shell's"
 		}
-		simple, piped, why := splitScript(script)
-		if why != "" {
-			return nil, name + " -c: " + why
-		}
 		out := [][]string{argv}
-		for _, c := range simple {
-			// A command in a script with a pipe or an input redirection
-			// may read either.
-			inner, why := resolve(c, depth+1, fed || piped)
+		// sh may be bash or dash: each reading it may make is judged.
+		for _, d := range dialectsOf(name) {
+			simple, piped, why := splitScript(script, d)
 			if why != "" {
-				return nil, why
+				return nil, name + " -c: " + why
 			}
-			out = append(out, inner...)
+			for _, c := range simple {
+				// A command in a script with a pipe or an input redirection
+				// may read either.
+				inner, why := resolve(c, depth+1, fed || piped)
+				if why != "" {
+					return nil, why
+				}
+				out = append(out, inner...)
+			}
 		}
 		return out, ""
 	}

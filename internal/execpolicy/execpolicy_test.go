@@ -883,6 +883,13 @@ func TestBashQuotingKeywordsAndOptionsAreReadAsBashReadsThem(t *testing.T) {
 		{"sh", "-c", `nice -n \5>&2 rm -rf /x`},
 		{"bash", "-c", "time x=/bin/ls rm -rf /x"},
 		{"bash", "-c", "time -p rm -rf /x"},
+		// [[ is a keyword in bash only as a command's first word, and not
+		// at all in dash; $'...' is bash's, not dash's. sh may be either.
+		{"sh", "-c", "[[ x || rm -rf /data ]]"},
+		{"bash", "-c", "A=1 [[ x || rm -rf /data ]]"},
+		{"bash", "-c", ">/dev/null [[ x || rm -rf /data ]]"},
+		{"sh", "-c", `printf %s $'\' ; rm -rf /data ; #'`},
+		{"dash", "-c", `printf %s $'\' ; rm -rf /data ; #'`},
 	} {
 		if d := p.Check(argv, execpolicy.NoStdin); d.Allowed {
 			t.Errorf("%q was allowed", argv)
@@ -896,14 +903,17 @@ func TestBashQuotingKeywordsAndOptionsAreReadAsBashReadsThem(t *testing.T) {
 		{"bash", "-c", "ls='a[$(rm -rf /x)]'; [[ -n x && ls -eq 0 ]]"},
 		{"bash", "-c", "[[ -n x || -v 'a[$(rm -rf /x)]' ]]"},
 		{"bash", "-c", "[[ -n x"},
+		{"sh", "-c", "ls='a[$(rm -rf /x)]'; [[ -n x && ls -eq 0 ]]"},
 	} {
 		if d := p.Check(argv, execpolicy.NoStdin); d.Allowed || !strings.HasPrefix(d.Rule, "undecidable") {
 			t.Errorf("%q: %v, want refused as undecidable", argv, d)
 		}
 	}
 	for _, script := range []string{"[[ -f x && -r x ]] && cat x", "[[ a < b ]] && ls", "time ls -l", `printf '%s' $'a\tb'`} {
-		if d := p.Check([]string{"bash", "-c", script}, execpolicy.NoStdin); !d.Allowed {
-			t.Errorf("bash -c %q: %v, want allowed", script, d)
+		for _, shell := range []string{"bash", "sh"} {
+			if d := p.Check([]string{shell, "-c", script}, execpolicy.NoStdin); !d.Allowed {
+				t.Errorf("%s -c %q: %v, want allowed", shell, script, d)
+			}
 		}
 	}
 }

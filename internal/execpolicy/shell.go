@@ -14,6 +14,24 @@ var shells = map[string]bool{"sh": true, "bash": true, "rbash": true, "dash": tr
 // expands =cmd to a path and runs code from glob qualifiers; fish, csh).
 var notPOSIX = map[string]bool{"zsh": true, "fish": true, "csh": true, "tcsh": true}
 
+// dialect is what a shell's grammar has beyond POSIX's: bash's [[ ... ]]
+// (inside which && || ( ) < > are words) and $'...' (where \' is a quote).
+// dash reads [[ as a command and $'...' as a $ and a plain quote.
+type dialect struct{ brackets, ansiC bool }
+
+// dialectsOf are the readings a shell's -c string may get: one for a shell
+// known to be bash-like or dash-like, both for sh and busybox's ash, which
+// may be either.
+func dialectsOf(shell string) []dialect {
+	switch shell {
+	case "bash", "rbash", "ksh", "ksh93", "mksh", "lksh", "oksh", "pdksh":
+		return []dialect{{brackets: true, ansiC: true}}
+	case "dash", "posh":
+		return []dialect{{}}
+	}
+	return []dialect{{brackets: true, ansiC: true}, {}}
+}
+
 // shellScript finds a shell's -c string. ok is false for a shell that reads
 // its commands from its input (no -c, no script file, or -s); readsInput is
 // whether it reads them from there, after a -c string too (dash -cs).
@@ -78,8 +96,8 @@ func shellScript(args []string) (script string, ok bool, readsInput bool, undeci
 // undecidable. piped is whether the script has a pipe or an input
 // redirection, through which one of its commands may read what another
 // wrote, or a file, or a string.
-func splitScript(script string) (cmds [][]string, piped bool, undecidable string) {
-	words, why := tokenize(script)
+func splitScript(script string, d dialect) (cmds [][]string, piped bool, undecidable string) {
+	words, why := tokenize(script, d)
 	if why != "" {
 		return nil, false, why
 	}
@@ -94,6 +112,7 @@ func splitScript(script string) (cmds [][]string, piped bool, undecidable string
 	}
 	brackets := false // inside [[ ... ]], where && || ( ) < > are words
 	timed := false    // just after bash's time keyword
+	fresh := true     // nothing of the current simple command read yet
 	for _, w := range words {
 		switch {
 		case brackets:
@@ -103,7 +122,9 @@ func splitScript(script string) (cmds [][]string, piped bool, undecidable string
 			}
 			cur = append(cur, t)
 			brackets = !(w.op == "" && w.text == "]]" && !w.quoted)
-		case len(cur) == 0 && !w.quoted && w.text == "[[":
+		case fresh && d.brackets && !w.quoted && w.text == "[[":
+			// A keyword only as a command's first word: after an
+			// assignment or a redirection it is a command named [[.
 			cur, brackets = append(cur, w.text), true
 		case w.op != "":
 			switch w.op {
@@ -147,6 +168,10 @@ func splitScript(script string) (cmds [][]string, piped bool, undecidable string
 			cur = append(cur, w.text)
 		}
 		timed = false
+		// After a separator a command starts afresh (keywords, which
+		// continue above, leave it so); after an assignment, a
+		// redirection or a word it has begun.
+		fresh = len(cur) == 0 && w.op != "" && !strings.ContainsAny(w.op, "<>")
 	}
 	flush()
 	if brackets {
@@ -240,7 +265,7 @@ func parameter(s string, i int, quoted bool) (int, string) {
 }
 
 // tokenize splits a POSIX shell string into words and operators.
-func tokenize(s string) ([]word, string) {
+func tokenize(s string, d dialect) ([]word, string) {
 	var out []word
 	var b strings.Builder
 	inWord, expanded, bracket, braces, quoted := false, false, false, false, false
@@ -259,7 +284,7 @@ func tokenize(s string) ([]word, string) {
 	// dollar copies the parameter at s[i] into the word, and returns
 	// where it ends.
 	dollar := func(i int, quoted bool) (int, string) {
-		n, why := parameter(s, i, quoted)
+		n, why := parameter(s, i, quoted || !d.ansiC)
 		if why != "" {
 			return i, why
 		}
