@@ -312,4 +312,30 @@ func TestInvalidPoliciesAreRefusedWithFieldPaths(t *testing.T) {
 	if err := mgmt.Client.Create(e.ctx, good); err != nil {
 		t.Errorf("valid exec patterns refused: %v", err)
 	}
+
+	// The same from YAML, as an operator applies it: a relative path is
+	// refused with its field named, the patterns above are taken.
+	for _, c := range []struct{ deny, want string }{
+		{`["rm", "bin/rm"]`, "spec.streams.exec.deny: Invalid value: a path in a pattern"},
+		{`["rm", "/usr/sbin/shutdown", "rm -rf *"]`, ""},
+	} {
+		doc := fmt.Sprintf(`apiVersion: sessiongate.dev/v1alpha1
+kind: AccessPolicy
+metadata: {namespace: %s, name: yaml-exec}
+spec:
+  requesters: {groups: [dev]}
+  clusters: {names: [target]}
+  accessLevels: [{clusterRole: view}]
+  maxTTL: 1h
+  streams:
+    exec: {deny: %s}
+`, e.namespace, c.deny)
+		out, err := kubectl(e.ctx, adminKubeconfig(t), doc, "apply", "-f", "-")
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("kubectl apply with exec deny %s: %v", c.deny, err)
+		case c.want != "" && (err == nil || !strings.Contains(out, c.want)):
+			t.Errorf("kubectl apply with exec deny %s: %v\n%s, want refused with %q", c.deny, err, out, c.want)
+		}
+	}
 }

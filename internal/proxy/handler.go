@@ -485,11 +485,8 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// The stream's copy loops end when either side closes; closing the
 	// caller's side ends both, and the proxy then closes the target's.
 	tc := &trackedConn{Conn: conn, act: w.act}
-	stopCut := context.AfterFunc(w.sctx, func() {
-		why := context.Cause(w.sctx)
-		w.ended.CompareAndSwap(nil, &why)
-		_ = conn.Close()
-	})
+	// (forward's own cut, on the same context, records why for the audit.)
+	stopCut := context.AfterFunc(w.sctx, func() { _ = conn.Close() })
 	stopLimits := func() {}
 	if w.limits != (streams.Limits{}) {
 		stopLimits = streams.WatchLimits(w.sctx, w.clock, s.Name, w.limits, w.act, func(err error) {
